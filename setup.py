@@ -1,0 +1,48 @@
+"""xmarl: multi-agent reinforcement learning with one core and three native backends."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+TORCH = ["torch==2.13.0"]
+TENSORFLOW = ["tensorflow-cpu==2.21.0"]
+MINDSPORE = ["mindspore==2.10.0"]
+MPE = ["mpe2==1.1.1", "pygame-ce==2.5.8"]
+RAY = ["ray==2.60.0"]
+DOCS = ["sphinx==9.2.0", "furo==2025.12.19"]
+LOGGING = ["tensorboardX==2.6.5"]
+# exact versions CI installs (the library itself accepts the ranges in install_requires)
+PINNED = ["numpy==2.4.6", "pyyaml==6.0.3", "pydantic==2.14.3", "gymnasium==1.4.0", "pettingzoo==1.27.0",
+          "tqdm==4.70.1"]
+TEST = ["pytest==9.2.0", "ruff==0.17.5"] + PINNED + MPE + LOGGING
+
+setup(
+    name="xmarl",
+    version="0.1.0",
+    description="Multi-agent RL (COMA, MADDPG, CommNet) with native PyTorch, TensorFlow and MindSpore backends",
+    long_description=Path("README.md").read_text() if Path("README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["xmarl", "xmarl.*"]) + ["xmarl._configs"],
+    package_dir={"xmarl._configs": "configs"},
+    package_data={"xmarl._configs": ["*.yaml", "*/*.yaml", "*/*/*.yaml"]},
+    install_requires=[
+        "numpy>=1.26,<2.6",
+        "pyyaml>=6.0",
+        "pydantic>=2.7,<3",
+        "gymnasium>=1.0",
+        "pettingzoo>=1.25",
+        "tqdm>=4.66",
+    ],
+    extras_require={
+        "torch": TORCH,
+        "tensorflow": TENSORFLOW,
+        "mindspore": MINDSPORE,
+        "mpe": MPE,
+        "ray": RAY,
+        "docs": DOCS,
+        "test": TEST,
+        "all": TORCH + TENSORFLOW + MINDSPORE + MPE + RAY + DOCS + LOGGING,
+    },
+    entry_points={"console_scripts": ["xmarl=xmarl.cli:main"]},
+)

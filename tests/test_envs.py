@@ -1,0 +1,96 @@
+"""The PettingZoo adapter and vector env: shapes, padding, auto-reset, seeding, bad envs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+from xmarl.envs import make_env
+from xmarl.envs.games import TargetGame
+from xmarl.envs.pettingzoo import VectorEnv
+from xmarl.errors import EnvError
+
+
+@pytest.mark.parametrize("task,n_agents", [
+    ("mpe/simple_spread_v3", 3), ("mpe/simple_speaker_listener_v4", 2),
+    ("mpe/simple_reference_v3", 2), ("mpe/simple_adversary_v3", 3),
+])
+@pytest.mark.parametrize("continuous", [False, True])
+def test_mpe_tasks_step_as_arrays(task, n_agents, continuous):
+    env = make_env(task, 3, continuous_actions=continuous)
+    spec = env.spec
+    assert spec.n_agents == n_agents and spec.action_kind == ("continuous" if continuous else "discrete")
+    obs = env.reset(seed=1)
+    assert obs.shape == (3, n_agents, spec.obs_dim) and obs.dtype == np.float32
+    # padded observation entries stay zero for smaller agents
+    for i, d in enumerate(spec.obs_dims):
+        assert np.all(obs[:, i, d:] == 0)
+    rng = np.random.default_rng(0)
+    for _ in range(30):  # crosses the 25-step episode end
+        obs, final, rew, term, done = env.step(env.sample_actions(rng))
+        assert rew.shape == (3, n_agents) and term.shape == (3, n_agents) and done.shape == (3,)
+    assert len(env.completed_returns) == 3 and env.completed_lengths == [25, 25, 25]
+
+
+def test_speaker_listener_padding_masks_actions():
+    env = make_env("mpe/simple_speaker_listener_v4", 1)
+    spec = env.spec
+    assert spec.act_dims == (3, 5) and spec.obs_dims == (3, 11)
+    np.testing.assert_array_equal(spec.act_mask, [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    acts = env.sample_actions(np.random.default_rng(0))
+    assert acts[0, 0] < 3  # the speaker never draws a padded action
+
+
+def test_final_obs_is_true_next_obs_and_obs_is_reset():
+    env = make_env("target", 2, episode_len=2)
+    obs0 = env.reset(seed=5)
+    env.step(np.zeros((2, 2), int))
+    obs, final, rew, term, done = env.step(np.zeros((2, 2), int))
+    assert done.all() and not term.any()  # truncation, not termination
+    assert np.allclose(final.sum(-1), 1.0) and np.allclose(obs.sum(-1), 1.0)
+    assert env.completed_lengths == [2, 2]
+    assert obs0.shape == obs.shape
+
+
+def test_reset_seed_reproduces_and_copies_differ():
+    a = make_env("mpe/simple_spread_v3", 2).reset(seed=3)
+    b = make_env("mpe/simple_spread_v3", 2).reset(seed=3)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a[0], a[1])  # copy i is seeded with seed + i
+
+
+class _BadObsGame(TargetGame):
+    def observation_space(self, agent):
+        return spaces.Box(0.0, 1.0, (self.n_targets + 1,), np.float32)
+
+
+class _DroppingGame(TargetGame):
+    def step(self, actions):
+        obs, r, te, tr, info = super().step(actions)
+        obs.pop(self.possible_agents[0])
+        return obs, r, te, tr, info
+
+
+def test_wrong_observation_shape_is_one_line_error():
+    with pytest.raises(EnvError) as e:
+        VectorEnv(_BadObsGame, 1, name="bad").reset(seed=0)
+    assert "bad: agent 'agent_0' observation has 3 values, its space says 4" == str(e.value)
+
+
+def test_changing_agent_set_is_one_line_error():
+    env = VectorEnv(_DroppingGame, 1, name="dropper")
+    env.reset(seed=0)
+    with pytest.raises(EnvError) as e:
+        env.step(np.zeros((1, 2), int))
+    assert "dropper" in str(e.value) and "fixed agent set" in str(e.value)
+
+
+def test_unsupported_action_space():
+    class Multi(TargetGame):
+        def action_space(self, agent):
+            return spaces.MultiDiscrete([2, 2])
+
+    with pytest.raises(EnvError) as e:
+        VectorEnv(Multi, 1, name="multi")
+    assert "MultiDiscrete" in str(e.value)

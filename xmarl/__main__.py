@@ -1,0 +1,5 @@
+import sys
+
+from xmarl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,43 @@
+"""The public functions: :func:`run` and :func:`load_config`."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from xmarl import registry
+from xmarl.config import load_config
+from xmarl.training.trainer import OffPolicyTrainer, RunResult
+
+
+def run(
+    method: str | None = None,
+    backend: str | None = None,
+    env: str | None = None,
+    config: str | os.PathLike[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    steps: int | None = None,
+    seed: int | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
+) -> RunResult:
+    """Train ``method`` in ``backend`` on ``env`` and return a :class:`RunResult`.
+
+    Config is merged as ``defaults.yaml < configs/<method>/<env>.yaml < config < overrides``;
+    ``overrides`` maps dotted keys to values (``{"maddpg.lr_actor": 1e-3}``), and ``steps``,
+    ``seed``, ``out_dir`` and ``progress`` are shorthands for the matching keys.
+    """
+    ov = dict(overrides or {})
+    for key, val in (("train.steps", steps), ("seed", seed), ("out_dir", out_dir), ("train.progress", progress)):
+        if val is not None:
+            ov[key] = str(val) if key == "out_dir" else val
+    cfg = load_config(method, env, backend, config, ov)
+    registry.load_backend(cfg.backend)  # a missing framework fails here, before any file is written
+    spec = registry.get("method", cfg.method)
+    if spec.trainer != "off_policy":
+        raise NotImplementedError(f"no trainer for {spec.trainer} methods yet")
+    return OffPolicyTrainer(cfg).train()
+
+
+__all__ = ["run", "load_config", "RunResult"]

@@ -1,0 +1,152 @@
+"""MADDPG (Lowe et al. 2017) in PyTorch.
+
+One ``update`` is Algorithm 1's inner loop for every agent at once: the centralised critics
+regress on ``y_i = r_i + gamma (1 - d_i) Q'_i(x', a'_1..a'_N)`` with ``a'_j = mu'_j(o'_j)``,
+then each actor follows ``grad Q_i(x, a_1..mu_i(o_i)..a_N)`` with the other agents' actions
+taken from replay, then the targets move by ``tau``. Discrete actions are relaxed by
+Gumbel-softmax with the batch's noise, as in the reference code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import torch
+from xmarl import registry
+from xmarl.backends.torch.optimizers import Adam, clip_by_group_norm
+from xmarl.backends.torch.policies import CentralCritic, MADDPGActor
+from xmarl.config.schema import MADDPGConfig
+from xmarl.core import maddpg as core
+from xmarl.core.actions import NEG_INF
+from xmarl.core.interfaces import Batch, Learner, Weights, check_weights
+from xmarl.core.spaces import AgentSpec
+
+
+@registry.register("learner", "maddpg", backend="torch")
+class MADDPGLearner(Learner):
+    """MADDPG learner: actors, centralised critics, their targets and two Adam optimisers."""
+
+    backend = "torch"
+
+    def __init__(self, spec: AgentSpec, config: MADDPGConfig, weights: Weights) -> None:
+        self.spec, self.cfg = spec, config
+        hidden, share = config.hidden_sizes, config.share_parameters
+        self.actor = MADDPGActor(spec, hidden, share)
+        self.critic = CentralCritic(spec, hidden, share)
+        self.target_actor = MADDPGActor(spec, hidden, share)
+        self.target_critic = CentralCritic(spec, hidden, share)
+        self.policy = self.actor
+        self.nets = {"actor": self.actor, "critic": self.critic,
+                     "target_actor": self.target_actor, "target_critic": self.target_critic}
+        self.shapes = core.param_shapes(spec, config)
+        self.actor_opt = Adam(self.actor.canonical().values(), config.lr_actor, config.adam.betas, config.adam.eps)
+        self.critic_opt = Adam(self.critic.canonical().values(), config.lr_critic, config.adam.betas, config.adam.eps)
+        A = spec.n_agents
+        self.act_mask = torch.from_numpy(spec.act_mask).unsqueeze(1)  # [A, 1, d]
+        self.low = torch.from_numpy(spec.low).unsqueeze(1)
+        self.high = torch.from_numpy(spec.high).unsqueeze(1)
+        self.own = torch.eye(A).reshape(A, 1, A, 1)  # own[i, :, j] = 1 iff j == i
+        self.set_weights(weights)
+
+    # -- the policy's action, differentiable ----------------------------------------------
+    def _action(self, raw: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Gumbel-softmax sample (discrete) or squashed bounded action (continuous)."""
+        if self.spec.discrete:
+            logits = torch.where(self.act_mask > 0, raw, torch.full_like(raw, NEG_INF))
+            return torch.softmax((logits + noise) / self.cfg.gumbel_temperature, dim=-1)
+        return self.low + (torch.tanh(raw) + 1.0) * 0.5 * (self.high - self.low)
+
+    @staticmethod
+    def _joint(x: torch.Tensor) -> torch.Tensor:
+        """``[A, B, d]`` -> ``[1, B, A*d]``: every agent's values side by side."""
+        A, B, d = x.shape
+        return x.transpose(0, 1).reshape(1, B, A * d)
+
+    # -- losses ----------------------------------------------------------------------------
+    def _critic_loss(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.no_grad():
+            next_act = self._action(self.target_actor(b["next_obs"]), b["next_gumbel"])
+            q_next = self.target_critic(torch.cat([self._joint(b["next_obs"]), self._joint(next_act)], -1))
+            y = b["rew"] + self.cfg.gamma * (1.0 - b["done"]) * q_next
+        q = self.critic(torch.cat([self._joint(b["obs"]), self._joint(b["act"])], -1))
+        return (q - y).pow(2).mean(1).sum()
+
+    def _actor_loss(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
+        A, B, d = b["act"].shape
+        raw = self.actor(b["obs"])
+        pi = self._action(raw, b["gumbel"])
+        # critic i sees mu_i(o_i) in slot i and the replayed actions of the others
+        mixed = self.own * pi.transpose(0, 1).unsqueeze(0) + (1 - self.own) * b["act"].transpose(0, 1).unsqueeze(0)
+        joint_obs = self._joint(b["obs"]).expand(A, -1, -1)
+        q = self.critic(torch.cat([joint_obs, mixed.reshape(A, B, A * d)], -1))
+        reg = ((raw.pow(2) * self.act_mask).sum(-1) / self.act_mask.sum(-1)).mean(1).sum()
+        return -q.mean(1).sum() + self.cfg.policy_reg * reg
+
+    # -- Learner API -----------------------------------------------------------------------
+    @staticmethod
+    def _tensors(batch: Batch) -> dict[str, torch.Tensor]:
+        return {k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in batch.items()}
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        b = self._tensors(batch)
+        critic_params = list(self.critic.canonical().values())
+        actor_params = list(self.actor.canonical().values())
+
+        critic_loss = self._step(self._critic_loss(b), critic_params, self.critic_opt)
+        actor_loss = self._step(self._actor_loss(b), actor_params, self.actor_opt)  # uses the new critic
+        with torch.no_grad():
+            for src, dst in ((self.actor, self.target_actor), (self.critic, self.target_critic)):
+                for p, t in zip(src.parameters(), dst.parameters()):
+                    t.mul_(1.0 - self.cfg.tau).add_(p, alpha=self.cfg.tau)
+        return {"critic_loss": float(critic_loss), "actor_loss": float(actor_loss)}
+
+    def _step(self, loss: torch.Tensor, params: list[torch.nn.Parameter], opt: Adam) -> torch.Tensor:
+        for p, g in zip(params, torch.autograd.grad(loss, params)):
+            p.grad = g
+        clip_by_group_norm(params, self.cfg.grad_clip)
+        opt.step()
+        return loss.detach()
+
+    def gradients(self, batch: Batch) -> Weights:
+        b = self._tensors(batch)
+        out: Weights = {}
+        for name, net, loss_fn in (("critic", self.critic, self._critic_loss), ("actor", self.actor, self._actor_loss)):
+            params = net.canonical()
+            grads = torch.autograd.grad(loss_fn(b), list(params.values()))
+            for (k, _), g in zip(params.items(), grads):
+                full = f"{name}/{k}"
+                out[full] = g.numpy().reshape(self.shapes[full])
+        with torch.no_grad():
+            out["loss/critic"] = np.array(float(self._critic_loss(b)))
+            out["loss/actor"] = np.array(float(self._actor_loss(b)))
+        return out
+
+    def get_weights(self) -> Weights:
+        return {f"{n}/{k}": p.detach().numpy().reshape(self.shapes[f"{n}/{k}"]).copy()
+                for n, net in self.nets.items() for k, p in net.canonical().items()}
+
+    def set_weights(self, weights: Weights) -> None:
+        check_weights(self.shapes, weights, "MADDPGLearner(torch).set_weights")
+        with torch.no_grad():
+            for n, net in self.nets.items():
+                for k, p in net.canonical().items():
+                    p.copy_(torch.from_numpy(np.asarray(weights[f"{n}/{k}"], np.float32)).reshape(p.shape))
+
+    def _opt_names(self, net: str) -> tuple[list[str], list[tuple[int, ...]]]:
+        names = [f"{net}/{k}" for k in self.nets[net].canonical()]
+        return names, [self.shapes[n] for n in names]
+
+    def get_optimizer_state(self) -> Weights:
+        out: Weights = {}
+        for net, opt in (("actor", self.actor_opt), ("critic", self.critic_opt)):
+            names, shapes = self._opt_names(net)
+            out.update({f"opt/{net}/{k}" if k == "step" else f"opt/{k}": v
+                        for k, v in opt.get_state(names, shapes).items()})
+        return out
+
+    def set_optimizer_state(self, state: Weights) -> None:
+        for net, opt in (("actor", self.actor_opt), ("critic", self.critic_opt)):
+            names, _ = self._opt_names(net)
+            sub = {k[len("opt/"):]: v for k, v in state.items() if k.startswith(f"opt/{net}/")}
+            sub["step"] = state[f"opt/{net}/step"]
+            opt.set_state(names, sub)

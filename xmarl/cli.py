@@ -1,0 +1,55 @@
+"""Command line: ``xmarl run | list``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from xmarl.errors import XmarlError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xmarl", description="Multi-agent RL in torch, TensorFlow and MindSpore.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train a method on an env in a backend")
+    r.add_argument("--method", "-m", help="e.g. maddpg")
+    r.add_argument("--backend", "-b", help="torch, tensorflow or mindspore")
+    r.add_argument("--env", "-e", help="e.g. mpe/simple_spread_v3")
+    r.add_argument("--config", "-c", help="a YAML file merged over the shipped configs")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set train.steps=20000 (repeatable)")
+    r.add_argument("--steps", type=int, help="shorthand for --set train.steps=N")
+    r.add_argument("--seed", type=int, help="shorthand for --set seed=N")
+    r.add_argument("--out-dir", help="folder for run results (default: runs)")
+    r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sub.add_parser("list", help="show methods x backends, installed backends and environments")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            from xmarl import registry
+
+            print(registry.table())
+            return 0
+        if args.command == "run":
+            from xmarl.api import run
+            from xmarl.config import parse_overrides
+
+            result = run(args.method, args.backend, args.env, args.config, parse_overrides(args.overrides),
+                         steps=args.steps, seed=args.seed, out_dir=args.out_dir,
+                         progress=False if args.no_progress else None)
+            print(result.summary())
+            return 0
+    except XmarlError as exc:
+        print(f"xmarl: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

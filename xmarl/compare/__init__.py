@@ -1,0 +1,1 @@
+"""Cross-framework comparison: parity of one update on the same weights and batch."""

@@ -1,0 +1,232 @@
+"""Config loading: ``defaults.yaml < configs/<method>/<env>.yaml < user YAML < overrides``.
+
+Every value remembers where it came from (file and line, or "override"), so that a
+validation error names the field, the file and the line, and an unknown key names the
+closest valid key.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from xmarl import registry
+from xmarl.config.schema import RunBase, run_model
+from xmarl.errors import ConfigError
+
+Path_ = tuple[str, ...]
+
+
+def configs_dir() -> Path:
+    """Folder of the shipped YAML configs."""
+    return Path(str(resources.files("xmarl._configs")))
+
+
+def _compose(text: str, source: str) -> tuple[Any, dict[Path_, str]]:
+    """Parse YAML; return the data and ``{key path: 'file:line'}``."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"malformed YAML at {where}: {problem}; fix the syntax there") from None
+    lines: dict[Path_, str] = {}
+
+    def walk(n: yaml.Node, path: Path_) -> None:
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                p = path + (str(k.value),)
+                lines[p] = f"{source}:{k.start_mark.line + 1}"
+                walk(v, p)
+
+    if node is not None:
+        walk(node, ())
+    data = yaml.safe_load(text)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a config must be a YAML mapping of keys to values, got {type(data).__name__}")
+    return data, lines
+
+
+def _load_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[Path_, str]]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file '{p}' does not exist; check the path")
+    return _compose(p.read_text(), str(p))
+
+
+def _merge(base: dict, new: dict, where: dict[Path_, str], new_where: dict[Path_, str] | str,
+           path: Path_ = ()) -> None:
+    for k, v in new.items():
+        p = path + (str(k),)
+        if isinstance(v, dict) and isinstance(base.get(k), dict) and p != ("env_kwargs",):
+            _merge(base[k], v, where, new_where, p)
+        else:
+            base[k] = copy.deepcopy(v)
+            for q in [q for q in where if q[: len(p)] == p]:
+                del where[q]
+            if isinstance(new_where, str):
+                _mark(v, p, where, new_where)
+        if not isinstance(new_where, str):
+            for q, line in new_where.items():
+                if q[: len(p)] == p:
+                    where[q] = line
+
+
+def _mark(v: Any, p: Path_, where: dict[Path_, str], source: str) -> None:
+    where[p] = source
+    if isinstance(v, dict):
+        for k, sub in v.items():
+            _mark(sub, p + (str(k),), where, source)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=x"]`` -> ``{"a.b": 1, "c": "x"}`` (values parsed as YAML scalars)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set '{item}' is not of the form key.path=value, e.g. --set train.steps=5000")
+        key, _, val = item.partition("=")
+        try:
+            out[key.strip()] = yaml.safe_load(val) if val.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = val
+    return out
+
+
+def _nest(overrides: dict[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, val in overrides.items():
+        parts = key.split(".")
+        d = nested
+        for part in parts[:-1]:
+            d = d.setdefault(part, {})
+            if not isinstance(d, dict):
+                raise ConfigError(f"override '{key}' sets a key below '{part}', which is not a section")
+        d[parts[-1]] = val
+    return nested
+
+
+def env_config_path(method: str, env: str) -> Path:
+    """``configs/<method>/<env>.yaml`` (env names may contain '/', e.g. mpe/simple_spread_v3)."""
+    return configs_dir() / method / f"{env}.yaml"
+
+
+def load_config(
+    method: str | None = None,
+    env: str | None = None,
+    backend: str | None = None,
+    config: str | os.PathLike[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> BaseModel:
+    """Merge and validate a run's config; see the module docstring for the order."""
+    from xmarl.core.methods import method_specs
+
+    merged, where = _load_file(configs_dir() / "defaults.yaml")
+    user: dict[str, Any] = {}
+    user_where: dict[Path_, str] = {}
+    if config is not None:
+        user, user_where = _load_file(config)
+    top = {k: v for k, v in {"method": method, "env": env, "backend": backend}.items() if v is not None}
+    method = top.get("method", user.get("method", merged.get("method")))
+    env = top.get("env", user.get("env", merged.get("env")))
+
+    specs = method_specs()
+    if method not in specs:
+        valid = sorted(specs)
+        close = difflib.get_close_matches(str(method), valid, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"unknown method '{method}'{hint} (valid: {', '.join(valid)})")
+    for name, spec in specs.items():
+        if name not in merged and spec.defaults:
+            merged[name] = copy.deepcopy(spec.defaults)
+            _mark(merged[name], (name,), where, f"plugin '{name}' defaults")
+    if env is not None:
+        registry.get("env", str(env))  # unknown env -> list of valid ones
+        pair = env_config_path(str(method), str(env))
+        if pair.is_file():
+            data, lines = _load_file(pair)
+            _merge(merged, data, where, lines)
+    if config is not None:
+        _merge(merged, user, where, user_where)
+    if top:
+        _merge(merged, top, where, "argument")
+    if overrides:
+        _merge(merged, _nest(overrides), where, "override")
+
+    model = run_model({n: s.config_model for n, s in specs.items()}, str(method))
+    try:
+        cfg = model.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, merged, where)) from None
+    if cfg.backend not in registry.backends():
+        valid = registry.backends()
+        close = difflib.get_close_matches(cfg.backend, valid, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"unknown backend '{cfg.backend}'{hint} (valid: {', '.join(valid)})")
+    return cfg
+
+
+def _explain(exc: ValidationError, merged: dict[str, Any], where: dict[Path_, str]) -> str:
+    err = exc.errors()[0]
+    loc = tuple(str(x) for x in err["loc"])
+    # pydantic adds union/literal branch names to loc; keep the part that exists in the data
+    path: list[str] = []
+    node: Any = merged
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit():
+            path.append(part)
+            node = node[int(part)] if int(part) < len(node) else None
+        else:
+            if err["type"] in ("extra_forbidden", "missing"):
+                path.append(part)
+            break
+    dotted = ".".join(path) or "<root>"
+    source = where.get(tuple(path)) or where.get(tuple(path[:-1])) or "the merged config"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    if err["type"] == "extra_forbidden":
+        valid = _valid_keys(tuple(path[:-1]))
+        close = difflib.get_close_matches(path[-1], valid, n=1, cutoff=0.4)
+        hint = f"; did you mean '{'.'.join(path[:-1] + [close[0]])}'?" if close else ""
+        return f"unknown config key '{dotted}' at {source}{hint}{more}"
+    if err["type"] == "missing":
+        return f"config key '{dotted}' is missing; add it to your YAML or pass --set {dotted}=...{more}"
+    got = err.get("input")
+    got_s = repr(got) if not isinstance(got, dict) else "a mapping"
+    return f"config key '{dotted}' at {source}: {err['msg'][0].lower()}{err['msg'][1:]}, got {got_s}{more}"
+
+
+def _valid_keys(parent: Path_) -> list[str]:
+    from xmarl.core.methods import method_specs
+
+    model: type[BaseModel] = run_model({n: s.config_model for n, s in method_specs().items()})
+    for part in parent:
+        field = model.model_fields.get(part)
+        ann = getattr(field, "annotation", None)
+        options = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not options:
+            return []
+        model = options[0]
+    return list(model.model_fields)
+
+
+def save_config(cfg: BaseModel, path: str | os.PathLike[str]) -> None:
+    """Write the resolved config as YAML (atomically)."""
+    from xmarl.training.checkpoint import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+
+
+__all__ = ["load_config", "save_config", "parse_overrides", "configs_dir", "RunBase"]

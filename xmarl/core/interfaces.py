@@ -1,0 +1,102 @@
+"""The three interfaces every backend implements.
+
+Boundaries between the core and a backend are numpy arrays and plain dicts. Inside a
+backend everything is that framework's tensors. The interfaces are plain base classes (no
+ABC metaclass) so that a backend class can also derive from its framework's module class
+(``torch.nn.Module``, ``tf.Module``, ``mindspore.nn.Cell``).
+
+Canonical weights: ``get_weights()`` returns ``{name: array}`` with names such as
+``"actor/torso/dense_0/kernel"`` and dense kernels laid out ``[groups, in, out]`` (groups is 1
+with parameter sharing, else the number of agents). The names and layouts are identical in
+every backend, which gives cross-framework checkpoints and parity tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from xmarl.core.spaces import AgentSpec
+
+Weights = dict[str, np.ndarray]
+Batch = dict[str, np.ndarray]
+
+
+class Representation:
+    """Observations (and, for communication, hidden states and masks) to features.
+
+    A backend's representation is also a module of its framework; its parameters are named
+    by :meth:`param_shapes`, relative to the owning network's prefix.
+    """
+
+    output_dim: int
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Canonical parameter names (relative) and shapes."""
+        raise NotImplementedError
+
+
+class Policy:
+    """A representation plus heads that turns observations into actions.
+
+    Subclasses implement :meth:`forward_numpy`, the framework's forward pass from an
+    observation array ``[E, A, obs_dim]`` to raw outputs (logits for categorical actors,
+    pre-squash values for bounded continuous ones). Action selection from those outputs is
+    not framework math and lives once, in :mod:`xmarl.core.actions`.
+    """
+
+    spec: AgentSpec
+
+    def forward_numpy(self, obs: np.ndarray) -> np.ndarray:
+        """Raw policy outputs ``[E, A, act_dim]`` for observations ``[E, A, obs_dim]``."""
+        raise NotImplementedError
+
+    def act(self, obs: np.ndarray, state: Any = None, explore: bool = False,
+            rng: np.random.Generator | None = None, noise_scale: float = 0.0) -> tuple[np.ndarray, Any]:
+        """Actions for observations ``[E, A, obs_dim]``; returns ``(actions, state)``."""
+        from xmarl.core.actions import select_actions
+
+        out = self.forward_numpy(np.ascontiguousarray(obs, dtype=np.float32))
+        return select_actions(self.spec, out, explore=explore, rng=rng, noise_scale=noise_scale), state
+
+
+class Learner:
+    """Owns the networks, optimisers and target networks of one method in one backend."""
+
+    backend: str
+    policy: Policy
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One update on a batch of numpy arrays; returns scalar metrics."""
+        raise NotImplementedError
+
+    def gradients(self, batch: Batch) -> Weights:
+        """Gradients of every loss at the current weights, under canonical names (for parity)."""
+        raise NotImplementedError
+
+    def get_weights(self) -> Weights:
+        """All network weights (including targets) as canonical numpy arrays."""
+        raise NotImplementedError
+
+    def set_weights(self, weights: Weights) -> None:
+        """Load canonical numpy arrays; every name must be present with the canonical shape."""
+        raise NotImplementedError
+
+    def get_optimizer_state(self) -> Weights:
+        """Optimiser moments and step counts as canonical numpy arrays."""
+        raise NotImplementedError
+
+    def set_optimizer_state(self, state: Weights) -> None:
+        raise NotImplementedError
+
+
+def check_weights(expected: dict[str, tuple[int, ...]], weights: Weights, where: str) -> None:
+    """Raise a one-line error if ``weights`` does not match ``expected`` names and shapes."""
+    missing = sorted(set(expected) - set(weights))
+    extra = sorted(set(weights) - set(expected))
+    if missing or extra:
+        raise ValueError(f"{where}: weights do not match: missing {missing[:3]}, unexpected {extra[:3]}")
+    for k, shape in expected.items():
+        if tuple(np.shape(weights[k])) != tuple(shape):
+            raise ValueError(f"{where}: weight '{k}' has shape {np.shape(weights[k])}, expected {tuple(shape)}")

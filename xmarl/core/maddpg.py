@@ -1,0 +1,81 @@
+"""MADDPG's backend-neutral parts: parameter names and shapes, numpy initialisation and
+batch preparation. The update itself (framework math) lives in each backend's
+``learners/maddpg.py`` and reads as Lowe et al. (2017), Algorithm 1.
+
+Networks (``G`` = 1 with parameter sharing, else the number of agents ``A``):
+
+* actor ``mu_i(o_i [, id_i])``: MLP over the agent's observation (plus its one-hot id when
+  shared) to ``act_dim`` raw outputs (logits, or pre-tanh values for bounded actions);
+* critic ``Q_i(x, a_1..a_N [, id_i])``: MLP over all agents' observations and actions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xmarl.config.schema import MADDPGConfig
+from xmarl.core.actions import gumbel
+from xmarl.core.init import init_mlp, mlp_shapes
+from xmarl.core.spaces import AgentSpec
+
+NETWORKS = ("actor", "critic", "target_actor", "target_critic")
+
+
+def input_dims(spec: AgentSpec, cfg: MADDPGConfig) -> tuple[int, int]:
+    """Input sizes of the actor and the critic."""
+    A = spec.n_agents
+    ident = A if cfg.share_parameters else 0
+    return spec.obs_dim + ident, A * (spec.obs_dim + spec.act_dim) + ident
+
+
+def groups(spec: AgentSpec, cfg: MADDPGConfig) -> int:
+    return 1 if cfg.share_parameters else spec.n_agents
+
+
+def param_shapes(spec: AgentSpec, cfg: MADDPGConfig) -> dict[str, tuple[int, ...]]:
+    """Canonical names and shapes of every network, targets included."""
+    G = groups(spec, cfg)
+    actor_in, critic_in = input_dims(spec, cfg)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for net, in_dim, out_dim in (("actor", actor_in, spec.act_dim), ("critic", critic_in, 1)):
+        for prefix in (net, f"target_{net}"):
+            shapes.update(mlp_shapes(prefix, G, in_dim, cfg.hidden_sizes, out_dim))
+    return shapes
+
+
+def init_weights(spec: AgentSpec, cfg: MADDPGConfig, seed: int) -> dict[str, np.ndarray]:
+    """Initial weights in numpy from the seed; targets start as copies."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4D41]))
+    G = groups(spec, cfg)
+    actor_in, critic_in = input_dims(spec, cfg)
+    w: dict[str, np.ndarray] = {}
+    w.update(init_mlp(rng, "actor", G, actor_in, cfg.hidden_sizes, spec.act_dim))
+    w.update(init_mlp(rng, "critic", G, critic_in, cfg.hidden_sizes, 1))
+    for k in list(w):
+        w["target_" + k] = w[k].copy()
+    return w
+
+
+def prepare_batch(spec: AgentSpec, batch: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Add the Gumbel noise of the update's action samples to a batch (zeros when continuous),
+    so that every backend draws the same sample and runs stay reproducible."""
+    shape = batch["act"].shape
+    if spec.discrete:
+        batch["gumbel"] = gumbel(rng, shape)
+        batch["next_gumbel"] = gumbel(rng, shape)
+    else:
+        batch["gumbel"] = np.zeros(shape, np.float32)
+        batch["next_gumbel"] = np.zeros(shape, np.float32)
+    return batch
+
+
+def stored_actions(spec: AgentSpec, actions: np.ndarray) -> np.ndarray:
+    """Env actions ``[E, A]`` / ``[E, A, d]`` to the float vectors critics take."""
+    if spec.discrete:
+        return np.eye(spec.act_dim, dtype=np.float32)[actions]
+    return actions.astype(np.float32)
+
+
+def exploration(cfg: MADDPGConfig) -> float:
+    """Action-noise scale used while collecting (continuous actions)."""
+    return cfg.exploration_noise

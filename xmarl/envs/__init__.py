@@ -1,0 +1,60 @@
+"""Environments: the PettingZoo adapter, MPE tasks and small built-in games.
+
+``make_env(name, num_envs, **kwargs)`` builds a :class:`VectorEnv`. Names are registered
+under kind ``"env"``: ``mpe/<task>`` for the mpe2 tasks and built-in games by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from xmarl import registry
+from xmarl.envs.pettingzoo import VectorEnv
+from xmarl.errors import BackendNotInstalledError, EnvError
+
+MPE_TASKS = (
+    "simple_spread_v3",
+    "simple_speaker_listener_v4",
+    "simple_reference_v3",
+    "simple_adversary_v3",
+    "simple_tag_v3",
+    "simple_push_v3",
+    "simple_crypto_v3",
+    "simple_world_comm_v3",
+    "simple_v3",
+)
+
+
+def _mpe_factory(task: str):
+    def factory(**kwargs: Any):
+        try:
+            mod = importlib.import_module(f"mpe2.{task}")
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("mpe2"):
+                raise BackendNotInstalledError(
+                    f"env 'mpe/{task}' needs the mpe2 package: pip install 'xmarl[mpe]'"
+                ) from None
+            raise
+        kwargs.setdefault("max_cycles", 25)
+        try:
+            return mod.parallel_env(**kwargs)
+        except TypeError as exc:
+            raise EnvError(f"env 'mpe/{task}': bad env kwargs {sorted(kwargs)}: {exc}") from None
+
+    return factory
+
+
+for _task in MPE_TASKS:
+    registry.add("env", f"mpe/{_task}", _mpe_factory(_task))
+
+from xmarl.envs import games  # noqa: E402,F401  (registers the built-in games)
+
+
+def make_env(name: str, num_envs: int = 1, **kwargs: Any) -> VectorEnv:
+    """Build ``num_envs`` copies of env ``name`` as one :class:`VectorEnv`."""
+    factory = registry.get("env", name)
+    return VectorEnv(lambda: factory(**kwargs), num_envs, name=name)
+
+
+__all__ = ["VectorEnv", "make_env", "MPE_TASKS"]

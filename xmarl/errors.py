@@ -1,0 +1,26 @@
+"""Exceptions raised by xmarl. Every message is one line that names the fix."""
+
+from __future__ import annotations
+
+
+class XmarlError(Exception):
+    """Base class of every error xmarl raises on purpose."""
+
+
+class ConfigError(XmarlError, ValueError):
+    """A config file, key or value is invalid."""
+
+
+class RegistryError(XmarlError, KeyError):
+    """An unknown (kind, name, backend) was asked for."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class BackendNotInstalledError(XmarlError, ImportError):
+    """The deep-learning framework behind a backend is not importable."""
+
+
+class EnvError(XmarlError, ValueError):
+    """An environment is unknown or does not fit the method."""

@@ -1,0 +1,178 @@
+"""The registry: ``(kind, name, backend) -> factory``.
+
+Backends register their classes with :func:`register` in their own modules. Those modules
+are imported only when a backend is first asked for, so ``import xmarl`` never imports a
+deep-learning framework. Third-party packages add methods, environments, or whole backends
+through the ``xmarl.plugins`` entry-point group: each entry point names a module or a
+callable; loading the module (or calling the callable with this module) registers its
+entries.
+
+Backend-neutral entries (methods, environments) use ``backend=None``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, TypeVar
+
+from xmarl.errors import BackendNotInstalledError, RegistryError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PLUGIN_GROUP = "xmarl.plugins"
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """How to load a backend: the framework module it needs and the pip extra that installs it."""
+
+    name: str
+    framework: str
+    module: str
+    extra: str
+
+
+_BACKENDS: dict[str, BackendInfo] = {}
+_ENTRIES: dict[tuple[str, str, str | None], Any] = {}
+_LOADED_BACKENDS: set[str] = set()
+_PLUGINS_LOADED = False
+
+
+def register_backend(name: str, framework: str, module: str, extra: str | None = None) -> None:
+    """Declare a backend: ``module`` is imported on first use and registers its classes."""
+    _BACKENDS[name] = BackendInfo(name, framework, module, extra or name)
+
+
+register_backend("torch", "torch", "xmarl.backends.torch")
+register_backend("tensorflow", "tensorflow", "xmarl.backends.tensorflow")
+register_backend("mindspore", "mindspore", "xmarl.backends.mindspore")
+
+
+def register(kind: str, name: str, backend: str | None = None) -> Callable[[F], F]:
+    """Class/function decorator adding ``obj`` under ``(kind, name, backend)``."""
+
+    def deco(obj: F) -> F:
+        _ENTRIES[(kind, name, backend)] = obj
+        return obj
+
+    return deco
+
+
+def add(kind: str, name: str, obj: Any, backend: str | None = None) -> None:
+    """Register ``obj`` without a decorator."""
+    _ENTRIES[(kind, name, backend)] = obj
+
+
+def backends() -> list[str]:
+    """Names of every declared backend, installed or not."""
+    load_plugins()
+    return sorted(_BACKENDS)
+
+
+def backend_installed(name: str) -> bool:
+    """Whether the framework behind backend ``name`` can be imported."""
+    info = _backend_info(name)
+    return importlib.util.find_spec(info.framework) is not None
+
+
+def _closest(word: str, options: list[str]) -> str:
+    match = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def _backend_info(name: str) -> BackendInfo:
+    load_plugins()
+    if name not in _BACKENDS:
+        valid = sorted(_BACKENDS)
+        raise RegistryError(
+            f"unknown backend '{name}'{_closest(name, valid)} (valid: {', '.join(valid)})"
+        )
+    return _BACKENDS[name]
+
+
+def load_backend(name: str) -> None:
+    """Import backend ``name`` so that it registers its classes; explain a missing framework."""
+    info = _backend_info(name)
+    if name in _LOADED_BACKENDS:
+        return
+    if not backend_installed(name):
+        raise BackendNotInstalledError(
+            f"backend '{name}' needs {info.framework}, which is not installed: "
+            f"pip install 'xmarl[{info.extra}]'"
+        )
+    importlib.import_module(info.module)
+    _LOADED_BACKENDS.add(name)
+
+
+def load_plugins() -> None:
+    """Load every ``xmarl.plugins`` entry point once."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    for ep in entry_points(group=PLUGIN_GROUP):
+        obj = ep.load()
+        if callable(obj):
+            obj(importlib.import_module(__name__))
+
+
+def names(kind: str, backend: str | None = None) -> list[str]:
+    """Registered names of ``kind`` (for ``backend``; backend-neutral entries when None)."""
+    load_plugins()
+    if backend is not None and backend_installed(backend):
+        load_backend(backend)
+    return sorted({n for (k, n, b) in _ENTRIES if k == kind and b == backend})
+
+
+def get(kind: str, name: str, backend: str | None = None) -> Any:
+    """The object registered under ``(kind, name, backend)``; loads the backend on first use."""
+    load_plugins()
+    if backend is not None:
+        load_backend(backend)
+    key = (kind, name, backend)
+    if key not in _ENTRIES:
+        valid = sorted({n for (k, n, b) in _ENTRIES if k == kind and b == backend})
+        where = f" for backend '{backend}'" if backend else ""
+        raise RegistryError(
+            f"unknown {kind} '{name}'{where}{_closest(name, valid)} "
+            f"(valid: {', '.join(valid) or 'none'})"
+        )
+    return _ENTRIES[key]
+
+
+def entries() -> list[tuple[str, str, str | None]]:
+    """Every registered key, after loading plugins and every installed backend."""
+    load_plugins()
+    for b in list(_BACKENDS):
+        if backend_installed(b):
+            load_backend(b)
+    return sorted(_ENTRIES, key=lambda k: (k[0], k[1], k[2] or ""))
+
+
+def table() -> str:
+    """Methods × backends, as printed by ``xmarl list``."""
+    entries()
+    methods = names("method")
+    cols = backends()
+    installed = {b: backend_installed(b) for b in cols}
+    header = ["method"] + [f"{b}{'' if installed[b] else ' (not installed)'}" for b in cols]
+    rows = [header]
+    for m in methods:
+        row = [m]
+        for b in cols:
+            if not installed[b]:
+                row.append("-")
+            else:
+                row.append("yes" if ("learner", m, b) in _ENTRIES else "no")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    envs = names("env")
+    lines.append("")
+    lines.append("environments: " + ", ".join(envs))
+    return "\n".join(lines)
