@@ -38,7 +38,7 @@ def test_checkpoint_from_one_backend_acts_the_same_in_every_backend(tmp_path):
     src = registry.get("learner", "maddpg", "torch")(spec, cfg, core.init_weights(spec, cfg, 11))
     save_checkpoint(tmp_path / "ckpt", src.get_weights(), src.get_optimizer_state(), {"step": 0})
     w = load_weights(tmp_path / "ckpt")
-    obs = np.random.default_rng(0).standard_normal((100, spec.n_agents, spec.obs_dim)).astype(np.float32)
+    obs = 10 * np.random.default_rng(0).standard_normal((100, spec.n_agents, spec.obs_dim)).astype(np.float32)
     actions = {}
     for b in installed:
         learner = registry.get("learner", "maddpg", b)(spec, cfg, core.init_weights(spec, cfg, 99))

@@ -62,10 +62,20 @@ class Policy:
 
 
 class Learner:
-    """Owns the networks, optimisers and target networks of one method in one backend."""
+    """Owns the networks, optimisers and target networks of one method in one backend.
+
+    Backends implement :meth:`update` and :meth:`gradients` (the framework math) and the two
+    parameter hooks :meth:`_read` / :meth:`_write`; the canonical weight and optimiser-state
+    exchange below is written once here. A learner sets ``nets`` (canonical network name ->
+    module with a ``canonical()`` dict of parameters), ``shapes`` (canonical name -> shape) and
+    ``optimizers`` (network name -> optimiser with ``get_state``/``set_state``).
+    """
 
     backend: str
     policy: Policy
+    nets: dict[str, Any]
+    shapes: dict[str, tuple[int, ...]]
+    optimizers: dict[str, Any]
 
     def update(self, batch: Batch) -> dict[str, float]:
         """One update on a batch of numpy arrays; returns scalar metrics."""
@@ -75,20 +85,45 @@ class Learner:
         """Gradients of every loss at the current weights, under canonical names (for parity)."""
         raise NotImplementedError
 
+    def _read(self, param: Any) -> np.ndarray:
+        """A framework parameter as a numpy array."""
+        raise NotImplementedError
+
+    def _write(self, param: Any, value: np.ndarray) -> None:
+        """Assign a numpy array (already in the parameter's shape) to a framework parameter."""
+        raise NotImplementedError
+
     def get_weights(self) -> Weights:
         """All network weights (including targets) as canonical numpy arrays."""
-        raise NotImplementedError
+        return {f"{n}/{k}": self._read(p).reshape(self.shapes[f"{n}/{k}"]).copy()
+                for n, net in self.nets.items() for k, p in net.canonical().items()}
 
     def set_weights(self, weights: Weights) -> None:
         """Load canonical numpy arrays; every name must be present with the canonical shape."""
-        raise NotImplementedError
+        check_weights(self.shapes, weights, f"{type(self).__name__}({self.backend}).set_weights")
+        for n, net in self.nets.items():
+            for k, p in net.canonical().items():
+                self._write(p, np.asarray(weights[f"{n}/{k}"], np.float32).reshape(tuple(p.shape)))
+
+    def _opt_names(self, net: str) -> tuple[list[str], list[tuple[int, ...]]]:
+        names = [f"{net}/{k}" for k in self.nets[net].canonical()]
+        return names, [self.shapes[n] for n in names]
 
     def get_optimizer_state(self) -> Weights:
-        """Optimiser moments and step counts as canonical numpy arrays."""
-        raise NotImplementedError
+        """Optimiser moments (``opt/<param>/m``, ``/v``) and step counts (``opt/<net>/step``)."""
+        out: Weights = {}
+        for net, opt in self.optimizers.items():
+            names, shapes = self._opt_names(net)
+            out.update({f"opt/{net}/{k}" if k == "step" else f"opt/{k}": v
+                        for k, v in opt.get_state(names, shapes).items()})
+        return out
 
     def set_optimizer_state(self, state: Weights) -> None:
-        raise NotImplementedError
+        for net, opt in self.optimizers.items():
+            names, _ = self._opt_names(net)
+            sub = {k[len("opt/"):]: v for k, v in state.items() if k.startswith(f"opt/{net}/")}
+            sub["step"] = state[f"opt/{net}/step"]
+            opt.set_state(names, sub)
 
 
 def check_weights(expected: dict[str, tuple[int, ...]], weights: Weights, where: str) -> None:

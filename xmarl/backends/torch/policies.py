@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
 import torch
 from torch import nn
+
 from xmarl import registry
 from xmarl.backends.torch.representations import MLP
 from xmarl.core.interfaces import Policy

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+
 from xmarl import registry
 from xmarl.core.interfaces import Representation
 

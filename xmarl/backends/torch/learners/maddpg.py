@@ -10,15 +10,15 @@ Gumbel-softmax with the batch's noise, as in the reference code.
 from __future__ import annotations
 
 import numpy as np
-
 import torch
+
 from xmarl import registry
 from xmarl.backends.torch.optimizers import Adam, clip_by_group_norm
 from xmarl.backends.torch.policies import CentralCritic, MADDPGActor
 from xmarl.config.schema import MADDPGConfig
 from xmarl.core import maddpg as core
 from xmarl.core.actions import NEG_INF
-from xmarl.core.interfaces import Batch, Learner, Weights, check_weights
+from xmarl.core.interfaces import Batch, Learner, Weights
 from xmarl.core.spaces import AgentSpec
 
 
@@ -41,6 +41,7 @@ class MADDPGLearner(Learner):
         self.shapes = core.param_shapes(spec, config)
         self.actor_opt = Adam(self.actor.canonical().values(), config.lr_actor, config.adam.betas, config.adam.eps)
         self.critic_opt = Adam(self.critic.canonical().values(), config.lr_critic, config.adam.betas, config.adam.eps)
+        self.optimizers = {"actor": self.actor_opt, "critic": self.critic_opt}
         A = spec.n_agents
         self.act_mask = torch.from_numpy(spec.act_mask).unsqueeze(1)  # [A, 1, d]
         self.low = torch.from_numpy(spec.low).unsqueeze(1)
@@ -121,32 +122,9 @@ class MADDPGLearner(Learner):
             out["loss/actor"] = np.array(float(self._actor_loss(b)))
         return out
 
-    def get_weights(self) -> Weights:
-        return {f"{n}/{k}": p.detach().numpy().reshape(self.shapes[f"{n}/{k}"]).copy()
-                for n, net in self.nets.items() for k, p in net.canonical().items()}
+    def _read(self, param: torch.nn.Parameter) -> np.ndarray:
+        return param.detach().numpy()
 
-    def set_weights(self, weights: Weights) -> None:
-        check_weights(self.shapes, weights, "MADDPGLearner(torch).set_weights")
+    def _write(self, param: torch.nn.Parameter, value: np.ndarray) -> None:
         with torch.no_grad():
-            for n, net in self.nets.items():
-                for k, p in net.canonical().items():
-                    p.copy_(torch.from_numpy(np.asarray(weights[f"{n}/{k}"], np.float32)).reshape(p.shape))
-
-    def _opt_names(self, net: str) -> tuple[list[str], list[tuple[int, ...]]]:
-        names = [f"{net}/{k}" for k in self.nets[net].canonical()]
-        return names, [self.shapes[n] for n in names]
-
-    def get_optimizer_state(self) -> Weights:
-        out: Weights = {}
-        for net, opt in (("actor", self.actor_opt), ("critic", self.critic_opt)):
-            names, shapes = self._opt_names(net)
-            out.update({f"opt/{net}/{k}" if k == "step" else f"opt/{k}": v
-                        for k, v in opt.get_state(names, shapes).items()})
-        return out
-
-    def set_optimizer_state(self, state: Weights) -> None:
-        for net, opt in (("actor", self.actor_opt), ("critic", self.critic_opt)):
-            names, _ = self._opt_names(net)
-            sub = {k[len("opt/"):]: v for k, v in state.items() if k.startswith(f"opt/{net}/")}
-            sub["step"] = state[f"opt/{net}/step"]
-            opt.set_state(names, sub)
+            param.copy_(torch.from_numpy(value))

@@ -1,0 +1,159 @@
+"""MADDPG (Lowe et al. 2017) in TensorFlow.
+
+One ``update`` is Algorithm 1's inner loop for every agent at once: the centralised critics
+regress on ``y_i = r_i + gamma (1 - d_i) Q'_i(x', a'_1..a'_N)`` with ``a'_j = mu'_j(o'_j)``,
+then each actor follows ``grad Q_i(x, a_1..mu_i(o_i)..a_N)`` with the other agents' actions
+taken from replay, then the targets move by ``tau``. Discrete actions are relaxed by
+Gumbel-softmax with the batch's noise, as in the reference code. The update and the
+gradients run as ``tf.function`` graphs traced once per learner (the batch size may vary).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+
+import numpy as np
+import tensorflow as tf
+
+from xmarl import registry
+from xmarl.backends.tensorflow.optimizers import Adam, clip_by_group_norm
+from xmarl.backends.tensorflow.policies import CentralCritic, MADDPGActor
+from xmarl.config.schema import MADDPGConfig
+from xmarl.core import maddpg as core
+from xmarl.core.actions import NEG_INF
+from xmarl.core.interfaces import Batch, Learner, Weights
+from xmarl.core.spaces import AgentSpec
+
+TensorBatch = dict[str, tf.Tensor]
+
+
+@registry.register("learner", "maddpg", backend="tensorflow")
+class MADDPGLearner(Learner):
+    """MADDPG learner: actors, centralised critics, their targets and two Adam optimisers."""
+
+    backend = "tensorflow"
+
+    def __init__(self, spec: AgentSpec, config: MADDPGConfig, weights: Weights) -> None:
+        self.spec, self.cfg = spec, config
+        hidden, share = config.hidden_sizes, config.share_parameters
+        self.actor = MADDPGActor(spec, hidden, share)
+        self.critic = CentralCritic(spec, hidden, share)
+        self.target_actor = MADDPGActor(spec, hidden, share)
+        self.target_critic = CentralCritic(spec, hidden, share)
+        self.policy = self.actor
+        self.nets = {"actor": self.actor, "critic": self.critic,
+                     "target_actor": self.target_actor, "target_critic": self.target_critic}
+        self.shapes = core.param_shapes(spec, config)
+        self.actor_opt = Adam(self.actor.canonical().values(), config.lr_actor, config.adam.betas, config.adam.eps)
+        self.critic_opt = Adam(self.critic.canonical().values(), config.lr_critic, config.adam.betas,
+                               config.adam.eps)
+        self.optimizers = {"actor": self.actor_opt, "critic": self.critic_opt}
+        A, od, ad = spec.n_agents, spec.obs_dim, spec.act_dim
+        self.act_mask = tf.constant(spec.act_mask[:, None, :])  # [A, 1, d]
+        self.low = tf.constant(spec.low[:, None, :])
+        self.high = tf.constant(spec.high[:, None, :])
+        self.own = tf.reshape(tf.eye(A), [A, 1, A, 1])  # own[i, :, j] = 1 iff j == i
+        obs, act, per_agent = (tf.TensorSpec([A, None, od], tf.float32), tf.TensorSpec([A, None, ad], tf.float32),
+                               tf.TensorSpec([A, None], tf.float32))
+        self.batch_signature = {"obs": obs, "act": act, "rew": per_agent, "next_obs": obs, "done": per_agent,
+                                "gumbel": act, "next_gumbel": act}
+        self.set_weights(weights)
+
+    # -- the policy's action, differentiable ----------------------------------------------
+    def _action(self, raw: tf.Tensor, noise: tf.Tensor) -> tf.Tensor:
+        """Gumbel-softmax sample (discrete) or squashed bounded action (continuous)."""
+        if self.spec.discrete:
+            logits = tf.where(self.act_mask > 0, raw, NEG_INF)
+            return tf.nn.softmax((logits + noise) / self.cfg.gumbel_temperature, axis=-1)
+        return self.low + (tf.tanh(raw) + 1.0) * 0.5 * (self.high - self.low)
+
+    @staticmethod
+    def _joint(x: tf.Tensor) -> tf.Tensor:
+        """``[A, B, d]`` -> ``[1, B, A*d]``: every agent's values side by side."""
+        A, d = x.shape[0], x.shape[2]
+        return tf.reshape(tf.transpose(x, [1, 0, 2]), [1, -1, A * d])
+
+    # -- losses ----------------------------------------------------------------------------
+    def _critic_loss(self, b: TensorBatch) -> tf.Tensor:
+        next_act = self._action(self.target_actor(b["next_obs"]), b["next_gumbel"])
+        q_next = self.target_critic(tf.concat([self._joint(b["next_obs"]), self._joint(next_act)], -1))
+        y = tf.stop_gradient(b["rew"] + self.cfg.gamma * (1.0 - b["done"]) * q_next)
+        q = self.critic(tf.concat([self._joint(b["obs"]), self._joint(b["act"])], -1))
+        return tf.reduce_sum(tf.reduce_mean(tf.square(q - y), 1))
+
+    def _actor_loss(self, b: TensorBatch) -> tf.Tensor:
+        A, d = self.spec.n_agents, self.spec.act_dim
+        B = tf.shape(b["act"])[1]
+        raw = self.actor(b["obs"])
+        pi = self._action(raw, b["gumbel"])
+        # critic i sees mu_i(o_i) in slot i and the replayed actions of the others
+        mixed = (self.own * tf.transpose(pi, [1, 0, 2])[None]
+                 + (1.0 - self.own) * tf.transpose(b["act"], [1, 0, 2])[None])  # [A, B, A, d]
+        joint_obs = self._joint(b["obs"])
+        joint_obs = tf.broadcast_to(joint_obs, tf.stack([A, B, joint_obs.shape[-1]]))
+        q = self.critic(tf.concat([joint_obs, tf.reshape(mixed, tf.stack([A, B, A * d]))], -1))
+        reg = tf.reduce_sum(tf.reduce_mean(
+            tf.reduce_sum(tf.square(raw) * self.act_mask, -1) / tf.reduce_sum(self.act_mask, -1), 1))
+        return -tf.reduce_sum(tf.reduce_mean(q, 1)) + self.cfg.policy_reg * reg
+
+    # -- compiled steps ---------------------------------------------------------------------
+    @staticmethod
+    def _loss_and_grads(loss_fn: Callable[[TensorBatch], tf.Tensor], b: TensorBatch,
+                        params: list[tf.Variable]) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(params)
+            loss = loss_fn(b)
+        return loss, tape.gradient(loss, params)
+
+    def _step(self, loss_fn: Callable[[TensorBatch], tf.Tensor], b: TensorBatch, params: list[tf.Variable],
+              opt: Adam) -> tf.Tensor:
+        loss, grads = self._loss_and_grads(loss_fn, b, params)
+        grads, _ = clip_by_group_norm(grads, self.cfg.grad_clip)
+        opt.apply(grads)
+        return loss
+
+    def _update_step(self, b: TensorBatch) -> dict[str, tf.Tensor]:
+        critic_loss = self._step(self._critic_loss, b, list(self.critic.canonical().values()), self.critic_opt)
+        # automatic control dependencies order the actor step after the critic's assignments
+        actor_loss = self._step(self._actor_loss, b, list(self.actor.canonical().values()), self.actor_opt)
+        tau = self.cfg.tau
+        for src, dst in ((self.actor, self.target_actor), (self.critic, self.target_critic)):
+            for p, t in zip(src.canonical().values(), dst.canonical().values()):
+                t.assign(t * (1.0 - tau) + tau * p)
+        return {"critic_loss": critic_loss, "actor_loss": actor_loss}
+
+    def _gradients_step(self, b: TensorBatch) -> dict[str, tuple[tf.Tensor, list[tf.Tensor]]]:
+        return {"critic": self._loss_and_grads(self._critic_loss, b, list(self.critic.canonical().values())),
+                "actor": self._loss_and_grads(self._actor_loss, b, list(self.actor.canonical().values()))}
+
+    @cached_property
+    def _update_fn(self) -> tf.types.experimental.ConcreteFunction:
+        """:meth:`_update_step` as a graph, traced once on first use for any batch size."""
+        return tf.function(self._update_step).get_concrete_function(self.batch_signature)
+
+    @cached_property
+    def _gradients_fn(self) -> tf.types.experimental.ConcreteFunction:
+        return tf.function(self._gradients_step).get_concrete_function(self.batch_signature)
+
+    # -- Learner API -----------------------------------------------------------------------
+    def _tensors(self, batch: Batch) -> TensorBatch:
+        return {k: tf.convert_to_tensor(np.asarray(batch[k], np.float32)) for k in self.batch_signature}
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        return {k: float(v) for k, v in self._update_fn(self._tensors(batch)).items()}
+
+    def gradients(self, batch: Batch) -> Weights:
+        out: Weights = {}
+        for name, (loss, grads) in self._gradients_fn(self._tensors(batch)).items():
+            for k, g in zip(self.nets[name].canonical(), grads):
+                full = f"{name}/{k}"
+                out[full] = g.numpy().reshape(self.shapes[full])
+            out[f"loss/{name}"] = np.array(float(loss))
+        return out
+
+    def _read(self, param: tf.Variable) -> np.ndarray:
+        return param.numpy()
+
+    def _write(self, param: tf.Variable, value: np.ndarray) -> None:
+        param.assign(value)
