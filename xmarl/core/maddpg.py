@@ -16,6 +16,7 @@ import numpy as np
 from xmarl.config.schema import MADDPGConfig
 from xmarl.core.actions import gumbel
 from xmarl.core.init import init_mlp, mlp_shapes
+from xmarl.core.interfaces import Learner, Weights
 from xmarl.core.spaces import AgentSpec
 
 NETWORKS = ("actor", "critic", "target_actor", "target_critic")
@@ -79,3 +80,40 @@ def stored_actions(spec: AgentSpec, actions: np.ndarray) -> np.ndarray:
 def exploration(cfg: MADDPGConfig) -> float:
     """Action-noise scale used while collecting (continuous actions)."""
     return cfg.exploration_noise
+
+
+class MADDPGLearnerBase(Learner):
+    """What every backend's ``MADDPGLearner`` shares: it builds the actor, the critic, their
+    targets and two optimisers from the backend's classes (``Actor``, ``Critic``,
+    ``Optimizer``), then calls :meth:`build` for the backend's compiled steps and loads the
+    initial weights. Backends supply the math: ``build``, ``update``, ``gradients`` and the
+    parameter hooks ``_read``/``_write``."""
+
+    Actor: type
+    Critic: type
+    Optimizer: type
+
+    def __init__(self, spec: AgentSpec, config: MADDPGConfig, weights: Weights) -> None:
+        self.spec, self.cfg = spec, config
+        hidden, share = config.hidden_sizes, config.share_parameters
+        self.actor, self.target_actor = self.Actor(spec, hidden, share), self.Actor(spec, hidden, share)
+        self.critic, self.target_critic = self.Critic(spec, hidden, share), self.Critic(spec, hidden, share)
+        self.policy = self.actor
+        self.nets = {"actor": self.actor, "critic": self.critic,
+                     "target_actor": self.target_actor, "target_critic": self.target_critic}
+        self.shapes = param_shapes(spec, config)
+        self.name_parameters()
+        betas, eps = config.adam.betas, config.adam.eps
+        self.actor_opt = self.Optimizer(list(self.actor.canonical().values()), config.lr_actor, betas, eps,
+                                        name="actor_opt")
+        self.critic_opt = self.Optimizer(list(self.critic.canonical().values()), config.lr_critic, betas, eps,
+                                         name="critic_opt")
+        self.optimizers = {"actor": self.actor_opt, "critic": self.critic_opt}
+        self.build()
+        self.set_weights(weights)
+
+    def name_parameters(self) -> None:
+        """Backend hook, before the optimisers exist (e.g. unique names within a graph)."""
+
+    def build(self) -> None:
+        """Backend hook: constants and compiled update steps."""

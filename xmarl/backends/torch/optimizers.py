@@ -17,7 +17,9 @@ import torch
 class Adam(torch.optim.Adam):
     """``torch.optim.Adam`` with canonical state export (``m``, ``v`` and ``step`` per parameter)."""
 
-    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, betas: Sequence[float], eps: float) -> None:
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, betas: Sequence[float], eps: float,
+                 name: str | None = None) -> None:
+        self.name = name  # for messages; every backend's Adam takes the same arguments
         super().__init__(list(params), lr=lr, betas=(float(betas[0]), float(betas[1])), eps=eps, foreach=False)
 
     def get_state(self, names: Sequence[str], shapes: Sequence[tuple[int, ...]]) -> dict[str, np.ndarray]:

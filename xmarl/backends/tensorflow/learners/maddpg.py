@@ -19,36 +19,23 @@ import tensorflow as tf
 from xmarl import registry
 from xmarl.backends.tensorflow.optimizers import Adam, clip_by_group_norm
 from xmarl.backends.tensorflow.policies import CentralCritic, MADDPGActor
-from xmarl.config.schema import MADDPGConfig
 from xmarl.core import maddpg as core
 from xmarl.core.actions import NEG_INF
-from xmarl.core.interfaces import Batch, Learner, Weights
-from xmarl.core.spaces import AgentSpec
+from xmarl.core.interfaces import Batch, Weights
 
 TensorBatch = dict[str, tf.Tensor]
 
 
 @registry.register("learner", "maddpg", backend="tensorflow")
-class MADDPGLearner(Learner):
+class MADDPGLearner(core.MADDPGLearnerBase):
     """MADDPG learner: actors, centralised critics, their targets and two Adam optimisers."""
 
     backend = "tensorflow"
 
-    def __init__(self, spec: AgentSpec, config: MADDPGConfig, weights: Weights) -> None:
-        self.spec, self.cfg = spec, config
-        hidden, share = config.hidden_sizes, config.share_parameters
-        self.actor = MADDPGActor(spec, hidden, share)
-        self.critic = CentralCritic(spec, hidden, share)
-        self.target_actor = MADDPGActor(spec, hidden, share)
-        self.target_critic = CentralCritic(spec, hidden, share)
-        self.policy = self.actor
-        self.nets = {"actor": self.actor, "critic": self.critic,
-                     "target_actor": self.target_actor, "target_critic": self.target_critic}
-        self.shapes = core.param_shapes(spec, config)
-        self.actor_opt = Adam(self.actor.canonical().values(), config.lr_actor, config.adam.betas, config.adam.eps)
-        self.critic_opt = Adam(self.critic.canonical().values(), config.lr_critic, config.adam.betas,
-                               config.adam.eps)
-        self.optimizers = {"actor": self.actor_opt, "critic": self.critic_opt}
+    Actor, Critic, Optimizer = MADDPGActor, CentralCritic, Adam
+
+    def build(self) -> None:
+        spec = self.spec
         A, od, ad = spec.n_agents, spec.obs_dim, spec.act_dim
         self.act_mask = tf.constant(spec.act_mask[:, None, :])  # [A, 1, d]
         self.low = tf.constant(spec.low[:, None, :])
@@ -58,7 +45,6 @@ class MADDPGLearner(Learner):
                                tf.TensorSpec([A, None], tf.float32))
         self.batch_signature = {"obs": obs, "act": act, "rew": per_agent, "next_obs": obs, "done": per_agent,
                                 "gumbel": act, "next_gumbel": act}
-        self.set_weights(weights)
 
     # -- the policy's action, differentiable ----------------------------------------------
     def _action(self, raw: tf.Tensor, noise: tf.Tensor) -> tf.Tensor:

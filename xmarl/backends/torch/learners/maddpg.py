@@ -15,39 +15,25 @@ import torch
 from xmarl import registry
 from xmarl.backends.torch.optimizers import Adam, clip_by_group_norm
 from xmarl.backends.torch.policies import CentralCritic, MADDPGActor
-from xmarl.config.schema import MADDPGConfig
 from xmarl.core import maddpg as core
 from xmarl.core.actions import NEG_INF
-from xmarl.core.interfaces import Batch, Learner, Weights
-from xmarl.core.spaces import AgentSpec
+from xmarl.core.interfaces import Batch, Weights
 
 
 @registry.register("learner", "maddpg", backend="torch")
-class MADDPGLearner(Learner):
+class MADDPGLearner(core.MADDPGLearnerBase):
     """MADDPG learner: actors, centralised critics, their targets and two Adam optimisers."""
 
     backend = "torch"
 
-    def __init__(self, spec: AgentSpec, config: MADDPGConfig, weights: Weights) -> None:
-        self.spec, self.cfg = spec, config
-        hidden, share = config.hidden_sizes, config.share_parameters
-        self.actor = MADDPGActor(spec, hidden, share)
-        self.critic = CentralCritic(spec, hidden, share)
-        self.target_actor = MADDPGActor(spec, hidden, share)
-        self.target_critic = CentralCritic(spec, hidden, share)
-        self.policy = self.actor
-        self.nets = {"actor": self.actor, "critic": self.critic,
-                     "target_actor": self.target_actor, "target_critic": self.target_critic}
-        self.shapes = core.param_shapes(spec, config)
-        self.actor_opt = Adam(self.actor.canonical().values(), config.lr_actor, config.adam.betas, config.adam.eps)
-        self.critic_opt = Adam(self.critic.canonical().values(), config.lr_critic, config.adam.betas, config.adam.eps)
-        self.optimizers = {"actor": self.actor_opt, "critic": self.critic_opt}
-        A = spec.n_agents
-        self.act_mask = torch.from_numpy(spec.act_mask).unsqueeze(1)  # [A, 1, d]
-        self.low = torch.from_numpy(spec.low).unsqueeze(1)
-        self.high = torch.from_numpy(spec.high).unsqueeze(1)
+    Actor, Critic, Optimizer = MADDPGActor, CentralCritic, Adam
+
+    def build(self) -> None:
+        A = self.spec.n_agents
+        self.act_mask = torch.from_numpy(self.spec.act_mask).unsqueeze(1)  # [A, 1, d]
+        self.low = torch.from_numpy(self.spec.low).unsqueeze(1)
+        self.high = torch.from_numpy(self.spec.high).unsqueeze(1)
         self.own = torch.eye(A).reshape(A, 1, A, 1)  # own[i, :, j] = 1 iff j == i
-        self.set_weights(weights)
 
     # -- the policy's action, differentiable ----------------------------------------------
     def _action(self, raw: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
