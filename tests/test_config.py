@@ -127,3 +127,9 @@ def test_resolved_config_is_written_and_reloads(out_dir):
     assert saved["maddpg"]["tau"] == 0.123 and saved["env"] == "target" and saved["backend"] == "torch"
     again = load_config(config=r.config_path)
     assert again.maddpg.tau == 0.123 and again.train.steps == 200
+
+
+def test_env_kwargs_merge_key_by_key():
+    cfg = load_config("maddpg", "mpe/simple_spread_v3", "torch", overrides={"env_kwargs.continuous_actions": True})
+    pair = yaml.safe_load(env_config_path("maddpg", "mpe/simple_spread_v3").read_text())
+    assert cfg.env_kwargs == {**pair["env_kwargs"], "continuous_actions": True}

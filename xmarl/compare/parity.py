@@ -76,8 +76,8 @@ def run_backend(backend: str, case: Case, updates: int = 3, seed: int = 0) -> di
     cfg = load_config(case.method, backend=backend, overrides={
         f"{case.method}.share_parameters": case.share_parameters,
         f"{case.method}.hidden_sizes": [16, 16],
-        f"{case.method}.lr_actor": 1e-2,
-        f"{case.method}.lr_critic": 1e-2,
+        f"{case.method}.lr_actor": 1e-3,
+        f"{case.method}.lr_critic": 1e-3,
     })
     mcfg = getattr(cfg, case.method)
     spec = parity_spec(case.action_kind)

@@ -68,7 +68,7 @@ def _merge(base: dict, new: dict, where: dict[Path_, str], new_where: dict[Path_
            path: Path_ = ()) -> None:
     for k, v in new.items():
         p = path + (str(k),)
-        if isinstance(v, dict) and isinstance(base.get(k), dict) and p != ("env_kwargs",):
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
             _merge(base[k], v, where, new_where, p)
         else:
             base[k] = copy.deepcopy(v)

@@ -22,21 +22,22 @@ from xmarl.core.spaces import AgentSpec
 NETWORKS = ("actor", "critic", "target_actor", "target_critic")
 
 
-def input_dims(spec: AgentSpec, cfg: MADDPGConfig) -> tuple[int, int]:
-    """Input sizes of the actor and the critic."""
+def input_dims(spec: AgentSpec, share_parameters: bool) -> tuple[int, int]:
+    """Input sizes of the actor and the critic (plus the one-hot agent id when shared)."""
     A = spec.n_agents
-    ident = A if cfg.share_parameters else 0
+    ident = A if share_parameters else 0
     return spec.obs_dim + ident, A * (spec.obs_dim + spec.act_dim) + ident
 
 
-def groups(spec: AgentSpec, cfg: MADDPGConfig) -> int:
-    return 1 if cfg.share_parameters else spec.n_agents
+def groups(spec: AgentSpec, share_parameters: bool) -> int:
+    """Leading axis of every weight: 1 with parameter sharing, else one slice per agent."""
+    return 1 if share_parameters else spec.n_agents
 
 
 def param_shapes(spec: AgentSpec, cfg: MADDPGConfig) -> dict[str, tuple[int, ...]]:
     """Canonical names and shapes of every network, targets included."""
-    G = groups(spec, cfg)
-    actor_in, critic_in = input_dims(spec, cfg)
+    G = groups(spec, cfg.share_parameters)
+    actor_in, critic_in = input_dims(spec, cfg.share_parameters)
     shapes: dict[str, tuple[int, ...]] = {}
     for net, in_dim, out_dim in (("actor", actor_in, spec.act_dim), ("critic", critic_in, 1)):
         for prefix in (net, f"target_{net}"):
@@ -47,8 +48,8 @@ def param_shapes(spec: AgentSpec, cfg: MADDPGConfig) -> dict[str, tuple[int, ...
 def init_weights(spec: AgentSpec, cfg: MADDPGConfig, seed: int) -> dict[str, np.ndarray]:
     """Initial weights in numpy from the seed; targets start as copies."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4D41]))
-    G = groups(spec, cfg)
-    actor_in, critic_in = input_dims(spec, cfg)
+    G = groups(spec, cfg.share_parameters)
+    actor_in, critic_in = input_dims(spec, cfg.share_parameters)
     w: dict[str, np.ndarray] = {}
     w.update(init_mlp(rng, "actor", G, actor_in, cfg.hidden_sizes, spec.act_dim))
     w.update(init_mlp(rng, "critic", G, critic_in, cfg.hidden_sizes, 1))

@@ -11,6 +11,7 @@ from mindspore import Parameter, Tensor, jit, nn, ops
 from xmarl import registry
 from xmarl.backends.mindspore.representations import MLP, zeros
 from xmarl.core.interfaces import Policy
+from xmarl.core.maddpg import groups, input_dims
 from xmarl.core.spaces import AgentSpec
 
 
@@ -43,8 +44,8 @@ class MADDPGActor(_MLPHead, Policy):
 
     def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool) -> None:
         A = spec.n_agents
-        super().__init__(spec.obs_dim + (A if share_parameters else 0), hidden_sizes, spec.act_dim,
-                         1 if share_parameters else A)
+        super().__init__(input_dims(spec, share_parameters)[0], hidden_sizes, spec.act_dim,
+                         groups(spec, share_parameters))
         self.spec = spec
         self.share_parameters = share_parameters
         self.agent_ids = agent_ids(A)  # [A, 1, A]
@@ -72,8 +73,7 @@ class CentralCritic(_MLPHead):
 
     def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool) -> None:
         A = spec.n_agents
-        super().__init__(A * (spec.obs_dim + spec.act_dim) + (A if share_parameters else 0), hidden_sizes, 1,
-                         1 if share_parameters else A)
+        super().__init__(input_dims(spec, share_parameters)[1], hidden_sizes, 1, groups(spec, share_parameters))
         self.share_parameters = share_parameters
         self.n_agents = A
         self.agent_ids = agent_ids(A)

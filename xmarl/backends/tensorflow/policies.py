@@ -12,6 +12,7 @@ import tensorflow as tf
 from xmarl import registry
 from xmarl.backends.tensorflow.representations import MLP
 from xmarl.core.interfaces import Policy
+from xmarl.core.maddpg import groups, input_dims
 from xmarl.core.spaces import AgentSpec
 
 
@@ -47,8 +48,8 @@ class MADDPGActor(_MLPHead, Policy):
 
     def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool) -> None:
         A = spec.n_agents
-        super().__init__(spec.obs_dim + (A if share_parameters else 0), hidden_sizes, spec.act_dim,
-                         1 if share_parameters else A)
+        super().__init__(input_dims(spec, share_parameters)[0], hidden_sizes, spec.act_dim,
+                         groups(spec, share_parameters))
         self.spec = spec
         self.share_parameters = share_parameters
         self.agent_ids = tf.eye(A)[:, None, :]  # [A, 1, A]
@@ -79,8 +80,7 @@ class CentralCritic(_MLPHead):
 
     def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool) -> None:
         A = spec.n_agents
-        super().__init__(A * (spec.obs_dim + spec.act_dim) + (A if share_parameters else 0), hidden_sizes, 1,
-                         1 if share_parameters else A)
+        super().__init__(input_dims(spec, share_parameters)[1], hidden_sizes, 1, groups(spec, share_parameters))
         self.share_parameters = share_parameters
         self.n_agents = A
         self.agent_ids = tf.eye(A)[:, None, :]

@@ -12,6 +12,7 @@ from torch import nn
 from xmarl import registry
 from xmarl.backends.torch.representations import MLP
 from xmarl.core.interfaces import Policy
+from xmarl.core.maddpg import groups, input_dims
 from xmarl.core.spaces import AgentSpec
 
 
@@ -39,8 +40,8 @@ class MADDPGActor(_MLPHead, Policy):
 
     def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool) -> None:
         A = spec.n_agents
-        super().__init__(spec.obs_dim + (A if share_parameters else 0), hidden_sizes, spec.act_dim,
-                         1 if share_parameters else A)
+        super().__init__(input_dims(spec, share_parameters)[0], hidden_sizes, spec.act_dim,
+                         groups(spec, share_parameters))
         self.spec = spec
         self.share_parameters = share_parameters
         self.register_buffer("agent_ids", torch.eye(A).unsqueeze(1), persistent=False)  # [A, 1, A]
@@ -62,8 +63,7 @@ class CentralCritic(_MLPHead):
 
     def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool) -> None:
         A = spec.n_agents
-        super().__init__(A * (spec.obs_dim + spec.act_dim) + (A if share_parameters else 0), hidden_sizes, 1,
-                         1 if share_parameters else A)
+        super().__init__(input_dims(spec, share_parameters)[1], hidden_sizes, 1, groups(spec, share_parameters))
         self.share_parameters = share_parameters
         self.n_agents = A
         self.register_buffer("agent_ids", torch.eye(A).unsqueeze(1), persistent=False)

@@ -1,0 +1,69 @@
+"""The training loop: metrics, evaluation, TensorBoard, checkpoints and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import xmarl
+from xmarl.config import load_config
+from xmarl.training.checkpoint import load_weights
+from xmarl.training.trainer import OffPolicyTrainer
+
+TINY = {"train.steps": 800, "train.eval_interval": 400, "train.log_interval": 200, "train.checkpoint_interval": 400,
+        "maddpg.warmup_steps": 100, "maddpg.batch_size": 32}
+
+
+def test_metrics_curve_tensorboard_and_checkpoint(out_dir):
+    r = xmarl.run("maddpg", "torch", "target", out_dir=out_dir, progress=False, overrides=TINY)
+    recs = [json.loads(x) for x in r.metrics_path.read_text().splitlines()]
+    evals = [x for x in recs if "eval_return" in x]
+    assert [x["step"] for x in evals] == [400, 800] and r.curve == [(x["step"], x["eval_return"]) for x in evals]
+    train = [x for x in recs if "critic_loss" in x]
+    assert train and all(np.isfinite(x["critic_loss"]) and x["updates"] > 0 for x in train)
+    assert r.final_metrics["steps"] == 800 and r.final_metrics["eval_return"] == evals[-1]["eval_return"]
+    assert r.tensorboard_dir is not None and any(r.tensorboard_dir.glob("events.out.tfevents.*"))
+    weights = load_weights(r.checkpoint_dir)
+    for k, v in r.learner.get_weights().items():
+        np.testing.assert_array_equal(weights[k], v)
+    state = json.loads((r.checkpoint_dir / "trainer.json").read_text())
+    assert state["step"] == 800 and state["backend"] == "torch"
+    assert str(r.run_dir) in r.summary() and "tensorboard --logdir" in r.summary()
+
+
+def test_second_run_gets_its_own_folder(out_dir):
+    a = xmarl.run("maddpg", "torch", "target", out_dir=out_dir, progress=False, overrides=TINY)
+    b = xmarl.run("maddpg", "torch", "target", out_dir=out_dir, progress=False, overrides=TINY)
+    assert a.run_dir != b.run_dir and a.run_dir.is_dir() and b.run_dir.is_dir()
+
+
+def test_ctrl_c_leaves_a_checkpoint_of_the_current_step(out_dir):
+    cfg = load_config("maddpg", "target", "torch", overrides={**TINY, "out_dir": str(out_dir), "train.progress": False})
+    trainer = OffPolicyTrainer(cfg)
+    calls = {"n": 0}
+    update = trainer.learner.update
+
+    def interrupted(batch):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return update(batch)
+
+    trainer.learner.update = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    ckpt = trainer.run_dir / "checkpoint"
+    state = json.loads((ckpt / "trainer.json").read_text())
+    assert 100 < state["step"] < 800
+    weights = load_weights(ckpt)
+    for k, v in trainer.learner.get_weights().items():
+        np.testing.assert_array_equal(weights[k], v)
+    assert not list(trainer.run_dir.rglob("*.tmp"))
+
+
+def test_continuous_mpe_runs(out_dir):
+    r = xmarl.run("maddpg", "torch", "mpe/simple_spread_v3", out_dir=out_dir, progress=False,
+                  overrides={**TINY, "env_kwargs": {"continuous_actions": True}, "train.eval_episodes": 2})
+    assert r.learner.spec.action_kind == "continuous" and np.isfinite(r.final_metrics["eval_return"])
