@@ -64,22 +64,22 @@ def _load_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[Path_
     return _compose(p.read_text(), str(p))
 
 
-def _merge(base: dict, new: dict, where: dict[Path_, str], new_where: dict[Path_, str] | str,
+def _merge(base: dict, new: dict, where: dict[Path_, str], source: dict[Path_, str] | str,
            path: Path_ = ()) -> None:
+    """Merge ``new`` into ``base`` key by key; ``source`` gives the new layer's lines
+    (``{path: 'file:line'}``) or one label for all of its keys (``"override"``)."""
     for k, v in new.items():
         p = path + (str(k),)
         if isinstance(v, dict) and isinstance(base.get(k), dict):
-            _merge(base[k], v, where, new_where, p)
+            _merge(base[k], v, where, source, p)
+            continue
+        base[k] = copy.deepcopy(v)
+        for q in [q for q in where if q[: len(p)] == p]:
+            del where[q]
+        if isinstance(source, str):
+            _mark(v, p, where, source)
         else:
-            base[k] = copy.deepcopy(v)
-            for q in [q for q in where if q[: len(p)] == p]:
-                del where[q]
-            if isinstance(new_where, str):
-                _mark(v, p, where, new_where)
-        if not isinstance(new_where, str):
-            for q, line in new_where.items():
-                if q[: len(p)] == p:
-                    where[q] = line
+            where.update({q: line for q, line in source.items() if q[: len(p)] == p})
 
 
 def _mark(v: Any, p: Path_, where: dict[Path_, str], source: str) -> None:
