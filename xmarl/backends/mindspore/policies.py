@@ -9,7 +9,7 @@ import numpy as np
 from mindspore import Parameter, Tensor, jit, nn, ops
 
 from xmarl import registry
-from xmarl.backends.mindspore.representations import MLP, zeros
+from xmarl.backends.mindspore.representations import MLP, _zeros
 from xmarl.core.interfaces import Policy
 from xmarl.core.maddpg import groups, input_dims
 from xmarl.core.spaces import AgentSpec
@@ -26,8 +26,8 @@ class _MLPHead(nn.Cell):
     def __init__(self, in_dim: int, hidden_sizes: Sequence[int], out_dim: int, groups: int) -> None:
         super().__init__()
         self.torso = MLP(in_dim, hidden_sizes, groups)
-        self.head_kernel = Parameter(zeros(groups, self.torso.output_dim, out_dim), name="head_kernel")
-        self.head_bias = Parameter(zeros(groups, 1, out_dim), name="head_bias")
+        self.head_kernel = Parameter(_zeros(groups, self.torso.output_dim, out_dim), name="head_kernel")
+        self.head_bias = Parameter(_zeros(groups, 1, out_dim), name="head_bias")
 
     def canonical(self) -> dict[str, Parameter]:
         return {**self.torso.canonical(), "head/kernel": self.head_kernel, "head/bias": self.head_bias}

@@ -11,7 +11,7 @@ from xmarl import registry
 from xmarl.core.interfaces import Representation
 
 
-def zeros(*shape: int) -> Tensor:
+def _zeros(*shape: int) -> Tensor:
     """A float32 tensor of zeros (weights are loaded from canonical numpy arrays)."""
     return Tensor(np.zeros(shape, np.float32))
 
@@ -26,9 +26,9 @@ class MLP(nn.Cell, Representation):
     def __init__(self, in_dim: int, hidden_sizes: Sequence[int], groups: int = 1) -> None:
         super().__init__()
         sizes = [in_dim, *hidden_sizes]
-        self.kernels = ParameterTuple(Parameter(zeros(groups, i, o), name=f"dense_{k}.kernel")
+        self.kernels = ParameterTuple(Parameter(_zeros(groups, i, o), name=f"dense_{k}.kernel")
                                       for k, (i, o) in enumerate(zip(sizes[:-1], sizes[1:])))
-        self.biases = ParameterTuple(Parameter(zeros(groups, 1, o), name=f"dense_{k}.bias")
+        self.biases = ParameterTuple(Parameter(_zeros(groups, 1, o), name=f"dense_{k}.bias")
                                      for k, o in enumerate(sizes[1:]))
         self.in_dim, self.groups = in_dim, groups
         self.output_dim = sizes[-1]
