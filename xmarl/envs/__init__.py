@@ -2,6 +2,9 @@
 
 ``make_env(name, num_envs, **kwargs)`` builds a :class:`VectorEnv`. Names are registered
 under kind ``"env"``: ``mpe/<task>`` for the mpe2 tasks and built-in games by name.
+Natively vectorised envs (``mpe-fast/simple_spread_v3``) also register a factory
+``(num_envs, **kwargs) -> env`` under kind ``"vector_env"``, which ``make_env`` prefers; their
+``"env"`` entry is the equivalent PettingZoo env (mpe2's), so every name is listed in one place.
 """
 
 from __future__ import annotations
@@ -49,10 +52,17 @@ for _task in MPE_TASKS:
     registry.add("env", f"mpe/{_task}", _mpe_factory(_task))
 
 from xmarl.envs import games  # noqa: E402,F401  (registers the built-in games)
+from xmarl.envs.mpe_fast import NAME as _FAST_SPREAD  # noqa: E402
+from xmarl.envs.mpe_fast import make_fast_spread  # noqa: E402
+
+registry.add("vector_env", _FAST_SPREAD, make_fast_spread)
+registry.add("env", _FAST_SPREAD, _mpe_factory("simple_spread_v3"))  # transition-equivalent PettingZoo env
 
 
 def make_env(name: str, num_envs: int = 1, **kwargs: Any) -> VectorEnv:
-    """Build ``num_envs`` copies of env ``name`` as one :class:`VectorEnv`."""
+    """Build ``num_envs`` copies of env ``name`` as one :class:`VectorEnv` (or its native vector env)."""
+    if name in registry.names("vector_env"):
+        return registry.get("vector_env", name)(num_envs, **kwargs)
     factory = registry.get("env", name)
     return VectorEnv(lambda: factory(**kwargs), num_envs, name=name)
 

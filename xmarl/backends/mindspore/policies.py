@@ -15,7 +15,7 @@ from xmarl.core.maddpg import groups, input_dims
 from xmarl.core.spaces import AgentSpec
 
 
-def agent_ids(n_agents: int) -> Tensor:
+def _agent_ids(n_agents: int) -> Tensor:
     """One-hot agent ids ``[A, 1, A]``."""
     return Tensor(np.eye(n_agents, dtype=np.float32)[:, None, :])
 
@@ -48,7 +48,7 @@ class MADDPGActor(_MLPHead, Policy):
                          groups(spec, share_parameters))
         self.spec = spec
         self.share_parameters = share_parameters
-        self.agent_ids = agent_ids(A)  # [A, 1, A]
+        self.agent_ids = _agent_ids(A)  # [A, 1, A]
 
     def construct(self, obs: Tensor) -> Tensor:
         if self.share_parameters:
@@ -76,7 +76,7 @@ class CentralCritic(_MLPHead):
         super().__init__(input_dims(spec, share_parameters)[1], hidden_sizes, 1, groups(spec, share_parameters))
         self.share_parameters = share_parameters
         self.n_agents = A
-        self.agent_ids = agent_ids(A)
+        self.agent_ids = _agent_ids(A)
 
     def construct(self, joint: Tensor) -> Tensor:
         A, B = self.n_agents, joint.shape[1]
