@@ -36,8 +36,8 @@ def test_checkpoint_from_one_backend_acts_the_same_in_every_backend(tmp_path):
     spec = parity_spec("discrete")
     cfg = load_config("maddpg", overrides={"maddpg.hidden_sizes": [32, 32]}).maddpg
     src = registry.get("learner", "maddpg", "torch")(spec, cfg, core.init_weights(spec, cfg, 11))
-    save_checkpoint(tmp_path / "ckpt", src.get_weights(), src.get_optimizer_state(), {"step": 0})
-    w = load_weights(tmp_path / "ckpt")
+    save_checkpoint(tmp_path, 0, {"weights.npz": src.get_weights()}, {}, {"step": 0})
+    w = load_weights(tmp_path)
     obs = 10 * np.random.default_rng(0).standard_normal((100, spec.n_agents, spec.obs_dim)).astype(np.float32)
     actions = {}
     for b in installed:
@@ -46,3 +46,26 @@ def test_checkpoint_from_one_backend_acts_the_same_in_every_backend(tmp_path):
         actions[b], _ = learner.policy.act(obs, explore=False)
     assert len(set(map(lambda a: a.tobytes(), actions.values()))) == 1
     assert len(np.unique(actions["torch"])) > 1  # not a constant policy
+
+
+def test_checkpoint_folder_swap_is_atomic_and_pruned(tmp_path):
+    for step in (10, 20, 30):
+        save_checkpoint(tmp_path, step, {"weights.npz": {"w": np.full(2, step)}}, {"env.pkl": b"x"}, {"step": step})
+    folders = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert folders == ["latest", "step_000000000020", "step_000000000030"]
+    assert load_weights(tmp_path)["w"].tolist() == [30, 30]
+    # a crash while writing the next checkpoint leaves a .partial folder; the pointer still
+    # names the last complete one, and the next save clears the leftover
+    (tmp_path / "checkpoints" / "step_000000000040.partial").mkdir()
+    assert load_weights(tmp_path)["w"].tolist() == [30, 30]
+    save_checkpoint(tmp_path, 40, {"weights.npz": {"w": np.full(2, 40)}}, {}, {"step": 40})
+    assert not list((tmp_path / "checkpoints").glob("*.partial"))
+
+
+def test_no_checkpoint_is_a_one_line_error(tmp_path):
+    from xmarl.errors import XmarlError
+    from xmarl.training.checkpoint import latest_checkpoint
+
+    with pytest.raises(XmarlError, match="no checkpoint in") as e:
+        latest_checkpoint(tmp_path)
+    assert "\n" not in str(e.value)

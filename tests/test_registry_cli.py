@@ -71,7 +71,7 @@ def test_cli_run_writes_results(out_dir, capsys):
     assert str(run_dir) in out and (run_dir / "config.yaml").is_file()
     res = json.loads((run_dir / "result.json").read_text())
     assert res["final_metrics"]["steps"] == 300 and len(res["curve"]) == 1
-    assert (run_dir / "checkpoint" / "weights.npz").is_file()
+    assert (run_dir / "checkpoints" / "step_000000000300" / "weights.npz").is_file()
     assert not list(run_dir.rglob("*.tmp"))
 
 

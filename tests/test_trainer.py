@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
 
 import xmarl
 from xmarl.config import load_config
-from xmarl.training.checkpoint import load_weights
+from xmarl.training.checkpoint import latest_checkpoint, load_weights
 from xmarl.training.trainer import OffPolicyTrainer
 
 TINY = {"train.steps": 800, "train.eval_interval": 400, "train.log_interval": 200, "train.checkpoint_interval": 400,
@@ -28,7 +30,8 @@ def test_metrics_curve_tensorboard_and_checkpoint(out_dir):
     weights = load_weights(r.checkpoint_dir)
     for k, v in r.learner.get_weights().items():
         np.testing.assert_array_equal(weights[k], v)
-    state = json.loads((r.checkpoint_dir / "trainer.json").read_text())
+    state = json.loads((latest_checkpoint(r.run_dir) / "trainer.json").read_text())
+    assert latest_checkpoint(r.run_dir) == r.checkpoint_dir
     assert state["step"] == 800 and state["backend"] == "torch"
     assert str(r.run_dir) in r.summary() and "tensorboard --logdir" in r.summary()
 
@@ -39,28 +42,31 @@ def test_second_run_gets_its_own_folder(out_dir):
     assert a.run_dir != b.run_dir and a.run_dir.is_dir() and b.run_dir.is_dir()
 
 
-def test_ctrl_c_leaves_a_checkpoint_of_the_current_step(out_dir):
+def test_ctrl_c_checkpoints_at_the_end_of_the_iteration_and_resumes(out_dir):
     cfg = load_config("maddpg", "target", "torch", overrides={**TINY, "out_dir": str(out_dir), "train.progress": False})
     trainer = OffPolicyTrainer(cfg)
     calls = {"n": 0}
     update = trainer.learner.update
 
-    def interrupted(batch):
+    def update_then_ctrl_c(batch):
         calls["n"] += 1
         if calls["n"] == 5:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)  # what a user's Ctrl-C delivers
         return update(batch)
 
-    trainer.learner.update = interrupted
+    trainer.learner.update = update_then_ctrl_c
     with pytest.raises(KeyboardInterrupt):
         trainer.train()
-    ckpt = trainer.run_dir / "checkpoint"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    ckpt = latest_checkpoint(trainer.run_dir)
     state = json.loads((ckpt / "trainer.json").read_text())
-    assert 100 < state["step"] < 800
-    weights = load_weights(ckpt)
+    assert 100 < state["step"] < 800 and state["loop"]["updates"] >= 5
+    weights = load_weights(trainer.run_dir)
     for k, v in trainer.learner.get_weights().items():
         np.testing.assert_array_equal(weights[k], v)
-    assert not list(trainer.run_dir.rglob("*.tmp"))
+    assert not list(trainer.run_dir.rglob("*.tmp")) and not list(trainer.run_dir.rglob("*.partial"))
+    resumed = xmarl.run(resume=trainer.run_dir, progress=False)
+    assert resumed.run_dir == trainer.run_dir and resumed.final_metrics["steps"] == 800
 
 
 def test_continuous_mpe_runs(out_dir):

@@ -7,6 +7,7 @@ from typing import Any
 
 from xmarl import registry
 from xmarl.config import load_config
+from xmarl.training.checkpoint import latest_checkpoint
 from xmarl.training.trainer import OffPolicyTrainer, RunResult
 
 
@@ -21,23 +22,31 @@ def run(
     seed: int | None = None,
     out_dir: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
+    resume: str | os.PathLike[str] | None = None,
 ) -> RunResult:
     """Train ``method`` in ``backend`` on ``env`` and return a :class:`RunResult`.
 
     Config is merged as ``defaults.yaml < configs/<method>/<env>.yaml < config < overrides``;
     ``overrides`` maps dotted keys to values (``{"maddpg.lr_actor": 1e-3}``), and ``steps``,
     ``seed``, ``out_dir`` and ``progress`` are shorthands for the matching keys.
+
+    ``resume`` (a run folder) continues that run from its newest checkpoint with the config
+    saved beside it (``overrides``, e.g. a larger ``train.steps``, still apply); the result is
+    the same as if the run had never stopped.
     """
     ov = dict(overrides or {})
     for key, val in (("train.steps", steps), ("seed", seed), ("out_dir", out_dir), ("train.progress", progress)):
         if val is not None:
             ov[key] = str(val) if key == "out_dir" else val
+    if resume is not None:
+        checkpoint = latest_checkpoint(resume)  # a bad path fails here, before anything is built
+        config = config or checkpoint.parent.parent / "config.yaml"
     cfg = load_config(method, env, backend, config, ov)
     registry.load_backend(cfg.backend)  # a missing framework fails here, before any file is written
     spec = registry.get("method", cfg.method)
     if spec.trainer != "off_policy":
         raise NotImplementedError(f"no trainer for {spec.trainer} methods yet")
-    return OffPolicyTrainer(cfg).train()
+    return OffPolicyTrainer(cfg, resume=resume).train()
 
 
 __all__ = ["run", "load_config", "RunResult"]

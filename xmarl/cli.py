@@ -22,6 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="shorthand for --set seed=N")
     r.add_argument("--out-dir", help="folder for run results (default: runs)")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    r.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint")
     sub.add_parser("list", help="show methods x backends, installed backends and environments")
     return p
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
             result = run(args.method, args.backend, args.env, args.config, parse_overrides(args.overrides),
                          steps=args.steps, seed=args.seed, out_dir=args.out_dir,
-                         progress=False if args.no_progress else None)
+                         progress=False if args.no_progress else None, resume=args.resume)
             print(result.summary())
             return 0
     except XmarlError as exc:

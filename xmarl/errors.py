@@ -24,3 +24,7 @@ class BackendNotInstalledError(XmarlError, ImportError):
 
 class EnvError(XmarlError, ValueError):
     """An environment is unknown or does not fit the method."""
+
+
+class TrainingError(XmarlError, RuntimeError):
+    """Training cannot go on (a non-finite loss, weight or observation)."""

@@ -1,7 +1,8 @@
 """Atomic files and framework-neutral checkpoints.
 
-Every file is written to a temporary name in the same folder and renamed into place, so a
-crash or Ctrl-C never leaves a half-written file. Weights are canonical numpy arrays in an
+Every file is written to a temporary name in the same folder and renamed into place, and a
+checkpoint folder is filled under a temporary name and renamed whole, so a crash or Ctrl-C
+never leaves a half-written file or checkpoint. Weights are canonical numpy arrays in an
 ``.npz``, so a checkpoint written by one backend loads into any other.
 """
 
@@ -9,11 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from xmarl.errors import XmarlError
+
+CHECKPOINTS = "checkpoints"
 
 
 def _atomic(path: str | os.PathLike[str], write: Any, mode: str) -> Path:
@@ -40,25 +46,56 @@ def atomic_save_npz(path: str | os.PathLike[str], arrays: dict[str, np.ndarray])
     return _atomic(path, lambda f: np.savez(f, **arrays), "wb")
 
 
-def save_checkpoint(folder: str | os.PathLike[str], weights: dict[str, np.ndarray],
-                    optimizer: dict[str, np.ndarray], trainer_state: dict[str, Any]) -> Path:
-    """Write ``weights.npz``, ``optimizer.npz`` and ``trainer.json`` into ``folder``.
+def save_checkpoint(run_dir: str | os.PathLike[str], step: int, arrays: dict[str, dict[str, np.ndarray]],
+                    blobs: dict[str, bytes], state: dict[str, Any], keep: int = 2) -> Path:
+    """Write ``checkpoints/step_<N>/`` under ``run_dir`` and point ``checkpoints/latest`` at it.
 
-    ``trainer.json`` is written last: a checkpoint is complete exactly when it exists and
-    names the same step as the arrays.
+    The folder is filled under a ``.partial`` name and renamed into place whole, then the
+    ``latest`` pointer is replaced atomically: a crash at any moment leaves the previous
+    checkpoint intact and complete. Only the newest ``keep`` checkpoints are kept.
+    ``arrays`` maps file names (``weights.npz``) to arrays, ``blobs`` file names to bytes.
     """
-    folder = Path(folder)
-    step = int(trainer_state["step"])
-    atomic_save_npz(folder / "weights.npz", {**weights, "__step__": np.array(step)})
-    atomic_save_npz(folder / "optimizer.npz", {**optimizer, "__step__": np.array(step)})
-    atomic_write_text(folder / "trainer.json", json.dumps(trainer_state, indent=1))
-    return folder
+    root = Path(run_dir) / CHECKPOINTS
+    name = f"step_{int(step):012d}"
+    final, tmp = root / name, root / f"{name}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for fname, arr in arrays.items():
+        np.savez(tmp / fname, **arr)
+    for fname, data in blobs.items():
+        (tmp / fname).write_bytes(data)
+    (tmp / "trainer.json").write_text(json.dumps(state))
+    shutil.rmtree(final, ignore_errors=True)
+    os.rename(tmp, final)
+    atomic_write_text(root / "latest", name)
+    done = sorted(p for p in root.glob("step_*") if p.is_dir() and not p.name.endswith(".partial"))
+    for old in done[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(path: str | os.PathLike[str]) -> Path:
+    """The newest complete checkpoint folder under a run folder, its ``checkpoints`` folder,
+    or the checkpoint folder itself."""
+    p = Path(path)
+    for root in (p / CHECKPOINTS, p):
+        pointer = root / "latest"
+        if pointer.is_file():
+            return root / pointer.read_text().strip()
+    if (p / "trainer.json").is_file():
+        return p
+    raise XmarlError(f"no checkpoint in '{p}'; pass a run folder or a checkpoints/step_* folder")
 
 
 def load_weights(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Canonical weights from a checkpoint folder or a ``weights.npz`` file."""
+    """Canonical weights from a ``.npz`` file or the newest checkpoint under ``path``."""
     p = Path(path)
-    if p.is_dir():
-        p = p / "weights.npz"
+    if p.suffix != ".npz":
+        p = latest_checkpoint(p) / "weights.npz"
     with np.load(p) as data:
-        return {k: data[k] for k in data.files if k != "__step__"}
+        return {k: data[k] for k in data.files}
+
+
+def load_arrays(folder: Path, fname: str) -> dict[str, np.ndarray]:
+    with np.load(folder / fname) as data:
+        return {k: data[k] for k in data.files}

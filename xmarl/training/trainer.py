@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import signal
 import sys
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +26,15 @@ from xmarl.buffers import ReplayBuffer
 from xmarl.config import save_config
 from xmarl.core.interfaces import Learner, Policy
 from xmarl.envs import VectorEnv, make_env
-from xmarl.errors import EnvError
-from xmarl.training.checkpoint import save_checkpoint
+from xmarl.envs.snapshot import restore, snapshot
+from xmarl.errors import EnvError, TrainingError, XmarlError
+from xmarl.training.checkpoint import (
+    CHECKPOINTS,
+    atomic_write_text,
+    latest_checkpoint,
+    load_arrays,
+    save_checkpoint,
+)
 from xmarl.training.logger import MetricsLogger
 
 
@@ -83,10 +93,53 @@ def _unique_dir(base: Path) -> Path:
     return base.with_name(f"{base.name}-{k}")
 
 
-class OffPolicyTrainer:
-    """Runs an off-policy method (MADDPG) for ``train.steps`` environment steps."""
+@dataclass
+class LoopState:
+    """Everything the loop carries between iterations (saved in each checkpoint)."""
 
-    def __init__(self, cfg: BaseModel) -> None:
+    step: int = 0
+    updates: int = 0
+    next_update: int = 0
+    next_log: int = 0
+    next_eval: int = 0
+    next_ckpt: int = 0
+    eval_return: float = float("nan")
+    losses: dict[str, list[float]] = field(default_factory=dict)
+    curve: list[tuple[int, float]] = field(default_factory=list)
+
+
+class _GracefulInterrupt:
+    """While active, the first Ctrl-C only sets a flag (the loop checkpoints at the end of the
+    iteration and raises KeyboardInterrupt); a second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)
+
+    def __enter__(self) -> _GracefulInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class OffPolicyTrainer:
+    """Runs an off-policy method (MADDPG) for ``train.steps`` environment steps.
+
+    ``resume`` (a run folder or checkpoint folder) continues that run from its newest
+    checkpoint: weights, optimiser moments, replay buffer, environments mid-episode, RNG
+    and loop counters are restored, so the resumed run produces the same metrics as an
+    uninterrupted one with the same seed.
+    """
+
+    def __init__(self, cfg: BaseModel, resume: str | os.PathLike[str] | None = None) -> None:
         self.cfg = cfg
         self.mcfg = getattr(cfg, cfg.method)
         spec = registry.get("method", cfg.method)
@@ -105,89 +158,138 @@ class OffPolicyTrainer:
         capacity = min(self.mcfg.buffer_size, cfg.train.steps)
         self.buffer = ReplayBuffer(capacity, aspec.n_agents, aspec.obs_dim, aspec.act_dim)
         self.rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5452]))
-        name = cfg.name or f"{cfg.method}-{cfg.env.replace('/', '_')}-{cfg.backend}-s{cfg.seed}"
-        self.run_dir = _unique_dir(Path(cfg.out_dir) / name)
+        t, m = cfg.train, self.mcfg
+        self.state = LoopState(next_update=max(m.warmup_steps, m.batch_size), next_log=t.log_interval,
+                               next_eval=t.eval_interval, next_ckpt=t.checkpoint_interval)
+        self.obs: np.ndarray | None = None
+        self.resume_from: Path | None = None
+        if resume is not None:
+            self.resume_from = latest_checkpoint(resume)
+            self.run_dir = self.resume_from.parent.parent
+            self._load(self.resume_from)
+        else:
+            name = cfg.name or f"{cfg.method}-{cfg.env.replace('/', '_')}-{cfg.backend}-s{cfg.seed}"
+            self.run_dir = _unique_dir(Path(cfg.out_dir) / name)
 
-    def _checkpoint(self, step: int) -> Path:
-        folder = self.run_dir / "checkpoint"
-        save_checkpoint(folder, self.learner.get_weights(), self.learner.get_optimizer_state(),
-                        {"step": step, "method": self.cfg.method, "backend": self.cfg.backend,
-                         "env": self.cfg.env, "seed": self.cfg.seed})
-        return folder
+    # -- checkpoints -----------------------------------------------------------------------
+    def _checkpoint(self) -> Path:
+        st = self.state
+        weights = self.learner.get_weights()
+        bad = next((k for k, v in weights.items() if not np.all(np.isfinite(v))), None)
+        if bad is not None:
+            raise TrainingError(f"step {st.step}: weight '{bad}' is not finite; kept the last good checkpoint "
+                                f"in {self.run_dir / CHECKPOINTS}")
+        trainer_state = {"step": st.step, "method": self.cfg.method, "backend": self.cfg.backend,
+                         "env": self.cfg.env, "seed": self.cfg.seed, "loop": asdict(st),
+                         "rng": self.rng.bit_generator.state}
+        return save_checkpoint(
+            self.run_dir, st.step,
+            {"weights.npz": weights, "optimizer.npz": self.learner.get_optimizer_state(),
+             "buffer.npz": self.buffer.state_dict()},
+            {"env.pkl": snapshot((self.env, self.obs))}, trainer_state)
 
+    def _load(self, folder: Path) -> None:
+        saved = json.loads((folder / "trainer.json").read_text())
+        if (saved["method"], saved["backend"], saved["env"]) != (self.cfg.method, self.cfg.backend, self.cfg.env):
+            raise XmarlError(f"checkpoint {folder} is {saved['method']}/{saved['backend']}/{saved['env']}, "
+                             f"not {self.cfg.method}/{self.cfg.backend}/{self.cfg.env}")
+        self.learner.set_weights(load_arrays(folder, "weights.npz"))
+        self.learner.set_optimizer_state(load_arrays(folder, "optimizer.npz"))
+        self.buffer.load_state_dict(load_arrays(folder, "buffer.npz"))
+        self.env, self.obs = restore((folder / "env.pkl").read_bytes())
+        self.rng.bit_generator.state = saved["rng"]
+        loop = saved["loop"]
+        loop["curve"] = [tuple(c) for c in loop["curve"]]
+        self.state = LoopState(**loop)
+
+    # -- the loop --------------------------------------------------------------------------
     def train(self) -> RunResult:
-        cfg, m, t = self.cfg, self.mcfg, self.cfg.train
-        self.run_dir.mkdir(parents=True)
+        cfg, m, t, st = self.cfg, self.mcfg, self.cfg.train, self.state
         config_path = self.run_dir / "config.yaml"
+        if self.resume_from is None:
+            self.run_dir.mkdir(parents=True)
+        else:
+            _truncate_log(self.run_dir / "metrics.jsonl", st.step)
         save_config(cfg, config_path)
         logger = MetricsLogger(self.run_dir, tensorboard=t.tensorboard)
         env, learner, buf, rng = self.env, self.learner, self.buffer, self.rng
         noise = self.core.exploration(m)
-        obs = env.reset(seed=cfg.seed)
-        step, n_updates = 0, 0
-        next_update = max(m.warmup_steps, m.batch_size)
-        next_log, next_eval, next_ckpt = t.log_interval, t.eval_interval, t.checkpoint_interval
-        losses: dict[str, list[float]] = {}
-        curve: list[tuple[int, float]] = []
-        eval_return = float("nan")
-        start = time.perf_counter()
-        bar = tqdm(total=t.steps, unit="step", disable=not t.progress, dynamic_ncols=True, file=sys.stderr)
-        try:
-            while step < t.steps:
-                if step < m.warmup_steps:
+        if self.obs is None:
+            self.obs = env.reset(seed=cfg.seed)
+        start, start_step = time.perf_counter(), st.step
+        bar = tqdm(total=t.steps, initial=st.step, unit="step", disable=not t.progress, dynamic_ncols=True,
+                   file=sys.stderr)
+        with _GracefulInterrupt() as interrupt:
+            while st.step < t.steps:
+                if st.step < m.warmup_steps:
                     actions = env.sample_actions(rng)
                 else:
-                    actions, _ = learner.policy.act(obs, explore=True, rng=rng, noise_scale=noise)
+                    actions, _ = learner.policy.act(self.obs, explore=True, rng=rng, noise_scale=noise)
                 next_obs, final_obs, rew, term, _ = env.step(actions)
-                buf.add(obs, self.core.stored_actions(env.spec, actions), rew, final_obs, term)
-                obs = next_obs
-                step += env.num_envs
+                if not np.all(np.isfinite(final_obs)):
+                    raise TrainingError(f"step {st.step}: env '{cfg.env}' returned a non-finite observation")
+                buf.add(self.obs, self.core.stored_actions(env.spec, actions), rew, final_obs, term)
+                self.obs = next_obs
+                st.step += env.num_envs
                 bar.update(env.num_envs)
-                while step >= next_update:
+                while st.step >= st.next_update:
                     for _ in range(m.updates_per_round):
                         batch = self.core.prepare_batch(env.spec, buf.sample(m.batch_size, rng), rng)
                         for k, v in learner.update(batch).items():
-                            losses.setdefault(k, []).append(v)
-                        n_updates += 1
-                    next_update += m.update_every
-                if step >= next_eval or step >= t.steps:
-                    eval_return = evaluate(learner.policy, self.eval_env, seed=cfg.seed + 1_000_003)
-                    curve.append((step, eval_return))
-                    logger.log({"step": step, "eval_return": eval_return})
-                    next_eval += t.eval_interval
-                if step >= next_log or step >= t.steps:
-                    rec = self._train_record(step, n_updates, losses, start)
+                            if not np.isfinite(v):
+                                raise TrainingError(f"step {st.step}: {k} is {v}; kept the last good checkpoint in "
+                                                    f"{self.run_dir / CHECKPOINTS}")
+                            st.losses.setdefault(k, []).append(v)
+                        st.updates += 1
+                    st.next_update += m.update_every
+                if st.step >= st.next_eval or st.step >= t.steps:
+                    st.eval_return = evaluate(learner.policy, self.eval_env, seed=cfg.seed + 1_000_003)
+                    st.curve.append((st.step, st.eval_return))
+                    logger.log({"step": st.step, "eval_return": st.eval_return})
+                    st.next_eval += t.eval_interval
+                if st.step >= st.next_log or st.step >= t.steps:
+                    rec = self._train_record(st, start, start_step)
                     logger.log(rec)
                     bar.set_postfix(ret=f"{rec.get('train_return', float('nan')):.2f}",
-                                    eval=f"{eval_return:.2f}", sps=f"{rec['steps_per_sec']:.0f}")
-                    losses = {}
-                    next_log += t.log_interval
-                if step >= next_ckpt:
-                    self._checkpoint(step)
-                    next_ckpt += t.checkpoint_interval
-        except KeyboardInterrupt:
-            bar.close()
-            folder = self._checkpoint(step)
-            logger.close()
-            print(f"\ninterrupted at step {step}; checkpoint saved in {folder}", file=sys.stderr)
-            raise
+                                    eval=f"{st.eval_return:.2f}", sps=f"{rec['steps_per_sec']:.0f}")
+                    st.losses = {}
+                    st.next_log += t.log_interval
+                if st.step >= st.next_ckpt:
+                    self._checkpoint()
+                    st.next_ckpt += t.checkpoint_interval
+                if interrupt.requested:
+                    bar.close()
+                    folder = self._checkpoint()
+                    logger.close()
+                    print(f"\ninterrupted at step {st.step}; resume with: xmarl run --resume {self.run_dir}"
+                          f" (checkpoint {folder})", file=sys.stderr)
+                    raise KeyboardInterrupt
         bar.close()
-        ckpt = self._checkpoint(step)
+        ckpt = self._checkpoint()
         wall = time.perf_counter() - start
-        final = {"steps": float(step), "updates": float(n_updates), "eval_return": eval_return,
-                 "wall_time": wall, "steps_per_sec": step / max(wall, 1e-9)}
+        final = {"steps": float(st.step), "updates": float(st.updates), "eval_return": st.eval_return,
+                 "wall_time": wall, "steps_per_sec": (st.step - start_step) / max(wall, 1e-9)}
         recent = env.completed_returns[-100:]
         if recent:
             final["train_return"] = float(np.mean(recent))
         logger.close()
-        (self.run_dir / "result.json").write_text(json.dumps({"final_metrics": final, "curve": curve}, indent=1))
-        return RunResult(self.run_dir, config_path, logger.path, ckpt, logger.tb_dir, final, curve, learner)
+        result = {"final_metrics": final, "curve": st.curve}
+        atomic_write_text(self.run_dir / "result.json", json.dumps(result, indent=1))
+        return RunResult(self.run_dir, config_path, logger.path, ckpt, logger.tb_dir, final, list(st.curve), learner)
 
-    def _train_record(self, step: int, n_updates: int, losses: dict[str, list[float]], start: float) -> dict[str, Any]:
-        rec: dict[str, Any] = {"step": step, "updates": n_updates,
-                               "steps_per_sec": step / max(time.perf_counter() - start, 1e-9)}
+    def _train_record(self, st: LoopState, start: float, start_step: int) -> dict[str, Any]:
+        rec: dict[str, Any] = {"step": st.step, "updates": st.updates,
+                               "steps_per_sec": (st.step - start_step) / max(time.perf_counter() - start, 1e-9)}
         recent = self.env.completed_returns[-20:]
         if recent:
             rec["train_return"] = float(np.mean(recent))
-        rec.update({k: float(np.mean(v)) for k, v in losses.items()})
+        rec.update({k: float(np.mean(v)) for k, v in st.losses.items()})
         return rec
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop records written after the checkpoint a run resumes from."""
+    if not path.is_file():
+        return
+    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    atomic_write_text(path, "".join(line + "\n" for line in keep))
