@@ -94,3 +94,22 @@ def test_kill_9_loses_at_most_one_checkpoint_interval(out_dir):
     assert saved >= 1000 and logged - saved <= 200 + 200  # at most one interval (+ one log interval of slack)
     resumed = xmarl.run(resume=run_dir, overrides={"train.steps": saved + 400})
     assert resumed.final_metrics["steps"] == saved + 400 and np.isfinite(resumed.final_metrics["eval_return"])
+
+
+def test_env_without_snapshot_warns_once_and_still_resumes(out_dir, capsys):
+    from xmarl import registry
+    from xmarl.envs.games import TargetGame
+
+    class Local(TargetGame):  # a class defined in a function cannot be pickled
+        pass
+
+    registry.add("env", "local_target", Local)
+    try:
+        r = xmarl.run("maddpg", "torch", "local_target", out_dir=out_dir, overrides={**OV, "train.steps": 900})
+        err = capsys.readouterr().err
+        assert err.count("cannot be snapshotted") == 1
+        assert not (latest_checkpoint(r.run_dir) / "env.pkl").exists()
+        resumed = xmarl.run(resume=r.run_dir, overrides={"train.steps": 1200})
+        assert resumed.final_metrics["steps"] == 1200 and np.isfinite(resumed.final_metrics["eval_return"])
+    finally:
+        registry._ENTRIES.pop(("env", "local_target", None))

@@ -297,6 +297,12 @@ class FastSpread(VectorEnv):
         env.original_cam_range = self._cam0[index]
         return env.render()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle everything (world arrays, RNG, running returns) except the renderer."""
+        state = self.__dict__.copy()
+        state["_render_env"] = None
+        return state
+
     def close(self) -> None:
         """Release the renderer, if one was made."""
         if self._render_env is not None:

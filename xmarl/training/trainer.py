@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -162,6 +163,7 @@ class OffPolicyTrainer:
         self.state = LoopState(next_update=max(m.warmup_steps, m.batch_size), next_log=t.log_interval,
                                next_eval=t.eval_interval, next_ckpt=t.checkpoint_interval)
         self.obs: np.ndarray | None = None
+        self._warned_snapshot = False
         self.resume_from: Path | None = None
         if resume is not None:
             self.resume_from = latest_checkpoint(resume)
@@ -182,11 +184,18 @@ class OffPolicyTrainer:
         trainer_state = {"step": st.step, "method": self.cfg.method, "backend": self.cfg.backend,
                          "env": self.cfg.env, "seed": self.cfg.seed, "loop": asdict(st),
                          "rng": self.rng.bit_generator.state}
+        blobs = {}
+        try:
+            blobs["env.pkl"] = snapshot((self.env, self.obs))
+        except (TypeError, AttributeError, pickle.PicklingError) as exc:
+            if not self._warned_snapshot:
+                print(f"xmarl: warning: env '{self.cfg.env}' cannot be snapshotted ({exc}); a resumed run will "
+                      "restart its episodes, so it will not replay the original exactly", file=sys.stderr)
+                self._warned_snapshot = True
         return save_checkpoint(
             self.run_dir, st.step,
             {"weights.npz": weights, "optimizer.npz": self.learner.get_optimizer_state(),
-             "buffer.npz": self.buffer.state_dict()},
-            {"env.pkl": snapshot((self.env, self.obs))}, trainer_state)
+             "buffer.npz": self.buffer.state_dict()}, blobs, trainer_state)
 
     def _load(self, folder: Path) -> None:
         saved = json.loads((folder / "trainer.json").read_text())
@@ -196,7 +205,10 @@ class OffPolicyTrainer:
         self.learner.set_weights(load_arrays(folder, "weights.npz"))
         self.learner.set_optimizer_state(load_arrays(folder, "optimizer.npz"))
         self.buffer.load_state_dict(load_arrays(folder, "buffer.npz"))
-        self.env, self.obs = restore((folder / "env.pkl").read_bytes())
+        if (folder / "env.pkl").is_file():
+            self.env, self.obs = restore((folder / "env.pkl").read_bytes())
+        else:  # the env could not be snapshotted: start fresh episodes, deterministically
+            self.obs = self.env.reset(seed=self.cfg.seed + saved["step"])
         self.rng.bit_generator.state = saved["rng"]
         loop = saved["loop"]
         loop["curve"] = [tuple(c) for c in loop["curve"]]
