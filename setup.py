@@ -7,7 +7,7 @@ from setuptools import find_packages, setup
 TORCH = ["torch==2.13.0"]
 TENSORFLOW = ["tensorflow-cpu==2.21.0"]
 MINDSPORE = ["mindspore==2.10.0"]
-MPE = ["mpe2==1.1.1", "pygame-ce==2.5.8"]
+MPE = ["mpe2==1.1.1", "pygame-ce==2.5.8", "pillow==13.0.0"]  # pillow writes episode GIFs
 RAY = ["ray==2.60.0"]
 DOCS = ["sphinx==9.2.0", "furo==2025.12.19"]
 LOGGING = ["tensorboardX==2.6.5"]

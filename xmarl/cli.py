@@ -1,4 +1,4 @@
-"""Command line: ``xmarl run | list``."""
+"""Command line: ``xmarl run | list | render``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint")
     sub.add_parser("list", help="show methods x backends, installed backends and environments")
+    g = sub.add_parser("render", help="render a greedy episode of a checkpoint to a GIF")
+    g.add_argument("--checkpoint", required=True, help="a run folder or a checkpoints/step_* folder")
+    g.add_argument("--out", default="episode.gif", help="output .gif path (default: episode.gif)")
+    g.add_argument("--backend", "-b", help="backend to run the policy in (default: the one that trained it)")
+    g.add_argument("--seed", type=int, help="episode seed (default: that of the run's evaluations)")
     return p
 
 
@@ -34,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
             from xmarl import registry
 
             print(registry.table())
+            return 0
+        if args.command == "render":
+            from xmarl.training.render import render_checkpoint
+
+            out = render_checkpoint(args.checkpoint, args.out, backend=args.backend, seed=args.seed)
+            print(f"wrote {out}")
             return 0
         if args.command == "run":
             from xmarl.api import run

@@ -31,6 +31,7 @@ class TrainConfig(Section):
     threads: PositiveInt = Field(description="Intra-op threads of the deep-learning framework.")
     progress: bool = Field(description="Show a progress bar.")
     tensorboard: bool = Field(description="Also write TensorBoard logs when tensorboardX is installed.")
+    gif_every: int = Field(ge=0, description="Save a greedy-episode GIF every this many evaluations (0: never).")
 
 
 class AdamConfig(Section):

@@ -42,6 +42,10 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return _atomic(path, lambda f: f.write(text), "w")
 
 
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    return _atomic(path, lambda f: f.write(data), "wb")
+
+
 def atomic_save_npz(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> Path:
     return _atomic(path, lambda f: np.savez(f, **arrays), "wb")
 

@@ -38,6 +38,9 @@ from xmarl.training.checkpoint import (
 )
 from xmarl.training.logger import MetricsLogger
 
+#: evaluation episodes (and GIFs) use seed + this, apart from the training envs' seeds
+EVAL_SEED_OFFSET = 1_000_003
+
 
 @dataclass
 class RunResult:
@@ -164,6 +167,7 @@ class OffPolicyTrainer:
                                next_eval=t.eval_interval, next_ckpt=t.checkpoint_interval)
         self.obs: np.ndarray | None = None
         self._warned_snapshot = False
+        self._render_env: VectorEnv | None = None
         self.resume_from: Path | None = None
         if resume is not None:
             self.resume_from = latest_checkpoint(resume)
@@ -255,10 +259,12 @@ class OffPolicyTrainer:
                         st.updates += 1
                     st.next_update += m.update_every
                 if st.step >= st.next_eval or st.step >= t.steps:
-                    st.eval_return = evaluate(learner.policy, self.eval_env, seed=cfg.seed + 1_000_003)
+                    st.eval_return = evaluate(learner.policy, self.eval_env, seed=cfg.seed + EVAL_SEED_OFFSET)
                     st.curve.append((st.step, st.eval_return))
                     logger.log({"step": st.step, "eval_return": st.eval_return})
                     st.next_eval += t.eval_interval
+                    if t.gif_every and len(st.curve) % t.gif_every == 0:
+                        self._save_gif(st.step)
                 if st.step >= st.next_log or st.step >= t.steps:
                     rec = self._train_record(st, start, start_step)
                     logger.log(rec)
@@ -288,6 +294,14 @@ class OffPolicyTrainer:
         result = {"final_metrics": final, "curve": st.curve}
         atomic_write_text(self.run_dir / "result.json", json.dumps(result, indent=1))
         return RunResult(self.run_dir, config_path, logger.path, ckpt, logger.tb_dir, final, list(st.curve), learner)
+
+    def _save_gif(self, step: int) -> Path:
+        from xmarl.training.render import episode_frames, make_render_env, write_gif
+
+        if self._render_env is None:
+            self._render_env = make_render_env(self.cfg.env, self.cfg.env_kwargs)
+        frames = episode_frames(self.learner.policy, self._render_env, seed=self.cfg.seed + EVAL_SEED_OFFSET)
+        return write_gif(frames, self.run_dir / "gifs" / f"step_{step:012d}.gif")
 
     def _train_record(self, st: LoopState, start: float, start_step: int) -> dict[str, Any]:
         rec: dict[str, Any] = {"step": st.step, "updates": st.updates,

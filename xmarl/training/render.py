@@ -1,0 +1,90 @@
+"""Episode GIFs from a checkpoint (``xmarl render``) or during training (``train.gif_every``)."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xmarl import registry
+from xmarl.core.interfaces import Policy
+from xmarl.envs import VectorEnv, make_env
+from xmarl.errors import EnvError, XmarlError
+from xmarl.training.checkpoint import atomic_write_bytes, latest_checkpoint, load_weights
+
+
+def episode_frames(policy: Policy, env: VectorEnv, seed: int, max_frames: int = 1000) -> list[np.ndarray]:
+    """RGB frames of one greedy episode in copy 0 of ``env`` (made with ``render_mode="rgb_array"``)."""
+
+    def frame() -> np.ndarray:
+        try:
+            img = env.render(0)
+        except NotImplementedError:
+            img = None
+        if not isinstance(img, np.ndarray) or img.ndim != 3:
+            raise EnvError(f"env '{env.name}' does not render rgb_array frames; pick an env that does, "
+                           "e.g. mpe/simple_spread_v3")
+        return img
+
+    obs = env.reset(seed=seed)
+    frames = [frame()]
+    while len(frames) < max_frames:
+        actions, _ = policy.act(obs, explore=False)
+        obs, _, _, _, done = env.step(actions)
+        if done[0]:
+            break
+        frames.append(frame())
+    return frames
+
+
+def make_render_env(name: str, env_kwargs: dict[str, Any]) -> VectorEnv:
+    """One copy of env ``name`` that renders ``rgb_array`` frames."""
+    try:
+        return make_env(name, 1, **{**env_kwargs, "render_mode": "rgb_array"})
+    except TypeError:
+        raise EnvError(f"env '{name}' does not render rgb_array frames; pick an env that does, "
+                       "e.g. mpe/simple_spread_v3") from None
+
+
+def write_gif(frames: list[np.ndarray], out: str | os.PathLike[str], fps: int = 10) -> Path:
+    """Write ``frames`` as an animated GIF, atomically."""
+    from PIL import Image
+
+    images = [Image.fromarray(np.asarray(f, np.uint8)) for f in frames]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    return atomic_write_bytes(out, buf.getvalue())
+
+
+def render_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], backend: str | None = None,
+                      seed: int | None = None, fps: int = 10) -> Path:
+    """Render one greedy episode of the policy in ``checkpoint`` (a run or checkpoint folder) to a GIF.
+
+    ``backend`` may differ from the one that trained: weights are framework-neutral.
+    """
+    from xmarl.config import load_config
+
+    folder = latest_checkpoint(checkpoint)
+    config_path = folder.parent.parent / "config.yaml"
+    if not config_path.is_file():
+        raise XmarlError(f"no config.yaml beside checkpoint {folder}; render needs the run folder's config")
+    if not str(out).lower().endswith(".gif"):
+        raise XmarlError(f"--out '{out}' must end in .gif")
+    cfg = load_config(config=config_path, backend=backend)
+    policy = build_policy(cfg, load_weights(folder))
+    env = make_render_env(cfg.env, cfg.env_kwargs)
+    from xmarl.training.trainer import EVAL_SEED_OFFSET
+
+    seed = cfg.seed + EVAL_SEED_OFFSET if seed is None else seed  # by default the evaluation episodes' seed
+    return write_gif(episode_frames(policy, env, seed), out, fps)
+
+
+def build_policy(cfg: Any, weights: dict[str, np.ndarray]) -> Policy:
+    """A greedy-ready policy of ``cfg``'s method and backend carrying ``weights``."""
+    registry.get("runtime", "configure", cfg.backend)(cfg.train.threads)
+    spec = make_env(cfg.env, 1, **cfg.env_kwargs).spec
+    learner = registry.get("learner", cfg.method, cfg.backend)(spec, getattr(cfg, cfg.method), weights)
+    return learner.policy
