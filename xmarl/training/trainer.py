@@ -174,6 +174,7 @@ class OffPolicyTrainer:
             self.run_dir = self.resume_from.parent.parent
             self._load(self.resume_from)
         else:
+            self.obs = self.env.reset(seed=cfg.seed)  # a malformed env fails here, before any file is written
             name = cfg.name or f"{cfg.method}-{cfg.env.replace('/', '_')}-{cfg.backend}-s{cfg.seed}"
             self.run_dir = _unique_dir(Path(cfg.out_dir) / name)
 
@@ -230,8 +231,6 @@ class OffPolicyTrainer:
         logger = MetricsLogger(self.run_dir, tensorboard=t.tensorboard)
         env, learner, buf, rng = self.env, self.learner, self.buffer, self.rng
         noise = self.core.exploration(m)
-        if self.obs is None:
-            self.obs = env.reset(seed=cfg.seed)
         start, start_step = time.perf_counter(), st.step
         bar = tqdm(total=t.steps, initial=st.step, unit="step", disable=not t.progress, dynamic_ncols=True,
                    file=sys.stderr)

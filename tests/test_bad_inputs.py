@@ -1,0 +1,155 @@
+"""Bad input of every kind gets a one-line error that says what to do, and leaves no
+half-written file behind (config errors leave no files at all)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+import xmarl
+from xmarl import registry
+from xmarl.config import load_config, parse_overrides
+from xmarl.core.methods import MethodSpec
+from xmarl.envs.games import TargetGame
+from xmarl.errors import XmarlError
+
+TINY = {"train.steps": 400, "train.eval_interval": 400, "maddpg.warmup_steps": 50, "maddpg.batch_size": 16,
+        "maddpg.update_every": 10, "train.progress": False, "train.tensorboard": False}
+
+
+class BadObsShape(TargetGame):
+    def observation_space(self, agent):
+        return spaces.Box(0.0, 1.0, (self.n_targets + 2,), np.float32)
+
+
+class DropsAgent(TargetGame):
+    def step(self, actions):
+        obs, r, te, tr, info = super().step(actions)
+        obs.pop("agent_1")
+        return obs, r, te, tr, info
+
+
+class MultiDiscreteActions(TargetGame):
+    def action_space(self, agent):
+        return spaces.MultiDiscrete([2, 3])
+
+
+class NanReward(TargetGame):
+    def step(self, actions):
+        obs, r, te, tr, info = super().step(actions)
+        return obs, {a: float("nan") for a in r}, te, tr, info
+
+
+class NanObservation(TargetGame):
+    def step(self, actions):
+        obs, r, te, tr, info = super().step(actions)
+        return {a: np.full_like(o, np.nan) for a, o in obs.items()}, r, te, tr, info
+
+
+class HugeReward(TargetGame):
+    def step(self, actions):
+        obs, r, te, tr, info = super().step(actions)
+        return obs, {a: 1e38 for a in r}, te, tr, info
+
+
+ENVS = {"bad/obs_shape": BadObsShape, "bad/drops_agent": DropsAgent, "bad/multidiscrete": MultiDiscreteActions,
+        "bad/nan_reward": NanReward, "bad/nan_obs": NanObservation, "bad/huge_reward": HugeReward}
+
+
+@pytest.fixture(autouse=True)
+def bad_envs():
+    for name, cls in ENVS.items():
+        registry.add("env", name, cls)
+    registry.add("method", "discrete_only", MethodSpec(
+        name="discrete_only", config_model=load_config("maddpg").maddpg.__class__, trainer="off_policy",
+        action_kinds=("discrete",), paper="test", core="xmarl.core.maddpg",
+        defaults=load_config("maddpg").maddpg.model_dump(mode="json")))
+    yield
+    for name in ENVS:
+        registry._ENTRIES.pop(("env", name, None))
+    registry._ENTRIES.pop(("method", "discrete_only", None))
+    registry._ENTRIES.pop(("learner", "discrete_only", "torch"), None)
+
+
+def _yaml(tmp: Path, text: str) -> Path:
+    p = tmp / "cfg" / "user.yaml"
+    p.parent.mkdir(exist_ok=True)
+    p.write_text(text)
+    return p
+
+
+def run(out: Path, env: str = "target", **kw) -> Callable[[], object]:
+    return lambda: xmarl.run("maddpg", kw.pop("backend", "torch"), env, out_dir=out,
+                             overrides={**TINY, **kw.pop("overrides", {})}, **kw)
+
+
+def _discrete_only(out: Path):
+    registry.add("learner", "discrete_only", registry.get("learner", "maddpg", "torch"), backend="torch")
+    return xmarl.run("discrete_only", "torch", "target", out_dir=out,
+                     overrides={**{k.replace("maddpg.", "discrete_only."): v for k, v in TINY.items()},
+                                "env_kwargs": {"continuous": True}})
+
+
+def _resume_other_env(out: Path):
+    r = xmarl.run("maddpg", "torch", "target", out_dir=out / "first", overrides=TINY)
+    return xmarl.run(resume=r.run_dir, env="mpe/simple_spread_v3")
+
+
+CASES: dict[str, tuple[Callable[[Path, Path], Callable[[], object]], str, bool]] = {
+    # name: (make the call from (out_dir, tmp_path), text the message must contain, run folder may exist)
+    "malformed YAML": (lambda o, t: lambda: load_config(config=_yaml(t, "train:\n  steps: [1,\n")),
+                       "malformed YAML at", False),
+    "YAML that is not a mapping": (lambda o, t: lambda: load_config(config=_yaml(t, "- 1\n- 2\n")),
+                                   "must be a YAML mapping", False),
+    "missing config file": (lambda o, t: lambda: load_config(config=t / "nope.yaml"), "does not exist", False),
+    "unknown top-level key": (lambda o, t: run(o, overrides={"sed": 1}), "did you mean 'seed'", False),
+    "unknown nested key": (lambda o, t: run(o, overrides={"maddpg.lr_actr": 1}), "did you mean 'maddpg.lr_actor'",
+                           False),
+    "wrong type in a file": (lambda o, t: lambda: load_config(config=_yaml(t, "seed: one\n")), "user.yaml:1", False),
+    "wrong type of bool": (lambda o, t: run(o, overrides={"train.progress": "sometimes"}), "train.progress", False),
+    "zero steps": (lambda o, t: run(o, steps=0), "greater than 0", False),
+    "negative steps": (lambda o, t: run(o, steps=-10), "greater than 0", False),
+    "gamma above one": (lambda o, t: run(o, overrides={"maddpg.gamma": 1.5}), "maddpg.gamma", False),
+    "zero hidden width": (lambda o, t: run(o, overrides={"maddpg.hidden_sizes": [64, 0]}), "maddpg.hidden_sizes.1",
+                          False),
+    "zero envs": (lambda o, t: run(o, overrides={"train.num_envs": 0}), "train.num_envs", False),
+    "negative gif interval": (lambda o, t: run(o, overrides={"train.gif_every": -1}), "train.gif_every", False),
+    "unknown method": (lambda o, t: lambda: xmarl.run("comma", "torch", "target", out_dir=o), "valid:", False),
+    "unknown env": (lambda o, t: run(o, env="mpe/simple_spred_v3"), "did you mean 'mpe/simple_spread_v3'", False),
+    "unknown backend": (lambda o, t: run(o, backend="jax"), "valid: mindspore, tensorflow, torch", False),
+    "override without '='": (lambda o, t: lambda: parse_overrides(["train.steps"]), "key.path=value", False),
+    "override below a value": (lambda o, t: run(o, overrides={"seed.x": 1}), "seed", False),
+    "bad env kwargs": (lambda o, t: run(o, env="mpe/simple_spread_v3", overrides={"env_kwargs": {"N": 3, "M": 2}}),
+                       "bad env kwargs", False),
+    "observation of the wrong size": (lambda o, t: run(o, env="bad/obs_shape"), "observation has 3 values", False),
+    "agent set that changes": (lambda o, t: run(o, env="bad/drops_agent"), "fixed agent set", True),
+    "unsupported action space": (lambda o, t: run(o, env="bad/multidiscrete"), "MultiDiscrete", False),
+    "action kind the method rejects": (lambda o, t: lambda: _discrete_only(o), "discrete_only needs discrete actions",
+                                       False),
+    "NaN reward": (lambda o, t: run(o, env="bad/nan_reward"), "reward of agent 'agent_0' is nan", True),
+    "NaN observation": (lambda o, t: run(o, env="bad/nan_obs"), "non-finite observation", True),
+    "overflowing loss": (lambda o, t: run(o, env="bad/huge_reward"), "critic_loss is inf", True),
+    "resume without a checkpoint": (lambda o, t: lambda: xmarl.run(resume=t), "no checkpoint in", False),
+    "resume into another env": (lambda o, t: lambda: _resume_other_env(o), "is maddpg/torch/target", True),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input(case, tmp_path):
+    make, needle, may_create = CASES[case]
+    out = tmp_path / "runs"
+    with pytest.raises((XmarlError, ValueError)) as e:
+        make(out, tmp_path)()
+    msg = str(e.value)
+    assert "\n" not in msg and needle in msg, msg
+    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob("*.partial"))
+    if not may_create:
+        assert not out.exists()
+
+
+def test_there_are_at_least_25_distinct_bad_inputs():
+    assert len(CASES) >= 25 and len({needle for _, needle, _ in CASES.values()}) >= 25
