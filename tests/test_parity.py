@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import BACKENDS, require
 from xmarl.compare.parity import ATOL, RTOL, Case, compare, run_backend
 
-CASES = [Case("maddpg", kind, share) for kind in ("discrete", "continuous") for share in (True, False)]
+CASES = [Case("maddpg", kind, share) for kind in ("discrete", "continuous", "hybrid") for share in (True, False)]
 
 
 @pytest.fixture(scope="module")

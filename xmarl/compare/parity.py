@@ -23,17 +23,27 @@ RTOL = 1e-5
 
 
 def parity_spec(kind: str, n_agents: int = 3) -> AgentSpec:
-    """A synthetic task: heterogeneous observation and action sizes, so padding is exercised."""
+    """A synthetic task: heterogeneous observation and action sizes, so padding is exercised.
+
+    ``"hybrid"`` agents have ``n_i = 2 + i % 2`` choices and ``d_i = 1 + i % 3`` continuous
+    entries (for three agents: 2+1, 3+2 and 2+3 entries, padded to 5).
+    """
     agents = tuple(f"agent_{i}" for i in range(n_agents))
     obs_dims = tuple(6 + 2 * i for i in range(n_agents))
-    act_dims = tuple(3 + (i % 2) for i in range(n_agents))
+    disc_dims: tuple[int, ...] = ()
+    if kind == "hybrid":
+        disc_dims = tuple(2 + i % 2 for i in range(n_agents))
+        act_dims = tuple(n + 1 + i % 3 for i, n in enumerate(disc_dims))
+    else:
+        act_dims = tuple(3 + (i % 2) for i in range(n_agents))
     ad = max(act_dims)
     low = np.zeros((n_agents, ad), np.float32)
     high = np.zeros((n_agents, ad), np.float32)
-    if kind == "continuous":
+    if kind in ("continuous", "hybrid"):
         for i, d in enumerate(act_dims):
-            low[i, :d], high[i, :d] = -1.0 - i, 1.0 + 0.5 * i
-    return AgentSpec(agents, obs_dims, kind, act_dims, low, high)
+            start = disc_dims[i] if disc_dims else 0
+            low[i, start:d], high[i, start:d] = -1.0 - i, 1.0 + 0.5 * i
+    return AgentSpec(agents, obs_dims, kind, act_dims, low, high, disc_dims)
 
 
 def maddpg_batch(spec: AgentSpec, batch_size: int, seed: int) -> dict[str, np.ndarray]:
@@ -48,6 +58,9 @@ def maddpg_batch(spec: AgentSpec, batch_size: int, seed: int) -> dict[str, np.nd
     else:
         u = rng.random((A, batch_size, ad)).astype(np.float32)
         act = spec.low[:, None] + u * (spec.high - spec.low)[:, None]
+        if spec.hybrid:  # one-hot choice on the categorical entries, the uniform point after them
+            idx = (rng.random((A, batch_size)) * np.asarray(spec.disc_dims)[:, None]).astype(int)
+            act = np.where(spec.disc_mask[:, None] > 0, np.eye(ad, dtype=np.float32)[idx], act)
     batch = {
         "obs": rng.standard_normal((A, batch_size, od)).astype(np.float32) * obs_mask,
         "act": act.astype(np.float32),

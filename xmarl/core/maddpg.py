@@ -5,7 +5,8 @@ batch preparation. The update itself (framework math) lives in each backend's
 Networks (``G`` = 1 with parameter sharing, else the number of agents ``A``):
 
 * actor ``mu_i(o_i [, id_i])``: MLP over the agent's observation (plus its one-hot id when
-  shared) to ``act_dim`` raw outputs (logits, or pre-tanh values for bounded actions);
+  shared) to ``act_dim`` raw outputs (logits on categorical entries, pre-tanh values on bounded
+  ones; a hybrid action has both, see :mod:`xmarl.core.spaces`);
 * critic ``Q_i(x, a_1..a_N [, id_i])``: MLP over all agents' observations and actions.
 """
 
@@ -59,12 +60,17 @@ def init_weights(spec: AgentSpec, cfg: MADDPGConfig, seed: int) -> dict[str, np.
 
 
 def prepare_batch(spec: AgentSpec, batch: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Add the Gumbel noise of the update's action samples to a batch (zeros when continuous),
-    so that every backend draws the same sample and runs stay reproducible."""
+    """Add the Gumbel noise of the update's action samples to a batch, so that every backend
+    draws the same sample and runs stay reproducible. The noise covers the categorical
+    entries (``spec.disc_mask``) and is zero on continuous ones; continuous tasks draw none."""
     shape = batch["act"].shape
     if spec.discrete:
         batch["gumbel"] = gumbel(rng, shape)
         batch["next_gumbel"] = gumbel(rng, shape)
+    elif spec.hybrid:
+        disc = spec.disc_mask[:, None, :]  # batch["act"] is [A, B, act_dim]
+        batch["gumbel"] = gumbel(rng, shape) * disc
+        batch["next_gumbel"] = gumbel(rng, shape) * disc
     else:
         batch["gumbel"] = np.zeros(shape, np.float32)
         batch["next_gumbel"] = np.zeros(shape, np.float32)
@@ -72,7 +78,9 @@ def prepare_batch(spec: AgentSpec, batch: dict[str, np.ndarray], rng: np.random.
 
 
 def stored_actions(spec: AgentSpec, actions: np.ndarray) -> np.ndarray:
-    """Env actions ``[E, A]`` / ``[E, A, d]`` to the float vectors critics take."""
+    """Env actions (:func:`xmarl.core.actions.select_actions`' layout) to the float vectors
+    critics take: one-hot ``[E, A, act_dim]`` for discrete ``[E, A]`` choices; continuous and
+    hybrid actions already are those vectors (hybrid: ``[one-hot (n_i), continuous (d_i)]``)."""
     if spec.discrete:
         return np.eye(spec.act_dim, dtype=np.float32)[actions]
     return actions.astype(np.float32)

@@ -19,7 +19,7 @@ class MethodSpec:
     name: str
     config_model: type[BaseModel]
     trainer: str  # "off_policy" or "on_policy"
-    action_kinds: tuple[str, ...]
+    action_kinds: tuple[str, ...]  # kinds of xmarl.core.spaces.ACTION_KINDS it accepts; others are refused
     paper: str
     core: str  # module with the method's neutral parts: init_weights, prepare_batch, stored_actions
     defaults: dict[str, Any] = field(default_factory=dict)  # for plugin methods; built-ins use defaults.yaml
@@ -37,7 +37,7 @@ registry.add(
         name="maddpg",
         config_model=MADDPGConfig,
         trainer="off_policy",
-        action_kinds=("discrete", "continuous"),
+        action_kinds=("discrete", "continuous", "hybrid"),
         core="xmarl.core.maddpg",
         paper="Lowe et al., Multi-Agent Actor-Critic for Mixed Cooperative-Competitive Environments, NeurIPS 2017",
     ),

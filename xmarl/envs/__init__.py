@@ -51,7 +51,7 @@ def _mpe_factory(task: str):
 for _task in MPE_TASKS:
     registry.add("env", f"mpe/{_task}", _mpe_factory(_task))
 
-from xmarl.envs import games  # noqa: E402,F401  (registers the built-in games)
+from xmarl.envs import games, median  # noqa: E402,F401  (registers the built-in games)
 from xmarl.envs.mpe_fast import NAME as _FAST_SPREAD  # noqa: E402
 from xmarl.envs.mpe_fast import make_fast_spread  # noqa: E402
 

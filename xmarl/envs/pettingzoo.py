@@ -61,6 +61,13 @@ class VectorEnv:
         if self.spec.discrete:
             return [{a: int(row[i]) for i, a in enumerate(self.agents)} for row in actions]
         dims = self.spec.act_dims
+        if self.spec.hybrid:  # [one-hot (n_i), continuous (d_i), padding] -> (choice, offer)
+            ns = self.spec.disc_dims
+            return [
+                {a: (int(np.argmax(row[i, : ns[i]])), np.asarray(row[i, ns[i]: dims[i]], np.float32))
+                 for i, a in enumerate(self.agents)}
+                for row in actions
+            ]
         return [
             {a: np.asarray(row[i, : dims[i]], np.float32) for i, a in enumerate(self.agents)}
             for row in actions
@@ -80,7 +87,9 @@ class VectorEnv:
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Step all copies.
 
-        ``actions`` is ``[E, A]`` ints (discrete) or ``[E, A, act_dim]`` floats (continuous).
+        ``actions`` is ``[E, A]`` ints (discrete) or ``[E, A, act_dim]`` floats (continuous, or
+        hybrid as ``[one-hot of the choice, continuous part]`` per agent; each agent then gets the
+        tuple ``(int, float32 array)``), as :func:`xmarl.core.actions.select_actions` returns them.
         Returns ``(obs, final_obs, rewards, terminated, done)``: ``obs`` already reset where an
         episode ended, ``final_obs`` the true next observation, ``rewards``/``terminated``
         ``[E, A]``, ``done`` ``[E]`` (terminated or truncated).
@@ -115,13 +124,17 @@ class VectorEnv:
         return obs_next.copy(), final, rew, term, done
 
     def sample_actions(self, rng: np.random.Generator) -> np.ndarray:
-        """Uniform random actions for every copy and agent (for warm-up)."""
+        """Uniform random actions for every copy and agent (for warm-up), laid out as in :meth:`step`."""
         E, A = self.num_envs, self.spec.n_agents
         if self.spec.discrete:
             n = np.asarray(self.spec.act_dims)
             return (rng.random((E, A)) * n).astype(np.int64)
         u = rng.random((E, A, self.spec.act_dim)).astype(np.float32)
-        return self.spec.low + u * (self.spec.high - self.spec.low)
+        act = self.spec.low + u * (self.spec.high - self.spec.low)
+        if self.spec.hybrid:
+            choice = (rng.random((E, A)) * np.asarray(self.spec.disc_dims)).astype(np.int64)
+            act = np.where(self.spec.disc_mask > 0, np.eye(self.spec.act_dim, dtype=np.float32)[choice], act)
+        return act.astype(np.float32)
 
     def render(self, index: int = 0) -> Any:
         return self.envs[index].render()

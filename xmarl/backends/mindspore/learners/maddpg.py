@@ -3,8 +3,9 @@
 One ``update`` is Algorithm 1's inner loop for every agent at once: the centralised critics
 regress on ``y_i = r_i + gamma (1 - d_i) Q'_i(x', a'_1..a'_N)`` with ``a'_j = mu'_j(o'_j)``,
 then each actor follows ``grad Q_i(x, a_1..mu_i(o_i)..a_N)`` with the other agents' actions
-taken from replay, then the targets move by ``tau``. Discrete actions are relaxed by
-Gumbel-softmax with the batch's noise, as in the reference code.
+taken from replay, then the targets move by ``tau``. Categorical actions (discrete, or the
+discrete part of hybrid ones) are relaxed by Gumbel-softmax with the batch's noise, as in the
+reference code; bounded continuous entries are squashed by ``tanh``.
 
 The whole update (both gradient steps and the target update) is one graph-mode cell,
 :class:`_UpdateStep`; :class:`_Gradients` is a second one for parity checks.
@@ -34,22 +35,24 @@ def _joint(x: Tensor) -> Tensor:
 
 
 class _Action(nn.Cell):
-    """The policy's action, differentiable: Gumbel-softmax sample (discrete) or squashed
-    bounded action (continuous)."""
+    """The policy's action, differentiable: Gumbel-softmax sample on the categorical entries,
+    squashed bounded values on the continuous ones (one formula for discrete, continuous and
+    hybrid actions)."""
 
     def __init__(self, spec: AgentSpec, temperature: float) -> None:
         super().__init__()
-        self.discrete = spec.discrete
         self.temperature = temperature
         self.act_mask = Tensor(spec.act_mask[:, None])  # [A, 1, d]
+        self.disc_mask = Tensor(spec.disc_mask[:, None])  # categorical entries
         self.low = Tensor(spec.low[:, None])
         self.high = Tensor(spec.high[:, None])
 
     def construct(self, raw: Tensor, noise: Tensor) -> Tensor:
-        if self.discrete:
-            logits = ops.where(self.act_mask > 0, raw, NEG_INF)
-            return ops.softmax((logits + noise) / self.temperature, -1)
-        return self.low + (ops.tanh(raw) + 1.0) * 0.5 * (self.high - self.low)
+        disc = self.disc_mask
+        logits = ops.where(disc * self.act_mask > 0, raw, NEG_INF)
+        sample = ops.softmax((logits + noise) / self.temperature, -1)  # finite on all-NEG_INF rows
+        bounded = self.low + (ops.tanh(raw) + 1.0) * 0.5 * (self.high - self.low)
+        return disc * sample + (1.0 - disc) * bounded
 
 
 class _CriticLoss(nn.Cell):

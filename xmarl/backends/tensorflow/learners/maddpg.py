@@ -3,8 +3,9 @@
 One ``update`` is Algorithm 1's inner loop for every agent at once: the centralised critics
 regress on ``y_i = r_i + gamma (1 - d_i) Q'_i(x', a'_1..a'_N)`` with ``a'_j = mu'_j(o'_j)``,
 then each actor follows ``grad Q_i(x, a_1..mu_i(o_i)..a_N)`` with the other agents' actions
-taken from replay, then the targets move by ``tau``. Discrete actions are relaxed by
-Gumbel-softmax with the batch's noise, as in the reference code. The update and the
+taken from replay, then the targets move by ``tau``. Categorical actions (discrete, or the
+discrete part of hybrid ones) are relaxed by Gumbel-softmax with the batch's noise, as in the
+reference code; bounded continuous entries are squashed by ``tanh``. The update and the
 gradients run as ``tf.function`` graphs traced once per learner (the batch size may vary).
 """
 
@@ -38,6 +39,7 @@ class MADDPGLearner(core.MADDPGLearnerBase):
         spec = self.spec
         A, od, ad = spec.n_agents, spec.obs_dim, spec.act_dim
         self.act_mask = tf.constant(spec.act_mask[:, None, :])  # [A, 1, d]
+        self.disc_mask = tf.constant(spec.disc_mask[:, None, :])  # categorical entries
         self.low = tf.constant(spec.low[:, None, :])
         self.high = tf.constant(spec.high[:, None, :])
         self.own = tf.reshape(tf.eye(A), [A, 1, A, 1])  # own[i, :, j] = 1 iff j == i
@@ -48,11 +50,13 @@ class MADDPGLearner(core.MADDPGLearnerBase):
 
     # -- the policy's action, differentiable ----------------------------------------------
     def _action(self, raw: tf.Tensor, noise: tf.Tensor) -> tf.Tensor:
-        """Gumbel-softmax sample (discrete) or squashed bounded action (continuous)."""
-        if self.spec.discrete:
-            logits = tf.where(self.act_mask > 0, raw, NEG_INF)
-            return tf.nn.softmax((logits + noise) / self.cfg.gumbel_temperature, axis=-1)
-        return self.low + (tf.tanh(raw) + 1.0) * 0.5 * (self.high - self.low)
+        """Gumbel-softmax sample on the categorical entries, squashed bounded values on the
+        continuous ones (one formula for discrete, continuous and hybrid actions)."""
+        disc = self.disc_mask
+        logits = tf.where(disc * self.act_mask > 0, raw, NEG_INF)
+        sample = tf.nn.softmax((logits + noise) / self.cfg.gumbel_temperature, axis=-1)  # finite on all-NEG_INF rows
+        bounded = self.low + (tf.tanh(raw) + 1.0) * 0.5 * (self.high - self.low)
+        return disc * sample + (1.0 - disc) * bounded
 
     @staticmethod
     def _joint(x: tf.Tensor) -> tf.Tensor:

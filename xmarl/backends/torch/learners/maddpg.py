@@ -3,8 +3,9 @@
 One ``update`` is Algorithm 1's inner loop for every agent at once: the centralised critics
 regress on ``y_i = r_i + gamma (1 - d_i) Q'_i(x', a'_1..a'_N)`` with ``a'_j = mu'_j(o'_j)``,
 then each actor follows ``grad Q_i(x, a_1..mu_i(o_i)..a_N)`` with the other agents' actions
-taken from replay, then the targets move by ``tau``. Discrete actions are relaxed by
-Gumbel-softmax with the batch's noise, as in the reference code.
+taken from replay, then the targets move by ``tau``. Categorical actions (discrete, or the
+discrete part of hybrid ones) are relaxed by Gumbel-softmax with the batch's noise, as in the
+reference code; bounded continuous entries are squashed by ``tanh``.
 """
 
 from __future__ import annotations
@@ -31,17 +32,20 @@ class MADDPGLearner(core.MADDPGLearnerBase):
     def build(self) -> None:
         A = self.spec.n_agents
         self.act_mask = torch.from_numpy(self.spec.act_mask).unsqueeze(1)  # [A, 1, d]
+        self.disc_mask = torch.from_numpy(self.spec.disc_mask).unsqueeze(1)  # categorical entries
         self.low = torch.from_numpy(self.spec.low).unsqueeze(1)
         self.high = torch.from_numpy(self.spec.high).unsqueeze(1)
         self.own = torch.eye(A).reshape(A, 1, A, 1)  # own[i, :, j] = 1 iff j == i
 
     # -- the policy's action, differentiable ----------------------------------------------
     def _action(self, raw: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Gumbel-softmax sample (discrete) or squashed bounded action (continuous)."""
-        if self.spec.discrete:
-            logits = torch.where(self.act_mask > 0, raw, torch.full_like(raw, NEG_INF))
-            return torch.softmax((logits + noise) / self.cfg.gumbel_temperature, dim=-1)
-        return self.low + (torch.tanh(raw) + 1.0) * 0.5 * (self.high - self.low)
+        """Gumbel-softmax sample on the categorical entries, squashed bounded values on the
+        continuous ones (one formula for discrete, continuous and hybrid actions)."""
+        disc = self.disc_mask
+        logits = torch.where(disc * self.act_mask > 0, raw, torch.full_like(raw, NEG_INF))
+        sample = torch.softmax((logits + noise) / self.cfg.gumbel_temperature, dim=-1)  # finite on all-NEG_INF rows
+        bounded = self.low + (torch.tanh(raw) + 1.0) * 0.5 * (self.high - self.low)
+        return disc * sample + (1.0 - disc) * bounded
 
     @staticmethod
     def _joint(x: torch.Tensor) -> torch.Tensor:
