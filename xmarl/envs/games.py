@@ -63,15 +63,19 @@ class TargetGame(ParallelEnv):
             team = float(np.mean([int(actions[a]) == self._targets[i] for i, a in enumerate(self.agents)]))
         self._t += 1
         self._targets = self._rng.integers(0, self.n_targets, len(self.agents))
-        trunc = self._t >= self.episode_len
-        obs = self._obs()
-        rew = {a: team for a in self.agents}
-        terms = {a: False for a in self.agents}
-        truncs = {a: trunc for a in self.agents}
-        infos = {a: {} for a in self.agents}
-        if trunc:
-            self.agents = []
-        return obs, rew, terms, truncs, infos
+        return team_transition(self, team, self._t >= self.episode_len)
+
+
+def team_transition(env: ParallelEnv, team: float, truncated: bool) -> tuple[dict, ...]:
+    """``step``'s return for a cooperative game: every agent gets ``team``; episodes end by
+    truncation only. Reads the next observations from ``env._obs()``."""
+    obs = env._obs()
+    agents = env.agents
+    out = (obs, {a: team for a in agents}, {a: False for a in agents}, {a: truncated for a in agents},
+           {a: {} for a in agents})
+    if truncated:
+        env.agents = []
+    return out
 
 
 registry.add("env", "target", TargetGame)

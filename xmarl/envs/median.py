@@ -29,6 +29,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from xmarl import registry
+from xmarl.envs.games import team_transition
 
 
 class MedianGame(ParallelEnv):
@@ -91,15 +92,7 @@ class MedianGame(ParallelEnv):
         self._joined = joined.astype(np.float32)
         self._offers = np.where(joined, offers, 0.0).astype(np.float32)
         self._t += 1
-        trunc = self._t >= self.rounds
-        obs = self._obs()
-        rew = {a: team for a in self.agents}
-        terms = {a: False for a in self.agents}
-        truncs = {a: trunc for a in self.agents}
-        infos = {a: {} for a in self.agents}
-        if trunc:
-            self.agents = []
-        return obs, rew, terms, truncs, infos
+        return team_transition(self, team, self._t >= self.rounds)
 
 
 registry.add("env", "median", MedianGame)
