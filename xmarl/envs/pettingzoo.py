@@ -106,9 +106,6 @@ class VectorEnv:
                 rew[e, i] = r[a]
                 term[e, i] = te[a]
             done[e] = all(te[a] or tr[a] for a in self.agents) or not env.agents
-        if not np.all(np.isfinite(rew)):
-            bad = np.argwhere(~np.isfinite(rew))[0]
-            raise EnvError(f"{self.name}: reward of agent '{self.agents[bad[1]]}' is {rew[tuple(bad)]}")
         self._ret += rew
         self._len += 1
         obs_next = final.copy()

@@ -241,8 +241,7 @@ class OffPolicyTrainer:
                 else:
                     actions, _ = learner.policy.act(self.obs, explore=True, rng=rng, noise_scale=noise)
                 next_obs, final_obs, rew, term, _ = env.step(actions)
-                if not np.all(np.isfinite(final_obs)):
-                    raise TrainingError(f"step {st.step}: env '{cfg.env}' returned a non-finite observation")
+                _check_finite(st.step + env.num_envs, cfg.env, env.agents, final_obs=final_obs, reward=rew)
                 buf.add(self.obs, self.core.stored_actions(env.spec, actions), rew, final_obs, term)
                 self.obs = next_obs
                 st.step += env.num_envs
@@ -310,6 +309,17 @@ class OffPolicyTrainer:
             rec["train_return"] = float(np.mean(recent))
         rec.update({k: float(np.mean(v)) for k, v in st.losses.items()})
         return rec
+
+
+def _check_finite(step: int, env: str, agents: list[str], **arrays: np.ndarray) -> None:
+    """Stop on the first non-finite value, naming the step, the quantity and the agent."""
+    for name, arr in arrays.items():
+        bad = np.argwhere(~np.isfinite(arr))
+        if len(bad):
+            idx = tuple(bad[0])
+            what = "observation" if name == "final_obs" else name
+            raise TrainingError(f"step {step}: env '{env}' returned {what} {arr[idx]} for agent '{agents[idx[1]]}'; "
+                                "the last good checkpoint is kept")
 
 
 def _truncate_log(path: Path, step: int) -> None:
