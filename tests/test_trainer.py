@@ -26,6 +26,9 @@ def test_metrics_curve_tensorboard_and_checkpoint(out_dir):
     train = [x for x in recs if "critic_loss" in x]
     assert train and all(np.isfinite(x["critic_loss"]) and x["updates"] > 0 for x in train)
     assert r.final_metrics["steps"] == 800 and r.final_metrics["eval_return"] == evals[-1]["eval_return"]
+    phases = ["time_env", "time_act", "time_update", "time_eval", "time_checkpoint", "time_glue"]
+    assert all(r.final_metrics[p] > 0 for p in phases)
+    assert sum(r.final_metrics[p] for p in phases) == pytest.approx(r.final_metrics["wall_time"])
     assert r.tensorboard_dir is not None and any(r.tensorboard_dir.glob("events.out.tfevents.*"))
     weights = load_weights(r.checkpoint_dir)
     for k, v in r.learner.get_weights().items():

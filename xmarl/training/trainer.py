@@ -14,6 +14,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,21 @@ def _unique_dir(base: Path) -> Path:
     while base.with_name(f"{base.name}-{k}").exists():
         k += 1
     return base.with_name(f"{base.name}-{k}")
+
+
+class Stopwatch:
+    """Accumulated wall time per phase: ``with clock("env"): ...``; ``clock.totals`` in seconds."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {k: 0.0 for k in ("env", "act", "update", "eval", "checkpoint")}
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.totals[phase] += time.perf_counter() - t0
 
 
 @dataclass
@@ -231,16 +248,19 @@ class OffPolicyTrainer:
         logger = MetricsLogger(self.run_dir, tensorboard=t.tensorboard)
         env, learner, buf, rng = self.env, self.learner, self.buffer, self.rng
         noise = self.core.exploration(m)
+        clock = Stopwatch()
         start, start_step = time.perf_counter(), st.step
         bar = tqdm(total=t.steps, initial=st.step, unit="step", disable=not t.progress, dynamic_ncols=True,
                    file=sys.stderr)
         with _GracefulInterrupt() as interrupt:
             while st.step < t.steps:
-                if st.step < m.warmup_steps:
-                    actions = env.sample_actions(rng)
-                else:
-                    actions, _ = learner.policy.act(self.obs, explore=True, rng=rng, noise_scale=noise)
-                next_obs, final_obs, rew, term, _ = env.step(actions)
+                with clock("act"):
+                    if st.step < m.warmup_steps:
+                        actions = env.sample_actions(rng)
+                    else:
+                        actions, _ = learner.policy.act(self.obs, explore=True, rng=rng, noise_scale=noise)
+                with clock("env"):
+                    next_obs, final_obs, rew, term, _ = env.step(actions)
                 _check_finite(st.step + env.num_envs, cfg.env, env.agents, final_obs=final_obs, reward=rew)
                 buf.add(self.obs, self.core.stored_actions(env.spec, actions), rew, final_obs, term)
                 self.obs = next_obs
@@ -249,7 +269,9 @@ class OffPolicyTrainer:
                 while st.step >= st.next_update:
                     for _ in range(m.updates_per_round):
                         batch = self.core.prepare_batch(env.spec, buf.sample(m.batch_size, rng), rng)
-                        for k, v in learner.update(batch).items():
+                        with clock("update"):
+                            metrics = learner.update(batch)
+                        for k, v in metrics.items():
                             if not np.isfinite(v):
                                 raise TrainingError(f"step {st.step}: {k} is {v}; kept the last good checkpoint in "
                                                     f"{self.run_dir / CHECKPOINTS}")
@@ -257,12 +279,13 @@ class OffPolicyTrainer:
                         st.updates += 1
                     st.next_update += m.update_every
                 if st.step >= st.next_eval or st.step >= t.steps:
-                    st.eval_return = evaluate(learner.policy, self.eval_env, seed=cfg.seed + EVAL_SEED_OFFSET)
-                    st.curve.append((st.step, st.eval_return))
-                    logger.log({"step": st.step, "eval_return": st.eval_return})
-                    st.next_eval += t.eval_interval
-                    if t.gif_every and len(st.curve) % t.gif_every == 0:
-                        self._save_gif(st.step)
+                    with clock("eval"):
+                        st.eval_return = evaluate(learner.policy, self.eval_env, seed=cfg.seed + EVAL_SEED_OFFSET)
+                        st.curve.append((st.step, st.eval_return))
+                        logger.log({"step": st.step, "eval_return": st.eval_return})
+                        st.next_eval += t.eval_interval
+                        if t.gif_every and len(st.curve) % t.gif_every == 0:
+                            self._save_gif(st.step)
                 if st.step >= st.next_log or st.step >= t.steps:
                     rec = self._train_record(st, start, start_step)
                     logger.log(rec)
@@ -271,7 +294,8 @@ class OffPolicyTrainer:
                     st.losses = {}
                     st.next_log += t.log_interval
                 if st.step >= st.next_ckpt:
-                    self._checkpoint()
+                    with clock("checkpoint"):
+                        self._checkpoint()
                     st.next_ckpt += t.checkpoint_interval
                 if interrupt.requested:
                     bar.close()
@@ -281,10 +305,13 @@ class OffPolicyTrainer:
                           f" (checkpoint {folder})", file=sys.stderr)
                     raise KeyboardInterrupt
         bar.close()
-        ckpt = self._checkpoint()
+        with clock("checkpoint"):
+            ckpt = self._checkpoint()
         wall = time.perf_counter() - start
         final = {"steps": float(st.step), "updates": float(st.updates), "eval_return": st.eval_return,
                  "wall_time": wall, "steps_per_sec": (st.step - start_step) / max(wall, 1e-9)}
+        final.update({f"time_{k}": v for k, v in clock.totals.items()})
+        final["time_glue"] = wall - sum(clock.totals.values())
         recent = env.completed_returns[-100:]
         if recent:
             final["train_return"] = float(np.mean(recent))

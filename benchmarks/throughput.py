@@ -1,0 +1,112 @@
+"""Training throughput per method x backend x env, with where the time goes.
+
+For each cell, trains with the shipped config for ``--steps`` env steps (no evaluation until the
+end) and reports env-steps/s and the share of wall time spent in the env, in acting, in
+updates, and in glue (everything else: buffer, batching, logging, checkpoints, evaluation).
+Each cell runs in its own process with 1 framework thread, one cell at a time.
+
+    python benchmarks/throughput.py --steps 100000
+
+Also times one update (batch 1024) and one act step (8 envs) per backend.
+Results: benchmarks/results/throughput.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ONE = """
+import json, sys, tempfile, time
+import numpy as np
+import xmarl
+from xmarl import registry
+from xmarl.core import maddpg as core
+from xmarl.envs import make_env
+
+method, backend, env_name, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+with tempfile.TemporaryDirectory() as tmp:
+    r = xmarl.run(method, backend, env_name, out_dir=tmp, progress=False,
+                  overrides={"train.steps": steps, "train.eval_interval": 10**9, "train.tensorboard": False,
+                             "train.checkpoint_interval": 10**9})
+out = dict(r.final_metrics)
+cfg = xmarl.load_config(method, env_name, backend)
+out["num_envs"] = cfg.train.num_envs
+spec = make_env(env_name, 1, **cfg.env_kwargs).spec
+learner = registry.get("learner", method, backend)(spec, cfg.maddpg, core.init_weights(spec, cfg.maddpg, 0))
+rng = np.random.default_rng(0)
+A, B = spec.n_agents, cfg.maddpg.batch_size
+batch = {"obs": rng.standard_normal((A, B, spec.obs_dim)).astype(np.float32),
+         "act": np.eye(spec.act_dim, dtype=np.float32)[rng.integers(0, spec.act_dim, (A, B))],
+         "rew": rng.standard_normal((A, B)).astype(np.float32),
+         "next_obs": rng.standard_normal((A, B, spec.obs_dim)).astype(np.float32),
+         "done": np.zeros((A, B), np.float32)}
+batch = core.prepare_batch(spec, batch, rng)
+obs = rng.standard_normal((8, A, spec.obs_dim)).astype(np.float32)
+for _ in range(5):
+    learner.update(batch); learner.policy.act(obs, explore=True, rng=rng)
+t = time.perf_counter()
+for _ in range(50):
+    learner.update(batch)
+out["update_ms"] = (time.perf_counter() - t) / 50 * 1e3
+t = time.perf_counter()
+for _ in range(500):
+    learner.policy.act(obs, explore=True, rng=rng)
+out["act_ms"] = (time.perf_counter() - t) / 500 * 1e3
+print(json.dumps(out))
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--methods", nargs="+", default=["maddpg"])
+    ap.add_argument("--backends", nargs="+", default=["torch", "tensorflow", "mindspore"])
+    ap.add_argument("--envs", nargs="+", default=["mpe/simple_spread_v3", "mpe-fast/simple_spread_v3"])
+    ap.add_argument("--steps", type=int, default=100_000)
+    ap.add_argument("--out", default=str(HERE / "results" / "throughput"))
+    args = ap.parse_args()
+    rows = []
+    for method in args.methods:
+        for b in args.backends:
+            for env in args.envs:
+                p = subprocess.run([sys.executable, "-c", ONE, method, b, env, str(args.steps)], capture_output=True,
+                                   text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                if p.returncode != 0:
+                    raise SystemExit(f"{method}/{b}/{env} failed:\n{p.stderr[-3000:]}")
+                rows.append({"method": method, "backend": b, "env": env,
+                             **json.loads(p.stdout.strip().splitlines()[-1])})
+                print(method, b, env, f"{rows[-1]['steps_per_sec']:.0f} env-steps/s", flush=True)
+    meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
+            "command": "python benchmarks/throughput.py " + " ".join(sys.argv[1:])}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    md = [f"Command: `{meta['command']}`; machine: {meta['machine']}, Python {meta['python']}, CPU only, "
+          "1 framework thread, one run at a time.", "",
+          "| method | backend | env | num envs | env-steps/s | env % | act % | update % | glue % | "
+          "update (batch 1024) ms | act (8 envs) ms |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        w = r["wall_time"]
+        glue = r["time_glue"] + r["time_eval"] + r["time_checkpoint"]
+        md.append(f"| {r['method']} | {r['backend']} | {r['env']} | {r['num_envs']} | {r['steps_per_sec']:.0f} | "
+                  f"{100 * r['time_env'] / w:.0f} | {100 * r['time_act'] / w:.0f} | {100 * r['time_update'] / w:.0f} | "
+                  f"{100 * glue / w:.0f} | {r['update_ms']:.2f} | {r['act_ms']:.3f} |")
+    md.append("")
+    for method in args.methods:
+        for b in args.backends:
+            cells = {r["env"]: r["steps_per_sec"] for r in rows if r["method"] == method and r["backend"] == b}
+            if len(cells) == 2:
+                slow, fast = (cells[e] for e in args.envs)
+                md.append(f"- {method}/{b}: {args.envs[1]} trains {fast / slow:.1f}x faster than {args.envs[0]}")
+    out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
