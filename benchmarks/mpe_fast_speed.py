@@ -1,14 +1,16 @@
-"""Env speed benchmark: random-action env-steps/s of mpe2's ``simple_spread_v3.parallel_env``
-(one env, stepped in a Python loop) against ``FastSpread`` (``mpe-fast/simple_spread_v3``, 64
-envs stepped as arrays), measured in the same process, plus xmarl's PettingZoo ``VectorEnv``
-over 64 mpe2 envs (the path ``mpe/simple_spread_v3`` takes) for reference.
+"""Env speed benchmark: random-action env-steps/s of mpe2's ``parallel_env`` (one env, stepped in
+a Python loop) against the ``mpe-fast`` array envs (64 envs stepped as arrays), measured in the
+same process, for ``simple_spread_v3`` (``FastSpread``), ``simple_speaker_listener_v4``
+(``FastSpeakerListener``) and ``simple_reference_v3`` (``FastReference``); plus, for
+simple_spread, xmarl's PettingZoo ``VectorEnv`` over 64 mpe2 envs (the path ``mpe/<task>``
+takes) for reference.
 
     python benchmarks/mpe_fast_speed.py --out benchmarks/results/mpe_fast_speed.md
 
-One env-step is one transition of one environment (all N agents act). Actions are drawn
+One env-step is one transition of one environment (all agents act). Actions are drawn
 uniformly before timing; episodes reset when they end (every ``max_cycles`` steps), and the
 reset time is included. Each configuration is timed ``--repeats`` times, interleaved, and the
-median is reported.
+median is reported; "vs mpe2" compares with mpe2's single env of the same task.
 """
 
 from __future__ import annotations
@@ -25,22 +27,23 @@ from pathlib import Path
 import numpy as np
 
 from xmarl.envs import make_env
-from xmarl.envs.mpe_fast import FastSpread
+from xmarl.envs.mpe_fast import FastReference, FastSpeakerListener, FastSpread
 
 
-def time_mpe2(steps: int, N: int, continuous: bool, seed: int) -> float:
-    """env-steps/s of one mpe2 parallel_env stepped ``steps`` times."""
-    from mpe2 import simple_spread_v3
+def time_mpe2(task: str, steps: int, continuous: bool, seed: int, **kwargs: int) -> float:
+    """env-steps/s of one mpe2 ``task`` parallel_env stepped ``steps`` times."""
+    import importlib
 
-    env = simple_spread_v3.parallel_env(N=N, max_cycles=25, continuous_actions=continuous)
+    env = importlib.import_module(f"mpe2.{task}").parallel_env(max_cycles=25, continuous_actions=continuous, **kwargs)
     agents = list(env.possible_agents)
     rng = np.random.default_rng(seed)
+    spaces = [env.action_space(a) for a in agents]
     if continuous:
-        acts = rng.random((steps, N, 5)).astype(np.float32)
-        plans = [{a: acts[t, i] for i, a in enumerate(agents)} for t in range(steps)]
+        acts = [rng.random((steps, sp.shape[0])).astype(np.float32) for sp in spaces]
+        plans = [{a: acts[i][t] for i, a in enumerate(agents)} for t in range(steps)]
     else:
-        acts = rng.integers(0, 5, (steps, N))
-        plans = [{a: int(acts[t, i]) for i, a in enumerate(agents)} for t in range(steps)]
+        acts = [rng.integers(0, sp.n, steps) for sp in spaces]
+        plans = [{a: int(acts[i][t]) for i, a in enumerate(agents)} for t in range(steps)]
     env.reset(seed=seed)
     start = time.perf_counter()
     for plan in plans:
@@ -53,7 +56,7 @@ def time_mpe2(steps: int, N: int, continuous: bool, seed: int) -> float:
 
 
 def time_vector(make: Callable[[], object], steps: int, seed: int) -> float:
-    """env-steps/s of an xmarl array env (``FastSpread`` or ``VectorEnv``) over ``steps`` rounds."""
+    """env-steps/s of an xmarl array env (``FastMPE`` or ``VectorEnv``) over ``steps`` rounds."""
     env = make()
     rng = np.random.default_rng(seed)
     plans = [env.sample_actions(rng) for _ in range(min(steps, 250))]
@@ -69,39 +72,49 @@ def time_vector(make: Callable[[], object], steps: int, seed: int) -> float:
 def main() -> None:
     """Run the benchmark and print (and optionally write) a Markdown table."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--N", type=int, default=3, help="agents and landmarks")
-    ap.add_argument("--num-envs", type=int, default=64, help="FastSpread / VectorEnv copies")
+    ap.add_argument("--N", type=int, default=3, help="agents and landmarks of simple_spread")
+    ap.add_argument("--num-envs", type=int, default=64, help="mpe-fast / VectorEnv copies")
     ap.add_argument("--mpe2-steps", type=int, default=5000, help="steps of the single mpe2 env per repeat")
-    ap.add_argument("--fast-rounds", type=int, default=2000, help="array steps of FastSpread per repeat")
+    ap.add_argument("--fast-rounds", type=int, default=2000, help="array steps of an mpe-fast env per repeat")
     ap.add_argument("--vector-rounds", type=int, default=100, help="array steps of VectorEnv per repeat")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--continuous", action="store_true", help="Box(0, 1, (5,)) actions instead of Discrete(5)")
+    ap.add_argument("--continuous", action="store_true", help="Box(0, 1) actions instead of Discrete")
     ap.add_argument("--out", default=None, help="also write the table (with the command) to this .md file")
     args = ap.parse_args()
     N, E, cont = args.N, args.num_envs, args.continuous
-    configs: dict[str, Callable[[int], float]] = {
-        "mpe2 `simple_spread_v3.parallel_env`, 1 env (Python loop)": lambda s: time_mpe2(
-            args.mpe2_steps, N, cont, s),
-        f"xmarl `VectorEnv` over mpe2 (`mpe/simple_spread_v3`), {E} envs": lambda s: time_vector(
+    # (task, environment) -> timer; the first row of each task is its mpe2 single env
+    configs: dict[tuple[str, str], Callable[[int], float]] = {
+        ("simple_spread_v3", "mpe2 `simple_spread_v3.parallel_env`, 1 env (Python loop)"): lambda s: time_mpe2(
+            "simple_spread_v3", args.mpe2_steps, cont, s, N=N),
+        ("simple_spread_v3", f"xmarl `VectorEnv` over mpe2 (`mpe/simple_spread_v3`), {E} envs"): lambda s: time_vector(
             lambda: make_env("mpe/simple_spread_v3", E, N=N, continuous_actions=cont), args.vector_rounds, s),
-        f"`FastSpread` (`mpe-fast/simple_spread_v3`), {E} envs": lambda s: time_vector(
+        ("simple_spread_v3", f"`FastSpread` (`mpe-fast/simple_spread_v3`), {E} envs"): lambda s: time_vector(
             lambda: FastSpread(E, N=N, continuous_actions=cont), args.fast_rounds, s),
     }
-    results: dict[str, list[float]] = {k: [] for k in configs}
+    for task, cls in [("simple_speaker_listener_v4", FastSpeakerListener), ("simple_reference_v3", FastReference)]:
+        configs[(task, f"mpe2 `{task}.parallel_env`, 1 env (Python loop)")] = (
+            lambda s, task=task: time_mpe2(task, args.mpe2_steps, cont, s))
+        configs[(task, f"`{cls.__name__}` (`mpe-fast/{task}`), {E} envs")] = (
+            lambda s, cls=cls: time_vector(lambda: cls(E, continuous_actions=cont), args.fast_rounds, s))
+    results: dict[tuple[str, str], list[float]] = {k: [] for k in configs}
     for r in range(args.repeats):  # interleaved, so background load hits every configuration alike
-        for name, fn in configs.items():
-            results[name].append(fn(r))
+        for key, fn in configs.items():
+            results[key].append(fn(r))
     med = {k: statistics.median(v) for k, v in results.items()}
-    base = med[next(iter(configs))]
+    base: dict[str, float] = {}
+    for task, name in configs:
+        base.setdefault(task, med[(task, name)])
     lines = [
-        f"Random-action env-steps/s, simple_spread N={N}, {'continuous' if cont else 'discrete'} actions, "
-        f"25-step episodes (resets included); median of {args.repeats} interleaved repeats.",
+        f"Random-action env-steps/s, {'continuous' if cont else 'discrete'} actions, 25-step episodes "
+        f"(resets included), simple_spread with N={N}; median of {args.repeats} interleaved repeats. "
+        "\"vs mpe2\" is against mpe2's single env of the same task.",
         "",
-        "| environment | env-steps/s (median) | min .. max | vs mpe2 |",
-        "|---|---|---|---|",
+        "| task | environment | env-steps/s (median) | min .. max | vs mpe2 |",
+        "|---|---|---|---|---|",
     ]
-    for name, v in results.items():
-        lines.append(f"| {name} | {med[name]:,.0f} | {min(v):,.0f} .. {max(v):,.0f} | {med[name] / base:.1f}x |")
+    for (task, name), v in results.items():
+        m = med[(task, name)]
+        lines.append(f"| {task} | {name} | {m:,.0f} | {min(v):,.0f} .. {max(v):,.0f} | {m / base[task]:.1f}x |")
     cmd = "python benchmarks/mpe_fast_speed.py " + " ".join(sys.argv[1:])
     meta = (
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
@@ -112,7 +125,7 @@ def main() -> None:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(f"# FastSpread vs mpe2 speed\n\nCommand: `{cmd.strip()}`\n\n{meta}\n\n{table}\n")
+        out.write_text(f"# mpe-fast vs mpe2 speed\n\nCommand: `{cmd.strip()}`\n\n{meta}\n\n{table}\n")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""``mpe-fast/simple_spread_v3`` (FastSpread): transition equivalence with mpe2, auto-reset, training."""
+"""``mpe-fast`` tasks (FastSpread, FastSpeakerListener, FastReference): transition equivalence
+with mpe2, auto-reset, snapshots, training."""
 
 from __future__ import annotations
 
@@ -9,11 +10,24 @@ import numpy as np
 import pytest
 
 from xmarl import registry
-from xmarl.envs import make_env
-from xmarl.envs.mpe_fast import NAME, FastSpread, mpe2_world_state
+from xmarl.envs import VectorEnv, make_env
+from xmarl.envs.mpe_fast import (
+    NAME,
+    NAME_REFERENCE,
+    NAME_SPEAKER_LISTENER,
+    REFERENCE_COLORS,
+    SPEAKER_LISTENER_COLORS,
+    FastReference,
+    FastSpeakerListener,
+    FastSpread,
+    mpe2_comm_state,
+    mpe2_world_state,
+)
 from xmarl.errors import EnvError, RegistryError
 
 simple_spread_v3 = pytest.importorskip("mpe2.simple_spread_v3")
+simple_speaker_listener_v4 = pytest.importorskip("mpe2.simple_speaker_listener_v4")
+simple_reference_v3 = pytest.importorskip("mpe2.simple_reference_v3")
 
 TOL = 1e-6
 
@@ -236,3 +250,312 @@ def test_maddpg_trains_on_fast_spread(tmp_path):
     # a per-agent return over 25 steps of simple_spread: finite, negative, not absurd
     assert np.isfinite(m["eval_return"]) and -200 < m["eval_return"] < 0
     assert np.isfinite(m["train_return"])
+
+
+# -- simple_speaker_listener_v4 and simple_reference_v3: agents that speak ---------------------
+
+COMM_TASKS = {  # name: (fast class, mpe2 module, landmark colours)
+    NAME_SPEAKER_LISTENER: (FastSpeakerListener, simple_speaker_listener_v4, SPEAKER_LISTENER_COLORS),
+    NAME_REFERENCE: (FastReference, simple_reference_v3, REFERENCE_COLORS),
+}
+
+
+def _comm_actions(rng: np.random.Generator, fast, continuous: bool) -> np.ndarray:
+    """Random actions for ``fast``; continuous ones partly out of [0, 1] and with junk in the padding."""
+    B, spec = fast.num_envs, fast.spec
+    if not continuous:
+        return np.stack([rng.integers(0, n, B) for n in spec.act_dims], axis=1)
+    a = rng.uniform(-0.2, 1.2, (B, spec.n_agents, spec.act_dim)).astype(np.float32)
+    return np.where(spec.act_mask > 0, a, np.float32(7.0))  # padding must be ignored
+
+
+def _mpe2_step(envs: list, actions: np.ndarray, fast, continuous: bool) -> list:
+    agents, dims = fast.agents, fast.spec.act_dims
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [
+            e.step({a: (actions[b, i, : dims[i]] if continuous else int(actions[b, i])) for i, a in enumerate(agents)})
+            for b, e in enumerate(envs)
+        ]
+
+
+def _padded(d: dict, agents: list[str], width: int) -> np.ndarray:
+    out = np.zeros((len(agents), width))
+    for i, a in enumerate(agents):
+        out[i, : len(d[a])] = d[a]
+    return out
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    (NAME_SPEAKER_LISTENER, {}),
+    (NAME_SPEAKER_LISTENER, {"max_cycles": 30}),
+    (NAME_REFERENCE, {}),
+    (NAME_REFERENCE, {"local_ratio": 0.0}),
+    (NAME_REFERENCE, {"local_ratio": 0.85, "max_cycles": 30}),
+])
+@pytest.mark.parametrize("continuous", [False, True])
+def test_comm_transitions_equal_mpe2(name, kwargs, continuous):
+    """30 episodes per case, 10 side by side: mpe2's state (positions, velocities, words, goals,
+    step count) is copied in, at reset or after a random number of mpe2 steps (so every copy
+    truncates at its own step and the copied words are not zero), then both are stepped with the
+    same actions until mpe2's episodes end. Observations, rewards, terminations, truncations and
+    the world state agree at every step, for every copy still in its copied episode."""
+    cls, mod, _ = COMM_TASKS[name]
+    max_cycles = kwargs.get("max_cycles", 25)
+    rng = np.random.default_rng(7 + len(kwargs) + 10 * continuous + 100 * (name == NAME_REFERENCE))
+    B = 10
+    worst = {"obs": 0.0, "rew": 0.0, "state": 0.0}
+    goals, words, rewards = set(), set(), set()
+    for batch in range(3):
+        envs = [mod.parallel_env(continuous_actions=continuous, **kwargs) for _ in range(B)]
+        for e in envs:
+            e.reset(seed=int(rng.integers(2**31)))
+        fast = cls(B, continuous_actions=continuous, **kwargs)
+        agents = fast.agents
+        assert agents == envs[0].possible_agents
+        assert fast.spec.obs_dims == tuple(envs[0].observation_space(a).shape[0] for a in agents)
+        assert [fast.spec.act_dims[i] for i in range(2)] == [
+            envs[0].action_space(a).shape[0] if continuous else envs[0].action_space(a).n for a in agents]
+        warm = np.zeros(B, int) if batch == 0 else rng.integers(1, 13, B)
+        for t in range(warm.max()):  # mpe2 alone plays the first warm[b] steps of copy b
+            acts = _comm_actions(rng, fast, continuous)
+            live = [b for b in range(B) if t < warm[b]]
+            _mpe2_step([envs[b] for b in live], acts[live], fast, continuous)
+        obs = fast.set_state_from_mpe2(envs)
+        ref = np.stack([_padded({a: e.unwrapped.observe(a) for a in agents}, agents, fast.obs_dim) for e in envs])
+        np.testing.assert_array_equal(fast.get_state()["c"], mpe2_comm_state(envs))
+        np.testing.assert_array_equal(fast.get_state()["steps"], warm)
+        if batch > 0:  # the copied words matter: they are observed
+            assert np.abs(fast.get_state()["c"][:, ~fast.silent]).sum(axis=-1).min() > 0
+        np.testing.assert_allclose(obs, ref, rtol=0, atol=TOL, err_msg="obs at copy")
+        worst["obs"] = max(worst["obs"], np.abs(obs - ref).max())
+        alive = np.ones(B, bool)
+        for t in range(max_cycles):
+            actions = _comm_actions(rng, fast, continuous)
+            nxt, final, rew, term, done = fast.step(actions)
+            out = _mpe2_step([envs[b] for b in np.flatnonzero(alive)], actions[alive], fast, continuous)
+            ref_obs = np.stack([_padded(o, agents, fast.obs_dim) for o, *_ in out])
+            ref_rew = np.stack([_stack(r, agents) for _, r, *_ in out]).astype(np.float32)  # as VectorEnv
+            ref_term = np.stack([_stack(te, agents) for _, _, te, _, _ in out])
+            ref_trunc = np.stack([_stack(tr, agents) for *_, tr, _ in out])
+            worst["obs"] = max(worst["obs"], np.abs(final[alive] - ref_obs).max())
+            worst["rew"] = max(worst["rew"], np.abs(rew[alive] - ref_rew).max())
+            np.testing.assert_allclose(final[alive], ref_obs, rtol=0, atol=TOL, err_msg=f"obs, step {t}")
+            np.testing.assert_allclose(rew[alive], ref_rew, rtol=0, atol=TOL, err_msg=f"reward, step {t}")
+            np.testing.assert_array_equal(term[alive], ref_term)
+            np.testing.assert_array_equal(done[alive], ref_trunc.all(axis=1) | ref_term.all(axis=1))
+            np.testing.assert_array_equal(done[alive], warm[alive] + t + 1 == max_cycles)
+            rewards.update(rew[alive].ravel().tolist())
+            state = fast.get_state()
+            p_pos, p_vel, steps = mpe2_world_state(envs)
+            keep = alive & ~done  # copies that ended have already auto-reset in FastMPE
+            for key, theirs in [("p_pos", p_pos), ("p_vel", p_vel), ("c", mpe2_comm_state(envs))]:
+                worst["state"] = max(worst["state"], np.abs(state[key][keep] - theirs[keep]).max(initial=0))
+                np.testing.assert_allclose(state[key][keep], theirs[keep], rtol=0, atol=TOL, err_msg=key)
+            np.testing.assert_array_equal(state["steps"][keep], steps[keep])
+            np.testing.assert_array_equal(nxt[keep], final[keep])
+            goals.update(state["goal"][keep].ravel().tolist())
+            words.update(np.argmax(state["c"][keep][:, ~fast.silent], axis=-1).ravel().tolist())
+            alive &= ~done
+            if not alive.any():
+                break
+        assert not alive.any()
+        for e in envs:
+            assert not e.agents  # mpe2 ended every episode where FastMPE did
+            e.close()
+    assert goals == {0, 1, 2}, "every landmark was a goal"
+    assert words == set(range(fast.dim_c)), "every word was said"
+    assert len(rewards) > 100  # rewards follow the motion
+    print(f"{name} {kwargs} continuous={continuous} max |diff|: {worst}")
+
+
+def test_reference_action_composition():
+    """simple_reference: Discrete(50) is movement a % 5 and word a // 5; Box(15) is movement [0:5]
+    then words [5:15]; each agent observes the other's word, not its own."""
+    far = np.array([[[-5.0, 0.0], [5.0, 0.0], [0.0, 5.0], [0.0, -5.0], [3.0, 3.0]]])
+    env = FastReference(1)
+    env.set_state(far, goal=np.array([[2, 0]]))
+    _, final, _, _, _ = env.step(np.array([[5 * 7 + 2, 5 * 0 + 3]]))  # agent_0: word 7, +x; agent_1: word 0, -y
+    s = env.get_state()
+    np.testing.assert_allclose(s["p_vel"][0, :2], [[0.5, 0.0], [0.0, -0.5]], atol=1e-12)
+    np.testing.assert_array_equal(s["c"][0], np.eye(10)[[7, 0]])
+    np.testing.assert_array_equal(final[0, 1, 11:21], np.eye(10)[7])  # agent_1 hears agent_0
+    np.testing.assert_array_equal(final[0, 0, 11:21], np.eye(10)[0])
+    np.testing.assert_allclose(final[0, 0, 8:11], REFERENCE_COLORS[2], rtol=1e-6)  # agent_0 sees its goal's colour
+    np.testing.assert_allclose(final[0, 1, 8:11], REFERENCE_COLORS[0], rtol=1e-6)
+    env = FastReference(1, continuous_actions=True, local_ratio=1.0)
+    env.set_state(far, goal=np.array([[2, 0]]))
+    a = np.zeros((1, 2, 15), np.float32)
+    a[0, 0, :5] = [0.0, 0.2, 0.9, 1.5, 0.3]
+    a[0, 0, 5:] = np.linspace(-0.5, 1.5, 10)
+    _, final, rew, _, _ = env.step(a)
+    s = env.get_state()
+    np.testing.assert_allclose(s["p_vel"][0, 0], [0.35, -0.35], atol=1e-6)  # 0.1 * 5 * (0.9 - 0.2, 0.3 - 1)
+    np.testing.assert_allclose(s["c"][0, 0], np.clip(np.linspace(-0.5, 1.5, 10), 0, 1), atol=1e-6)
+    np.testing.assert_allclose(final[0, 1, 11:21], s["c"][0, 0], atol=1e-7)
+    # local_ratio=1: agent i is paid minus the distance from the *other* agent to goal[i]
+    np.testing.assert_allclose(rew[0], [-np.linalg.norm(far[0, 1] - far[0, 2 + 2]),
+                                        -np.linalg.norm(far[0, 0] - far[0, 2 + 0])], rtol=1e-6)
+    with pytest.raises(EnvError, match="0..49"):
+        FastReference(1).step(np.array([[0, 50]]))
+
+
+def test_speaker_listener_roles():
+    """The speaker never moves and says Discrete(3) words; the listener moves, is silent, hears the
+    speaker; both are paid minus the listener's squared distance to the goal landmark."""
+    pos = np.array([[[0.5, 0.5], [0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [-1.0, -1.0]]])
+    env = FastSpeakerListener(1)
+    obs = env.set_state(pos, goal=np.array([[1]]))
+    np.testing.assert_allclose(obs[0, 0, :3], SPEAKER_LISTENER_COLORS[1], rtol=1e-6)  # goal colour, padded
+    np.testing.assert_array_equal(obs[0, 0, 3:], 0)
+    _, final, rew, _, _ = env.step(np.array([[2, 4]]))  # speaker says 2, listener +y
+    s = env.get_state()
+    np.testing.assert_array_equal(s["p_pos"][0, 0], [0.5, 0.5])
+    np.testing.assert_array_equal(s["p_vel"][0, 0], [0.0, 0.0])
+    np.testing.assert_allclose(s["p_vel"][0, 1], [0.0, 0.5], atol=1e-12)
+    np.testing.assert_array_equal(s["c"][0], [[0, 0, 1], [0, 0, 0]])
+    np.testing.assert_array_equal(final[0, 1, 8:11], [0, 0, 1])  # the listener hears the word
+    np.testing.assert_allclose(final[0, 1, 2:8], (pos[0, 2:] - pos[0, 1]).ravel(), rtol=1e-6)  # moved with old v=0
+    np.testing.assert_allclose(rew[0], [-4.0, -4.0], rtol=1e-6)  # |(0, 0) - (0, 2)|^2
+    env.step(np.array([[0, 0]]))
+    np.testing.assert_allclose(env.get_state()["p_pos"][0, 1], [0.0, 0.05], atol=1e-12)
+    assert env.spec.act_dims == (3, 5) and env.spec.obs_dims == (3, 11)
+    assert FastSpeakerListener(1, continuous_actions=True).spec.act_dims == (3, 5)
+    assert FastReference(1).spec.act_dims == (50, 50)
+    assert FastReference(1, continuous_actions=True).spec.act_dims == (15, 15)
+    with pytest.raises(EnvError, match="speaker_0.*0..2"):
+        env.step(np.array([[3, 0]]))
+    with pytest.raises(EnvError, match="listener_0.*0..4"):
+        env.step(np.array([[0, 5]]))
+
+
+def test_set_state_checks_comm_and_goal():
+    pos = np.zeros((2, 5, 2))
+    with pytest.raises(EnvError, match="goal"):
+        FastReference(2).set_state(pos)
+    with pytest.raises(EnvError, match="goal"):
+        FastReference(2).set_state(pos, goal=np.array([[0, 3], [1, 1]]))
+    with pytest.raises(EnvError, match="silent"):  # the listener cannot have said anything
+        FastSpeakerListener(2).set_state(pos, c=np.ones((2, 2, 3)), goal=np.zeros((2, 1), int))
+    with pytest.raises(EnvError, match="silent"):
+        FastSpread(1).set_state(np.zeros((1, 6, 2)), c=np.ones((1, 3, 2)))
+
+
+@pytest.mark.parametrize("name", [NAME_SPEAKER_LISTENER, NAME_REFERENCE])
+def test_comm_auto_reset_and_completed_returns(name):
+    """Episodes end after max_cycles and are reset in place (new positions and goals, zero velocity
+    and words); returns are recorded; a copy mid-episode keeps its goal and words."""
+    cls, _, colors = COMM_TASKS[name]
+    env = make_env(name, 4, max_cycles=5, continuous_actions=True)
+    assert type(env) is cls and env.num_envs == 4 and env.spec.n_agents == 2
+    obs0 = env.reset(seed=7)
+    assert obs0.dtype == np.float32 and obs0.shape == (4, 2, env.obs_dim)
+    np.testing.assert_array_equal(obs0, make_env(name, 4, max_cycles=5, continuous_actions=True).reset(seed=7))
+    rng = np.random.default_rng(0)
+    total = np.zeros((4, 2))
+    for t in range(5):
+        obs, final, rew, term, done = env.step(env.sample_actions(rng))
+        assert rew.dtype == np.float32 and term.dtype == np.float32 and done.dtype == bool and not term.any()
+        total += rew
+        if t < 4:
+            assert not done.any() and env.completed_returns == [] and np.array_equal(obs, final)
+    assert done.all() and env.completed_lengths == [5] * 4
+    np.testing.assert_allclose(env.completed_returns, total.mean(axis=1), rtol=1e-6)
+    s = env.get_state()
+    assert np.all(s["c"] == 0) and np.all(s["p_vel"] == 0) and np.all(s["steps"] == 0)
+    assert np.abs(s["p_pos"]).max() <= 1 and s["goal"].min() >= 0 and s["goal"].max() <= 2
+    np.testing.assert_allclose(obs, env.set_state(s["p_pos"], s["p_vel"], 0, s["c"], s["goal"]))  # obs is the new state
+    assert not np.allclose(obs, final)
+    # copy 0 ends one step from now; the others keep their goals and go on talking
+    s["steps"][:] = [4, 0, 0, 0]
+    env.set_state(s["p_pos"], s["p_vel"], s["steps"], s["c"], s["goal"])
+    obs, final, *_, done = env.step(env.sample_actions(rng))
+    np.testing.assert_array_equal(done, [True, False, False, False])
+    after = env.get_state()
+    np.testing.assert_array_equal(after["steps"], [0, 1, 1, 1])
+    np.testing.assert_array_equal(after["goal"][1:], s["goal"][1:])
+    assert np.all(after["c"][0] == 0) and np.all(after["c"][1:, ~env.silent] != 0)
+    assert np.all(obs[0, env.movable, :2] == 0) and len(env.completed_returns) == 5  # fresh: zero velocity
+    held = env.spec.agents.index("speaker_0") if name == NAME_SPEAKER_LISTENER else 0
+    colour = slice(0, 3) if name == NAME_SPEAKER_LISTENER else slice(8, 11)
+    np.testing.assert_allclose(obs[:, held, colour], colors[after["goal"][:, 0]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", [NAME_SPEAKER_LISTENER, NAME_REFERENCE])
+def test_comm_reset_distribution(name):
+    """Goals uniform over the three landmarks, positions uniform in [-1, 1)^2, all else zero."""
+    env = make_env(name, 3000)
+    env.reset(seed=5)
+    s = env.get_state()
+    assert np.all(s["p_vel"] == 0) and np.all(s["c"] == 0) and np.abs(s["p_pos"]).max() <= 1
+    assert abs(s["p_pos"].mean()) < 0.02 and abs(s["p_pos"].var() - 1 / 3) < 0.01
+    freq = np.bincount(s["goal"].ravel(), minlength=3) / s["goal"].size
+    np.testing.assert_allclose(freq, 1 / 3, atol=0.03)
+    if env.goal.shape[1] == 2:  # simple_reference draws the two goals independently
+        assert 0.25 < np.mean(s["goal"][:, 0] == s["goal"][:, 1]) < 0.42
+
+
+@pytest.mark.parametrize("name", [NAME_SPEAKER_LISTENER, NAME_REFERENCE])
+def test_comm_pickle_and_render(name):
+    """A pickled copy continues identically (words, goals, RNG); render shows copy ``index``'s state."""
+    pytest.importorskip("pygame")
+    env = make_env(name, 3, max_cycles=4)
+    env.reset(seed=11)
+    rng = np.random.default_rng(1)
+    env.step(env.sample_actions(rng))
+    frame = env.render(1)
+    world = env._render_env.unwrapped.world
+    assert frame.shape == (700, 700, 3) and frame.min() < 255
+    np.testing.assert_array_equal([a.state.c for a in world.agents], env.c[1])
+    np.testing.assert_array_equal(world.agents[1].state.p_pos, env.p_pos[1, 1])
+    s = env.get_state()
+    for g in (0, 1, 2, 0):  # the goal (and the colour of the agent that must reach it) follows the state
+        env.set_state(s["p_pos"], s["p_vel"], s["steps"], s["c"], np.full_like(s["goal"], g))
+        env.render(0)
+        assert world.agents[0].goal_b is world.landmarks[g]
+        np.testing.assert_allclose(world.agents[1].color, world.landmarks[g].color + env.GOAL_TINT)
+    env.set_state(s["p_pos"], s["p_vel"], s["steps"], s["c"], s["goal"])
+    clone = pickle.loads(pickle.dumps(env))
+    assert clone._render_env is None
+    for _ in range(6):  # crosses an auto-reset, which draws positions and goals from the pickled RNG
+        a = env.sample_actions(rng)
+        for x, y in zip(env.step(a), clone.step(a)):
+            np.testing.assert_array_equal(x, y)
+    for key, value in env.get_state().items():
+        np.testing.assert_array_equal(value, clone.get_state()[key])
+    env.close()
+
+
+def test_comm_registration_and_bad_kwargs():
+    for name, (cls, _, _) in COMM_TASKS.items():
+        assert name in registry.names("env") and name in registry.names("vector_env")
+        for continuous in (False, True):
+            fast = make_env(name, 2, continuous_actions=continuous)
+            slow = registry.get("env", name)  # the equivalent mpe2 env
+            ref = VectorEnv(lambda: slow(continuous_actions=continuous), 1, name=name).spec  # noqa: B023
+            assert type(fast) is cls and fast.spec.agents == ref.agents and fast.spec.obs_dims == ref.obs_dims
+            assert fast.spec.action_kind == ref.action_kind and fast.spec.act_dims == ref.act_dims
+            np.testing.assert_array_equal(fast.spec.low, ref.low)
+            np.testing.assert_array_equal(fast.spec.high, ref.high)
+    with pytest.raises(EnvError, match="bad env kwargs"):
+        make_env(NAME_SPEAKER_LISTENER, 2, local_ratio=0.5)  # mpe2's speaker_listener has none either
+    with pytest.raises(EnvError, match="local_ratio"):
+        make_env(NAME_REFERENCE, 2, local_ratio=1.5)
+
+
+@pytest.mark.parametrize("name,worst_step", [(NAME_SPEAKER_LISTENER, -64.0), (NAME_REFERENCE, -8.0)])
+def test_maddpg_trains_on_comm_tasks(name, worst_step, tmp_path):
+    """MADDPG runs end to end; returns are negative and above 25 times the worst reward a step can
+    pay (the listener at most ~8 from its goal: -64 squared; a reference agent -8)."""
+    pytest.importorskip("torch")
+    import xmarl
+
+    res = xmarl.run(
+        "maddpg", "torch", name, out_dir=tmp_path, progress=False,
+        overrides={"train.steps": 2000, "train.eval_interval": 2000, "maddpg.warmup_steps": 500,
+                   "maddpg.batch_size": 64, "train.num_envs": 16, "env_kwargs": {}},
+    )
+    m = res.final_metrics
+    assert m["steps"] >= 2000 and m["updates"] > 0
+    for key in ("eval_return", "train_return"):
+        assert np.isfinite(m[key]) and 25 * worst_step < m[key] < 0, (key, m[key])

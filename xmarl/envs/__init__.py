@@ -2,7 +2,8 @@
 
 ``make_env(name, num_envs, **kwargs)`` builds a :class:`VectorEnv`. Names are registered
 under kind ``"env"``: ``mpe/<task>`` for the mpe2 tasks and built-in games by name.
-Natively vectorised envs (``mpe-fast/simple_spread_v3``) also register a factory
+Natively vectorised envs (``mpe-fast/simple_spread_v3``, ``mpe-fast/simple_speaker_listener_v4``,
+``mpe-fast/simple_reference_v3``) also register a factory
 ``(num_envs, **kwargs) -> env`` under kind ``"vector_env"``, which ``make_env`` prefers; their
 ``"env"`` entry is the equivalent PettingZoo env (mpe2's), so every name is listed in one place.
 """
@@ -53,10 +54,16 @@ for _task in MPE_TASKS:
 
 from xmarl.envs import games, median  # noqa: E402,F401  (registers the built-in games)
 from xmarl.envs.mpe_fast import NAME as _FAST_SPREAD  # noqa: E402
-from xmarl.envs.mpe_fast import make_fast_spread  # noqa: E402
+from xmarl.envs.mpe_fast import NAME_REFERENCE as _FAST_REFERENCE  # noqa: E402
+from xmarl.envs.mpe_fast import NAME_SPEAKER_LISTENER as _FAST_SPEAKER_LISTENER  # noqa: E402
+from xmarl.envs.mpe_fast import make_fast_reference, make_fast_speaker_listener, make_fast_spread  # noqa: E402
 
 registry.add("vector_env", _FAST_SPREAD, make_fast_spread)
 registry.add("env", _FAST_SPREAD, _mpe_factory("simple_spread_v3"))  # transition-equivalent PettingZoo env
+registry.add("vector_env", _FAST_SPEAKER_LISTENER, make_fast_speaker_listener)
+registry.add("env", _FAST_SPEAKER_LISTENER, _mpe_factory("simple_speaker_listener_v4"))
+registry.add("vector_env", _FAST_REFERENCE, make_fast_reference)
+registry.add("env", _FAST_REFERENCE, _mpe_factory("simple_reference_v3"))
 
 
 def make_env(name: str, num_envs: int = 1, **kwargs: Any) -> VectorEnv:

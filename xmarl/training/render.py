@@ -42,6 +42,8 @@ def episode_frames(policy: Policy, env: VectorEnv, seed: int, max_frames: int = 
 
 def make_render_env(name: str, env_kwargs: dict[str, Any]) -> VectorEnv:
     """One copy of env ``name`` that renders ``rgb_array`` frames."""
+    if name in registry.names("vector_env"):  # natively batched envs render frames without a render mode
+        return make_env(name, 1, **env_kwargs)
     try:
         return make_env(name, 1, **{**env_kwargs, "render_mode": "rgb_array"})
     except TypeError:
