@@ -18,6 +18,7 @@ bounds of the continuous entries (zeros elsewhere); every vector is zero-padded 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from gymnasium import spaces as gspaces
@@ -62,12 +63,13 @@ class AgentSpec:
     def act_dim(self) -> int:
         return max(self.act_dims)
 
-    @property
+    @cached_property
     def act_mask(self) -> np.ndarray:
         """``[A, act_dim]`` float32, 1 where an action entry exists for that agent."""
         m = np.zeros((self.n_agents, self.act_dim), np.float32)
         for i, d in enumerate(self.act_dims):
             m[i, :d] = 1.0
+        m.flags.writeable = False  # computed once and shared: read-only
         return m
 
     @property
@@ -79,12 +81,13 @@ class AgentSpec:
             return (0,) * self.n_agents
         return self.disc_dims
 
-    @property
+    @cached_property
     def disc_mask(self) -> np.ndarray:
         """``[A, act_dim]`` float32, 1 on the entries of a categorical part (always within ``act_mask``)."""
         m = np.zeros((self.n_agents, self.act_dim), np.float32)
         for i, n in enumerate(self.n_categories):
             m[i, :n] = 1.0
+        m.flags.writeable = False  # computed once and shared: read-only
         return m
 
     @property

@@ -31,8 +31,8 @@ class MADDPGLearner(core.MADDPGLearnerBase):
 
     def build(self) -> None:
         A = self.spec.n_agents
-        self.act_mask = torch.from_numpy(self.spec.act_mask).unsqueeze(1)  # [A, 1, d]
-        self.disc_mask = torch.from_numpy(self.spec.disc_mask).unsqueeze(1)  # categorical entries
+        self.act_mask = torch.tensor(self.spec.act_mask).unsqueeze(1)  # [A, 1, d]
+        self.disc_mask = torch.tensor(self.spec.disc_mask).unsqueeze(1)  # categorical entries
         self.low = torch.from_numpy(self.spec.low).unsqueeze(1)
         self.high = torch.from_numpy(self.spec.high).unsqueeze(1)
         self.own = torch.eye(A).reshape(A, 1, A, 1)  # own[i, :, j] = 1 iff j == i
