@@ -63,7 +63,7 @@ class MADDPGActor(_MLPHead, Policy):
 
     def forward_numpy(self, obs: np.ndarray) -> np.ndarray:
         """Raw outputs ``[E, A, act_dim]`` for observations ``[E, A, obs_dim]`` (one compiled graph per E)."""
-        out = self._forward(Tensor(np.ascontiguousarray(obs.swapaxes(0, 1), np.float32)))
+        out = self._forward(Tensor.from_numpy(np.ascontiguousarray(obs.swapaxes(0, 1), np.float32)))
         return out.asnumpy().swapaxes(0, 1)
 
 

@@ -46,6 +46,17 @@ class MLP(nn.Cell, Representation):
         return out
 
     def construct(self, x: Tensor) -> Tensor:
+        if self.groups == 1:  # one 2-D matmul over every agent's rows
+            A, B, _ = x.shape
+            x = x.reshape(A * B, self.in_dim)
+            for w, b in zip(self.kernels, self.biases):
+                x = ops.relu(_dense_2d(x, w, b))
+            return x.reshape(A, B, self.output_dim)
         for w, b in zip(self.kernels, self.biases):
             x = ops.relu(ops.matmul(x, w) + b)
         return x
+
+
+def _dense_2d(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    """``x @ w + b`` for rows ``x [N, in]`` and one group's weights ``w [1, in, out]``, ``b [1, 1, out]``."""
+    return ops.bias_add(ops.matmul(x, w.reshape(w.shape[1], w.shape[2])), b.reshape(b.shape[2]))

@@ -165,7 +165,7 @@ class MADDPGLearner(core.MADDPGLearnerBase):
     # -- Learner API -----------------------------------------------------------------------
     @staticmethod
     def _tensors(batch: Batch) -> tuple[Tensor, ...]:
-        return tuple(Tensor(np.ascontiguousarray(batch[k], np.float32)) for k in BATCH_KEYS)
+        return tuple(Tensor.from_numpy(np.ascontiguousarray(batch[k], np.float32)) for k in BATCH_KEYS)
 
     def update(self, batch: Batch) -> dict[str, float]:
         critic_loss, actor_loss = self._update_step(*self._tensors(batch))
