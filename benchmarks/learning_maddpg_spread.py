@@ -54,14 +54,24 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--out", default=str(HERE / "results" / "maddpg_spread_learning"))
+    ap.add_argument("--merge", action="store_true", help="keep other backends' runs already recorded in --out")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
         jobs = [pool.submit(one, b, s, tmp) for b in args.backends for s in args.seeds]
         runs = [j.result() for j in jobs]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
             "jobs_in_parallel": args.jobs, "bar": BAR}
+    write_report(runs, meta, Path(args.out), args.merge)
+
+
+def write_report(runs: list[dict], meta: dict, out: Path, merge: bool = False) -> None:
+    """Write ``out``.json and ``out``.md; with ``merge``, runs of other backends already in
+    ``out``.json are kept (to re-run one backend without re-running the others)."""
+    if merge and out.with_suffix(".json").is_file():
+        new = {r["backend"] for r in runs}
+        old = json.loads(out.with_suffix(".json").read_text())["runs"]
+        runs = [r for r in old if r["backend"] not in new] + runs
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
     lines = ["| backend | seed | steps | final eval return | first step at >= -19 | wall (s) | env-steps/s |",
              "|---|---|---|---|---|---|---|"]
@@ -69,14 +79,13 @@ def main() -> None:
         f = r["final"]
         lines.append(f"| {r['backend']} | {r['seed']} | {f['steps']:.0f} | {f['eval_return']:.2f} | "
                      f"{r['first_step_at_bar']} | {f['wall_time']:.0f} | {f['steps_per_sec']:.0f} |")
-    for b in args.backends:
+    for b in dict.fromkeys(r["backend"] for r in runs):
         rs = [r for r in runs if r["backend"] == b]
         mean = sum(r["final"]["eval_return"] for r in rs) / len(rs)
         worst_wall = max(r["final"]["wall_time"] for r in rs)
         lines.append(f"| **{b}** | mean of {len(rs)} | | **{mean:.2f}** | | max {worst_wall:.0f} | |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-
 
 if __name__ == "__main__":
     main()
