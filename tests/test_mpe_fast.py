@@ -236,14 +236,18 @@ def test_render_draws_the_state():
     assert frame.shape == (700, 700, 3) and frame.min() < 255  # something was drawn
 
 
+#: a short MADDPG run (torch) used by the end-to-end smoke tests below
+SMOKE_RUN = {"train.steps": 2000, "train.eval_interval": 2000, "maddpg.warmup_steps": 500,
+             "maddpg.batch_size": 64, "train.num_envs": 16, "env_kwargs": {}}
+
+
 def test_maddpg_trains_on_fast_spread(tmp_path):
     pytest.importorskip("torch")
     import xmarl
 
     res = xmarl.run(
         "maddpg", "torch", NAME, out_dir=tmp_path, progress=False,
-        overrides={"train.steps": 2000, "train.eval_interval": 2000, "maddpg.warmup_steps": 500,
-                   "maddpg.batch_size": 64, "train.num_envs": 16, "env_kwargs": {}},
+        overrides=SMOKE_RUN,
     )
     m = res.final_metrics
     assert m["steps"] >= 2000 and m["updates"] > 0
@@ -552,8 +556,7 @@ def test_maddpg_trains_on_comm_tasks(name, worst_step, tmp_path):
 
     res = xmarl.run(
         "maddpg", "torch", name, out_dir=tmp_path, progress=False,
-        overrides={"train.steps": 2000, "train.eval_interval": 2000, "maddpg.warmup_steps": 500,
-                   "maddpg.batch_size": 64, "train.num_envs": 16, "env_kwargs": {}},
+        overrides=SMOKE_RUN,
     )
     m = res.final_metrics
     assert m["steps"] >= 2000 and m["updates"] > 0

@@ -66,11 +66,7 @@ class AgentSpec:
     @cached_property
     def act_mask(self) -> np.ndarray:
         """``[A, act_dim]`` float32, 1 where an action entry exists for that agent."""
-        m = np.zeros((self.n_agents, self.act_dim), np.float32)
-        for i, d in enumerate(self.act_dims):
-            m[i, :d] = 1.0
-        m.flags.writeable = False  # computed once and shared: read-only
-        return m
+        return self._prefix_mask(self.act_dims)
 
     @property
     def n_categories(self) -> tuple[int, ...]:
@@ -84,10 +80,13 @@ class AgentSpec:
     @cached_property
     def disc_mask(self) -> np.ndarray:
         """``[A, act_dim]`` float32, 1 on the entries of a categorical part (always within ``act_mask``)."""
-        m = np.zeros((self.n_agents, self.act_dim), np.float32)
-        for i, n in enumerate(self.n_categories):
-            m[i, :n] = 1.0
-        m.flags.writeable = False  # computed once and shared: read-only
+        return self._prefix_mask(self.n_categories)
+
+    def _prefix_mask(self, counts: tuple[int, ...]) -> np.ndarray:
+        """``[A, act_dim]`` float32 with the first ``counts[i]`` entries of row ``i`` set; read-only,
+        since the masks are computed once and shared."""
+        m = (np.arange(self.act_dim) < np.asarray(counts)[:, None]).astype(np.float32)
+        m.flags.writeable = False
         return m
 
     @property
