@@ -8,7 +8,7 @@ from typing import Any
 from xmarl import registry
 from xmarl.config import load_config
 from xmarl.training.checkpoint import latest_checkpoint
-from xmarl.training.trainer import OffPolicyTrainer, RunResult
+from xmarl.training.trainer import OffPolicyTrainer, OnPolicyTrainer, RunResult
 
 
 def run(
@@ -44,9 +44,8 @@ def run(
     cfg = load_config(method, env, backend, config, ov)
     registry.load_backend(cfg.backend)  # a missing framework fails here, before any file is written
     spec = registry.get("method", cfg.method)
-    if spec.trainer != "off_policy":
-        raise NotImplementedError(f"no trainer for {spec.trainer} methods yet")
-    return OffPolicyTrainer(cfg, resume=resume).train()
+    trainer = OnPolicyTrainer if spec.trainer == "on_policy" else OffPolicyTrainer
+    return trainer(cfg, resume=resume).train()
 
 
 __all__ = ["run", "load_config", "RunResult"]

@@ -1,5 +1,6 @@
-"""Numpy buffers: replay (off-policy)."""
+"""Numpy buffers: replay (off-policy) and episodes (on-policy)."""
 
+from xmarl.buffers.episode import EpisodeBuffer
 from xmarl.buffers.replay import ReplayBuffer
 
-__all__ = ["ReplayBuffer"]
+__all__ = ["EpisodeBuffer", "ReplayBuffer"]

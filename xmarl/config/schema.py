@@ -67,6 +67,31 @@ class MADDPGConfig(Section):
     )
 
 
+class COMAConfig(Section):
+    """COMA (Foerster et al. 2018) hyper-parameters."""
+
+    gamma: float = Field(ge=0.0, le=1.0, description="Discount factor.")
+    td_lambda: float = Field(ge=0.0, le=1.0, description="lambda of the critic's TD(lambda) targets.")
+    lr_actor: PositiveFloat = Field(description="Actor learning rate.")
+    lr_critic: PositiveFloat = Field(description="Critic learning rate.")
+    adam: AdamConfig = Field(description="Optimiser constants shared by every backend.")
+    grad_clip: PositiveFloat | None = Field(description="Max global gradient norm per network group (None: off).")
+    batch_episodes: PositiveInt = Field(description="Completed episodes per update (on-policy).")
+    hidden_sizes: list[PositiveInt] = Field(description="Hidden layer widths of the feed-forward actor.")
+    recurrent: bool = Field(description="GRU actor trained over whole padded episodes (update_recurrent).")
+    rnn_hidden_dim: PositiveInt = Field(description="Width of the recurrent actor's dense layer and GRU.")
+    critic_hidden_sizes: list[PositiveInt] = Field(description="Hidden layer widths of the centralised critic.")
+    share_parameters: bool = Field(
+        description="One actor and one critic for all agents, with an agent-id one-hot input; "
+        "otherwise per-agent weights held as one batched tensor."
+    )
+    target_update_interval: PositiveInt = Field(description="Updates between hard copies of the critic to its target.")
+    epsilon_start: float = Field(ge=0.0, le=1.0,
+                                 description="Exploration floor at the start: pi = (1-e) softmax + e/|avail|.")
+    epsilon_finish: float = Field(ge=0.0, le=1.0, description="Exploration floor after annealing.")
+    epsilon_anneal_steps: int = Field(ge=0, description="Env steps over which the floor decays linearly.")
+
+
 class RunBase(Section):
     """Top-level keys shared by every run."""
 

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from xmarl import registry
-from xmarl.config.schema import MADDPGConfig
+from xmarl.config.schema import COMAConfig, MADDPGConfig
 
 
 @dataclass(frozen=True)
@@ -40,5 +40,18 @@ registry.add(
         action_kinds=("discrete", "continuous", "hybrid"),
         core="xmarl.core.maddpg",
         paper="Lowe et al., Multi-Agent Actor-Critic for Mixed Cooperative-Competitive Environments, NeurIPS 2017",
+    ),
+)
+
+registry.add(
+    "method",
+    "coma",
+    MethodSpec(
+        name="coma",
+        config_model=COMAConfig,
+        trainer="on_policy",
+        action_kinds=("discrete",),
+        core="xmarl.core.coma",
+        paper="Foerster et al., Counterfactual Multi-Agent Policy Gradients, AAAI 2018",
     ),
 )

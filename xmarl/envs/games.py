@@ -2,6 +2,8 @@
 
 ``target``: every agent sees a one-hot target (its own, drawn each step) and the team is
 rewarded by the fraction of agents whose action hits their target. With
+``action_masks=True`` one other action per agent is unavailable at each step (reported as
+``infos[agent]["action_mask"]``), and taking it raises. With
 ``continuous=True`` the action is a point in ``[-1, 1]^n_targets`` and the reward is
 minus the mean squared distance to the target's one-hot code.
 """
@@ -23,12 +25,14 @@ class TargetGame(ParallelEnv):
     metadata = {"name": "target_v0", "render_modes": []}
 
     def __init__(self, n_agents: int = 2, n_targets: int = 3, episode_len: int = 5,
-                 continuous: bool = False) -> None:
+                 continuous: bool = False, action_masks: bool = False) -> None:
         self.possible_agents = [f"agent_{i}" for i in range(n_agents)]
         self.agents: list[str] = []
         self.n_targets = n_targets
         self.episode_len = episode_len
         self.continuous = continuous
+        self.action_masks = action_masks and not continuous
+        self._blocked = np.zeros(n_agents, np.int64)
         self._rng = np.random.default_rng()
         self._t = 0
         self._targets = np.zeros(n_agents, np.int64)
@@ -50,8 +54,8 @@ class TargetGame(ParallelEnv):
             self._rng = np.random.default_rng(seed)
         self.agents = list(self.possible_agents)
         self._t = 0
-        self._targets = self._rng.integers(0, self.n_targets, len(self.agents))
-        return self._obs(), {a: {} for a in self.agents}
+        self._draw()
+        return self._obs(), self._infos()
 
     def step(self, actions: dict[str, Any]):
         eye = np.eye(self.n_targets, dtype=np.float32)
@@ -60,19 +64,33 @@ class TargetGame(ParallelEnv):
                    for i, a in enumerate(self.agents)]
             team = -float(np.mean(err))
         else:
+            if self.action_masks and any(int(actions[a]) == self._blocked[i] for i, a in enumerate(self.agents)):
+                raise ValueError("target: an agent took an unavailable action")
             team = float(np.mean([int(actions[a]) == self._targets[i] for i, a in enumerate(self.agents)]))
         self._t += 1
-        self._targets = self._rng.integers(0, self.n_targets, len(self.agents))
-        return team_transition(self, team, self._t >= self.episode_len)
+        self._draw()
+        return team_transition(self, team, self._t >= self.episode_len, self._infos())
+
+    def _draw(self) -> None:
+        n = len(self.possible_agents)
+        self._targets = self._rng.integers(0, self.n_targets, n)
+        if self.action_masks:  # block one action other than the target
+            self._blocked = (self._targets + self._rng.integers(1, self.n_targets, n)) % self.n_targets
+
+    def _infos(self) -> dict[str, dict]:
+        if not self.action_masks:
+            return {a: {} for a in self.possible_agents}
+        masks = 1 - np.eye(self.n_targets, dtype=np.int8)[self._blocked]
+        return {a: {"action_mask": masks[i]} for i, a in enumerate(self.possible_agents)}
 
 
-def team_transition(env: ParallelEnv, team: float, truncated: bool) -> tuple[dict, ...]:
+def team_transition(env: ParallelEnv, team: float, truncated: bool, infos: dict | None = None) -> tuple[dict, ...]:
     """``step``'s return for a cooperative game: every agent gets ``team``; episodes end by
     truncation only. Reads the next observations from ``env._obs()``."""
     obs = env._obs()
     agents = env.agents
     out = (obs, {a: team for a in agents}, {a: False for a in agents}, {a: truncated for a in agents},
-           {a: {} for a in agents})
+           infos or {a: {} for a in agents})
     if truncated:
         env.agents = []
     return out

@@ -38,6 +38,7 @@ class VectorEnv:
         self._obs = np.zeros((num_envs, A, od), np.float32)
         self._ret = np.zeros((num_envs, A), np.float64)
         self._len = np.zeros(num_envs, np.int64)
+        self._avail: np.ndarray | None = None  # [E, A, act_dim], once the env reports action masks
         self.completed_returns: list[float] = []  # per-agent mean return of each finished episode
         self.completed_lengths: list[int] = []
 
@@ -56,6 +57,23 @@ class VectorEnv:
                     f"its space says {self.spec.obs_dims[i]}"
                 )
             out[i, : o.shape[0]] = o
+
+    def _write_avail(self, e: int, infos: dict[str, Any]) -> None:
+        """Keep the available-action masks an env reports as ``infos[agent]["action_mask"]``."""
+        if not self.spec.discrete or not any("action_mask" in (infos.get(a) or {}) for a in self.agents):
+            return
+        if self._avail is None:
+            self._avail = np.broadcast_to(self.spec.act_mask, (self.num_envs,) + self.spec.act_mask.shape).copy()
+        for i, a in enumerate(self.agents):
+            m = (infos.get(a) or {}).get("action_mask")
+            if m is not None:
+                self._avail[e, i, : len(m)] = np.asarray(m, np.float32)
+
+    def avail_actions(self) -> np.ndarray | None:
+        """Available actions ``[E, A, act_dim]`` at the current observations, or ``None`` when
+        the env reports none (every action of the agent's space is then available)."""
+        avail = getattr(self, "_avail", None)  # natively batched subclasses may not report masks
+        return None if avail is None else avail.copy()
 
     def _to_env_actions(self, actions: np.ndarray) -> list[dict[str, Any]]:
         if self.spec.discrete:
@@ -78,8 +96,9 @@ class VectorEnv:
         """Reset every copy (copy ``i`` seeded with ``seed + i``); returns ``[E, A, obs_dim]``."""
         self._obs[:] = 0.0
         for e, env in enumerate(self.envs):
-            obs, _ = env.reset(seed=None if seed is None else seed + e)
+            obs, infos = env.reset(seed=None if seed is None else seed + e)
             self._write_obs(self._obs[e], obs)
+            self._write_avail(e, infos)
         self._ret[:] = 0.0
         self._len[:] = 0
         return self._obs.copy()
@@ -100,8 +119,9 @@ class VectorEnv:
         term = np.zeros((E, A), np.float32)
         done = np.zeros(E, bool)
         for e, (env, act) in enumerate(zip(self.envs, self._to_env_actions(actions))):
-            obs, r, te, tr, _ = env.step(act)
+            obs, r, te, tr, infos = env.step(act)
             self._write_obs(final[e], obs)
+            self._write_avail(e, infos)
             for i, a in enumerate(self.agents):
                 rew[e, i] = r[a]
                 term[e, i] = te[a]
@@ -114,9 +134,10 @@ class VectorEnv:
             self.completed_lengths.append(int(self._len[e]))
             self._ret[e] = 0.0
             self._len[e] = 0
-            o, _ = self.envs[e].reset()
+            o, infos = self.envs[e].reset()
             obs_next[e] = 0.0
             self._write_obs(obs_next[e], o)
+            self._write_avail(e, infos)
         self._obs = obs_next
         return obs_next.copy(), final, rew, term, done
 

@@ -31,8 +31,9 @@ def episode_frames(policy: Policy, env: VectorEnv, seed: int, max_frames: int = 
 
     obs = env.reset(seed=seed)
     frames = [frame()]
+    state = None
     while len(frames) < max_frames:
-        actions, _ = policy.act(obs, explore=False)
+        actions, state = policy.act(obs, state, explore=False)
         obs, _, _, _, done = env.step(actions)
         if done[0]:
             break

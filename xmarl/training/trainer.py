@@ -1,7 +1,15 @@
-"""The backend-neutral off-policy training loop.
+"""The backend-neutral training loops.
 
-collect (vector env) -> store (numpy replay) -> update on schedule -> log (JSONL, TensorBoard)
--> greedy evaluation -> atomic checkpoint. The learner is the only backend-specific object.
+:class:`Trainer` holds what every loop shares: building env, learner and run folder, logging
+(JSONL, TensorBoard), greedy evaluation, GIFs, atomic checkpoints and exact resume, graceful
+Ctrl-C, non-finite guards and the time breakdown. Its two loops differ only in how they
+collect and when they update:
+
+* :class:`OffPolicyTrainer` (MADDPG): collect -> numpy replay -> update on a step schedule;
+* :class:`OnPolicyTrainer` (COMA, CommNet): collect whole episodes -> numpy episode buffer ->
+  one update per ``batch_episodes`` completed episodes, then the buffer is emptied.
+
+The learner is the only backend-specific object.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from pydantic import BaseModel
 from tqdm import tqdm
 
 from xmarl import registry
-from xmarl.buffers import ReplayBuffer
+from xmarl.buffers import EpisodeBuffer, ReplayBuffer
 from xmarl.config import save_config
 from xmarl.core.interfaces import Learner, Policy
 from xmarl.envs import VectorEnv, make_env
@@ -80,14 +88,31 @@ def evaluate(policy: Policy, env: VectorEnv, seed: int) -> float:
     finished = np.zeros(E, bool)
     acc = np.zeros((E, env.spec.n_agents))
     returns = np.zeros(E)
+    state = None
     while not finished.all():
-        actions, _ = policy.act(obs, explore=False)
+        actions, state = policy.act(obs, state, explore=False, **_avail_kwargs(env))
         obs, _, rew, _, done = env.step(actions)
+        state = reset_state(state, done)
         acc[~finished] += rew[~finished]
         newly = done & ~finished
         returns[newly] = acc[newly].mean(axis=1)
         finished |= done
     return float(returns.mean())
+
+
+def reset_state(state: Any, done: np.ndarray) -> Any:
+    """Zero a recurrent policy's state ``[E, ...]`` in the envs whose episode ended."""
+    if state is not None and done.any():
+        state = np.array(state)
+        state[done] = 0.0
+    return state
+
+
+def _avail_kwargs(env: VectorEnv) -> dict[str, np.ndarray]:
+    """``{"avail": [E, A, n]}`` when the env reports available actions (see :meth:`VectorEnv.avail_actions`)."""
+    avail = getattr(env, "avail_actions", None)
+    out = avail() if avail is not None else None
+    return {} if out is None else {"avail": out}
 
 
 def _unique_dir(base: Path) -> Path:
@@ -151,13 +176,15 @@ class _GracefulInterrupt:
             signal.signal(signal.SIGINT, self._previous)
 
 
-class OffPolicyTrainer:
-    """Runs an off-policy method (MADDPG) for ``train.steps`` environment steps.
+class Trainer:
+    """What every training loop shares (see the module docstring). Subclasses build their
+    buffer (:meth:`_make_buffer`) and implement one collection step (:meth:`_collect`), which
+    advances ``state.step`` by ``num_envs`` and runs the updates that are due.
 
     ``resume`` (a run folder or checkpoint folder) continues that run from its newest
-    checkpoint: weights, optimiser moments, replay buffer, environments mid-episode, RNG
-    and loop counters are restored, so the resumed run produces the same metrics as an
-    uninterrupted one with the same seed.
+    checkpoint: weights, optimiser moments, buffer, environments mid-episode, recurrent
+    policy state, RNG and loop counters are restored, so the resumed run produces the same
+    metrics as an uninterrupted one with the same seed.
     """
 
     def __init__(self, cfg: BaseModel, resume: str | os.PathLike[str] | None = None) -> None:
@@ -176,13 +203,13 @@ class OffPolicyTrainer:
         aspec = self.env.spec
         weights = self.core.init_weights(aspec, self.mcfg, cfg.seed)
         self.learner: Learner = registry.get("learner", cfg.method, cfg.backend)(aspec, self.mcfg, weights)
-        capacity = min(self.mcfg.buffer_size, cfg.train.steps)
-        self.buffer = ReplayBuffer(capacity, aspec.n_agents, aspec.obs_dim, aspec.act_dim)
+        self.buffer = self._make_buffer()
         self.rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5452]))
-        t, m = cfg.train, self.mcfg
-        self.state = LoopState(next_update=max(m.warmup_steps, m.batch_size), next_log=t.log_interval,
+        t = cfg.train
+        self.state = LoopState(next_update=self._first_update(), next_log=t.log_interval,
                                next_eval=t.eval_interval, next_ckpt=t.checkpoint_interval)
         self.obs: np.ndarray | None = None
+        self.carry: Any = None  # the policy's recurrent state between steps (None for feed-forward)
         self._warned_snapshot = False
         self._render_env: VectorEnv | None = None
         self.resume_from: Path | None = None
@@ -194,6 +221,26 @@ class OffPolicyTrainer:
             self.obs = self.env.reset(seed=cfg.seed)  # a malformed env fails here, before any file is written
             name = cfg.name or f"{cfg.method}-{cfg.env.replace('/', '_')}-{cfg.backend}-s{cfg.seed}"
             self.run_dir = _unique_dir(Path(cfg.out_dir) / name)
+
+    # -- what a loop defines ---------------------------------------------------------------
+    def _make_buffer(self) -> Any:
+        raise NotImplementedError
+
+    def _first_update(self) -> int:
+        return 0
+
+    def _collect(self, clock: Stopwatch) -> None:
+        raise NotImplementedError
+
+    def _record_update(self, metrics: dict[str, float]) -> None:
+        """Guard and accumulate one update's metrics."""
+        st = self.state
+        for k, v in metrics.items():
+            if not np.isfinite(v):
+                raise TrainingError(f"step {st.step}: {k} is {v}; kept the last good checkpoint in "
+                                    f"{self.run_dir / CHECKPOINTS}")
+            st.losses.setdefault(k, []).append(v)
+        st.updates += 1
 
     # -- checkpoints -----------------------------------------------------------------------
     def _checkpoint(self) -> Path:
@@ -208,7 +255,7 @@ class OffPolicyTrainer:
                          "rng": self.rng.bit_generator.state}
         blobs = {}
         try:
-            blobs["env.pkl"] = snapshot((self.env, self.obs))
+            blobs["env.pkl"] = snapshot((self.env, self.obs, self.carry))
         except (TypeError, AttributeError, pickle.PicklingError) as exc:
             if not self._warned_snapshot:
                 print(f"xmarl: warning: env '{self.cfg.env}' cannot be snapshotted ({exc}); a resumed run will "
@@ -228,9 +275,12 @@ class OffPolicyTrainer:
         self.learner.set_optimizer_state(load_arrays(folder, "optimizer.npz"))
         self.buffer.load_state_dict(load_arrays(folder, "buffer.npz"))
         if (folder / "env.pkl").is_file():
-            self.env, self.obs = restore((folder / "env.pkl").read_bytes())
+            self.env, self.obs, self.carry = restore((folder / "env.pkl").read_bytes())
         else:  # the env could not be snapshotted: start fresh episodes, deterministically
             self.obs = self.env.reset(seed=self.cfg.seed + saved["step"])
+            self.carry = None
+            if hasattr(self.buffer, "drop_in_progress"):
+                self.buffer.drop_in_progress()
         self.rng.bit_generator.state = saved["rng"]
         loop = saved["loop"]
         loop["curve"] = [tuple(c) for c in loop["curve"]]
@@ -238,7 +288,7 @@ class OffPolicyTrainer:
 
     # -- the loop --------------------------------------------------------------------------
     def train(self) -> RunResult:
-        cfg, m, t, st = self.cfg, self.mcfg, self.cfg.train, self.state
+        cfg, t, st = self.cfg, self.cfg.train, self.state
         config_path = self.run_dir / "config.yaml"
         if self.resume_from is None:
             self.run_dir.mkdir(parents=True)
@@ -246,38 +296,16 @@ class OffPolicyTrainer:
             _truncate_log(self.run_dir / "metrics.jsonl", st.step)
         save_config(cfg, config_path)
         logger = MetricsLogger(self.run_dir, tensorboard=t.tensorboard)
-        env, learner, buf, rng = self.env, self.learner, self.buffer, self.rng
-        noise = self.core.exploration(m)
+        learner = self.learner
         clock = Stopwatch()
         start, start_step = time.perf_counter(), st.step
         bar = tqdm(total=t.steps, initial=st.step, unit="step", disable=not t.progress, dynamic_ncols=True,
                    file=sys.stderr)
         with _GracefulInterrupt() as interrupt:
             while st.step < t.steps:
-                with clock("act"):
-                    if st.step < m.warmup_steps:
-                        actions = env.sample_actions(rng)
-                    else:
-                        actions, _ = learner.policy.act(self.obs, explore=True, rng=rng, noise_scale=noise)
-                with clock("env"):
-                    next_obs, final_obs, rew, term, _ = env.step(actions)
-                _check_finite(st.step + env.num_envs, cfg.env, env.agents, final_obs=final_obs, reward=rew)
-                buf.add(self.obs, self.core.stored_actions(env.spec, actions), rew, final_obs, term)
-                self.obs = next_obs
-                st.step += env.num_envs
-                bar.update(env.num_envs)
-                while st.step >= st.next_update:
-                    for _ in range(m.updates_per_round):
-                        batch = self.core.prepare_batch(env.spec, buf.sample(m.batch_size, rng), rng)
-                        with clock("update"):
-                            metrics = learner.update(batch)
-                        for k, v in metrics.items():
-                            if not np.isfinite(v):
-                                raise TrainingError(f"step {st.step}: {k} is {v}; kept the last good checkpoint in "
-                                                    f"{self.run_dir / CHECKPOINTS}")
-                            st.losses.setdefault(k, []).append(v)
-                        st.updates += 1
-                    st.next_update += m.update_every
+                before = st.step
+                self._collect(clock)
+                bar.update(st.step - before)
                 if st.step >= st.next_eval or st.step >= t.steps:
                     with clock("eval"):
                         st.eval_return = evaluate(learner.policy, self.eval_env, seed=cfg.seed + EVAL_SEED_OFFSET)
@@ -312,7 +340,7 @@ class OffPolicyTrainer:
                  "wall_time": wall, "steps_per_sec": (st.step - start_step) / max(wall, 1e-9)}
         final.update({f"time_{k}": v for k, v in clock.totals.items()})
         final["time_glue"] = wall - sum(clock.totals.values())
-        recent = env.completed_returns[-100:]
+        recent = self.env.completed_returns[-100:]
         if recent:
             final["train_return"] = float(np.mean(recent))
         logger.close()
@@ -336,6 +364,88 @@ class OffPolicyTrainer:
             rec["train_return"] = float(np.mean(recent))
         rec.update({k: float(np.mean(v)) for k, v in st.losses.items()})
         return rec
+
+
+class OffPolicyTrainer(Trainer):
+    """Runs an off-policy method (MADDPG) for ``train.steps`` environment steps: uniform
+    warm-up actions, then exploring actions into a replay buffer, with ``updates_per_round``
+    updates every ``update_every`` steps."""
+
+    def _make_buffer(self) -> ReplayBuffer:
+        s = self.env.spec
+        return ReplayBuffer(min(self.mcfg.buffer_size, self.cfg.train.steps), s.n_agents, s.obs_dim, s.act_dim)
+
+    def _first_update(self) -> int:
+        return max(self.mcfg.warmup_steps, self.mcfg.batch_size)
+
+    def _collect(self, clock: Stopwatch) -> None:
+        m, st, env, rng = self.mcfg, self.state, self.env, self.rng
+        with clock("act"):
+            if st.step < m.warmup_steps:
+                actions = env.sample_actions(rng)
+            else:
+                actions, _ = self.learner.policy.act(self.obs, explore=True, rng=rng,
+                                                     noise_scale=self.core.exploration(m), **_avail_kwargs(env))
+        with clock("env"):
+            next_obs, final_obs, rew, term, _ = env.step(actions)
+        _check_finite(st.step + env.num_envs, self.cfg.env, env.agents, final_obs=final_obs, reward=rew)
+        self.buffer.add(self.obs, self.core.stored_actions(env.spec, actions), rew, final_obs, term)
+        self.obs = next_obs
+        st.step += env.num_envs
+        while st.step >= st.next_update:
+            for _ in range(m.updates_per_round):
+                batch = self.core.prepare_batch(env.spec, self.buffer.sample(m.batch_size, rng), rng)
+                with clock("update"):
+                    metrics = self.learner.update(batch)
+                self._record_update(metrics)
+            st.next_update += m.update_every
+
+
+class OnPolicyTrainer(Trainer):
+    """Runs an on-policy method (COMA, CommNet) for ``train.steps`` environment steps.
+
+    Every step, each env's agents act from the (recurrent) policy with the method's
+    exploration (``core.exploration(cfg, step)``) over the available actions; ended episodes
+    get the policy's action at their final observation too (targets bootstrap from it) and
+    move to the episode buffer. Once ``batch_episodes`` episodes are complete they become one
+    batch (``core.prepare_batch``) for ``learner.update`` (``update_recurrent`` when the
+    method's config says ``recurrent``), after which ``core.after_update`` runs, if defined
+    (e.g. COMA's target-critic copy).
+    """
+
+    def _make_buffer(self) -> EpisodeBuffer:
+        s = self.env.spec
+        return EpisodeBuffer(self.env.num_envs, s.n_agents, s.obs_dim, s.act_dim)
+
+    def _collect(self, clock: Stopwatch) -> None:
+        m, st, env, rng, policy = self.mcfg, self.state, self.env, self.rng, self.learner.policy
+        E, spec = env.num_envs, env.spec
+        eps = self.core.exploration(m, st.step)
+        with clock("act"):
+            avail = _avail_kwargs(env).get("avail")
+            avail = np.broadcast_to(spec.act_mask, (E,) + spec.act_mask.shape) if avail is None else avail
+            actions, carry = policy.act(self.obs, self.carry, explore=True, rng=rng, noise_scale=eps, avail=avail)
+        with clock("env"):
+            next_obs, final_obs, rew, term, done = env.step(actions)
+        _check_finite(st.step + E, self.cfg.env, env.agents, final_obs=final_obs, reward=rew)
+        self.buffer.add(self.obs, actions, avail, rew, (done & term.any(1)).astype(np.float32))
+        if done.any():
+            with clock("act"):  # the action at each final observation, for bootstrapped targets
+                final_actions, _ = policy.act(final_obs, carry, explore=True, rng=rng, noise_scale=eps)
+            self.buffer.finish(done, final_obs, final_actions, np.broadcast_to(spec.act_mask, avail.shape))
+        self.obs, self.carry = next_obs, reset_state(carry, done)
+        st.step += E
+        if len(self.buffer) >= m.batch_episodes:
+            batch = self.core.prepare_batch(spec, m, self.buffer.take(), rng, st.step)
+            with clock("update"):
+                if getattr(m, "recurrent", False):
+                    metrics = self.learner.update_recurrent(batch)
+                else:
+                    metrics = self.learner.update(batch)
+            self._record_update(metrics)
+            after = getattr(self.core, "after_update", None)
+            if after is not None:
+                after(self.learner, m, st.updates)
 
 
 def _check_finite(step: int, env: str, agents: list[str], **arrays: np.ndarray) -> None:
