@@ -9,12 +9,13 @@ TENSORFLOW = ["tensorflow-cpu==2.21.0"]
 MINDSPORE = ["mindspore==2.10.0"]
 MPE = ["mpe2==1.1.1", "pygame-ce==2.5.8", "pillow==13.0.0"]  # pillow writes episode GIFs
 RAY = ["ray==2.60.0"]
-DOCS = ["sphinx==9.2.0", "furo==2025.12.19"]
+# sphinx 9.0.4 is the newest release for Python 3.11 (9.1 needs 3.12, 9.2 needs 3.13)
+DOCS = ["sphinx==9.0.4", "furo==2025.12.19", "sphinx-design==0.8.0"]
 LOGGING = ["tensorboardX==2.6.5"]
 # exact versions CI installs (the library itself accepts the ranges in install_requires)
 PINNED = ["numpy==2.4.6", "pyyaml==6.0.3", "pydantic==2.14.3", "gymnasium==1.4.0", "pettingzoo==1.27.0",
           "tqdm==4.70.1"]
-TEST = ["pytest==9.2.0", "ruff==0.17.5"] + PINNED + MPE + LOGGING
+TEST = ["pytest==9.2.0", "ruff==0.17.5"] + PINNED + MPE + LOGGING + DOCS  # tests build the docs
 
 setup(
     name="xmarl",
@@ -25,7 +26,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["xmarl", "xmarl.*"]) + ["xmarl._configs"],
     package_dir={"xmarl._configs": "configs"},
-    package_data={"xmarl._configs": ["*.yaml", "*/*.yaml", "*/*/*.yaml"]},
+    package_data={"xmarl._configs": ["*.yaml", "*/*.yaml", "*/*/*.yaml"], "xmarl.docschema": ["schema.yaml"]},
     install_requires=[
         "numpy>=1.26,<2.6",
         "pyyaml>=6.0",

@@ -29,6 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--out", default="episode.gif", help="output .gif path (default: episode.gif)")
     g.add_argument("--backend", "-b", help="backend to run the policy in (default: the one that trained it)")
     g.add_argument("--seed", type=int, help="episode seed (default: that of the run's evaluations)")
+    d = sub.add_parser("docs-schema", help="check (or show) the docstring schema shared by every backend")
+    d.add_argument("--check", action="store_true",
+                   help="compare every registered class's signatures with the schema; exit 1 on any problem")
+    d.add_argument("--show", metavar="CLASS", help="print the docstring rendered for CLASS")
     return p
 
 
@@ -40,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print(registry.table())
             return 0
+        if args.command == "docs-schema":
+            return _docs_schema(args.check, args.show)
         if args.command == "render":
             from xmarl.training.render import render_checkpoint
 
@@ -61,6 +67,32 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 1
+
+
+def _docs_schema(check: bool, show: str | None) -> int:
+    """``xmarl docs-schema``: one line per disagreement between the code and the schema."""
+    from xmarl import docschema
+
+    if show:
+        if show not in docschema.classes():
+            print(f"xmarl: error: no docstring schema entry '{show}' (known: {', '.join(sorted(docschema.classes()))})",
+                  file=sys.stderr)
+            return 2
+        print(docschema.render(show), end="")
+        return 0
+    if not check:
+        print("\n".join(sorted(docschema.classes())))
+        return 0
+    from xmarl.docschema.check import check as run_check
+
+    problems = run_check()
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"docs-schema: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"docs-schema: {len(docschema.classes())} classes match the schema")
+    return 0
 
 
 if __name__ == "__main__":

@@ -18,18 +18,14 @@ from typing import Any
 import numpy as np
 
 from xmarl.core.spaces import AgentSpec
+from xmarl.docschema import documented
 
 Weights = dict[str, np.ndarray]
 Batch = dict[str, np.ndarray]
 
 
+@documented
 class Representation:
-    """Observations (and, for communication, hidden states and masks) to features.
-
-    A backend's representation is also a module of its framework; its parameters are named
-    by :meth:`param_shapes`, relative to the owning network's prefix.
-    """
-
     output_dim: int
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -37,15 +33,8 @@ class Representation:
         raise NotImplementedError
 
 
+@documented
 class Policy:
-    """A representation plus heads that turns observations into actions.
-
-    Subclasses implement :meth:`forward_numpy`, the framework's forward pass from an
-    observation array ``[E, A, obs_dim]`` to raw outputs (logits for categorical actors,
-    pre-squash values for bounded continuous ones). Action selection from those outputs is
-    not framework math and lives once, in :mod:`xmarl.core.actions`.
-    """
-
     spec: AgentSpec
 
     def forward_numpy(self, obs: np.ndarray) -> np.ndarray:
@@ -61,16 +50,8 @@ class Policy:
         return select_actions(self.spec, out, explore=explore, rng=rng, noise_scale=noise_scale), state
 
 
+@documented
 class Learner:
-    """Owns the networks, optimisers and target networks of one method in one backend.
-
-    Backends implement :meth:`update` and :meth:`gradients` (the framework math) and the two
-    parameter hooks :meth:`_read` / :meth:`_write`; the canonical weight and optimiser-state
-    exchange below is written once here. A learner sets ``nets`` (canonical network name ->
-    module with a ``canonical()`` dict of parameters), ``shapes`` (canonical name -> shape) and
-    ``optimizers`` (network name -> optimiser with ``get_state``/``set_state``).
-    """
-
     backend: str
     policy: Policy
     nets: dict[str, Any]

@@ -15,14 +15,11 @@ import mindspore as ms
 import numpy as np
 from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 
+from xmarl.docschema import documented
 
+
+@documented
 class Adam(nn.Cell):
-    """Adam as a graph-mode cell: ``opt(grads)`` updates the parameters, moments and step in place.
-
-    The moments are Parameters named ``m.<param>`` and ``v.<param>``; the step count is a
-    float32 Parameter ``<name>.step`` (``name`` keeps it unique when two optimisers share a graph).
-    """
-
     def __init__(self, params: Sequence[Parameter], lr: float, betas: Sequence[float], eps: float,
                  name: str = "adam") -> None:
         super().__init__(auto_prefix=False)

@@ -9,6 +9,7 @@ from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 
 from xmarl import registry
 from xmarl.core.interfaces import Representation
+from xmarl.docschema import documented
 
 
 def _zeros(*shape: int) -> Tensor:
@@ -17,12 +18,8 @@ def _zeros(*shape: int) -> Tensor:
 
 
 @registry.register("representation", "mlp", backend="mindspore")
+@documented
 class MLP(nn.Cell, Representation):
-    """ReLU MLP over agent-major inputs ``[A, B, in]`` with weights ``[G, in, out]`` (G = 1 or A).
-
-    One batched matmul per layer covers every agent, with or without parameter sharing.
-    """
-
     def __init__(self, in_dim: int, hidden_sizes: Sequence[int], groups: int = 1) -> None:
         super().__init__()
         sizes = [in_dim, *hidden_sizes]

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from xmarl.docschema import documented
 
+
+@documented
 class Adam(tf.Module):
-    """Adam over a fixed list of variables, with moments and step held as variables and
-    canonical state export (``m``, ``v`` per parameter and one ``step``)."""
-
     def __init__(self, params: Sequence[tf.Variable], lr: float, betas: Sequence[float], eps: float,
                  name: str | None = None) -> None:
         super().__init__(name=name)

@@ -9,16 +9,12 @@ import tensorflow as tf
 
 from xmarl import registry
 from xmarl.core.interfaces import Representation
+from xmarl.docschema import documented
 
 
 @registry.register("representation", "mlp", backend="tensorflow")
+@documented
 class MLP(tf.Module, Representation):
-    """ReLU MLP over agent-major inputs ``[A, B, in]`` with weights ``[G, in, out]`` (G = 1 or A).
-
-    One batched matmul per layer covers every agent, with or without parameter sharing.
-    Variables are stored in the canonical layout (biases ``[G, out]``).
-    """
-
     def __init__(self, in_dim: int, hidden_sizes: Sequence[int], groups: int = 1, name: str | None = None) -> None:
         super().__init__(name=name)
         sizes = [in_dim, *hidden_sizes]

@@ -13,10 +13,11 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
+from xmarl.docschema import documented
 
+
+@documented
 class Adam(torch.optim.Adam):
-    """``torch.optim.Adam`` with canonical state export (``m``, ``v`` and ``step`` per parameter)."""
-
     def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, betas: Sequence[float], eps: float,
                  name: str | None = None) -> None:
         self.name = name  # for messages; every backend's Adam takes the same arguments

@@ -14,6 +14,7 @@ from xmarl.backends.torch.representations import MLP
 from xmarl.core.interfaces import Policy
 from xmarl.core.maddpg import groups, input_dims
 from xmarl.core.spaces import AgentSpec
+from xmarl.docschema import documented
 
 
 class _MLPHead(nn.Module):
@@ -33,11 +34,8 @@ class _MLPHead(nn.Module):
 
 
 @registry.register("policy", "maddpg_actor", backend="torch")
+@documented
 class MADDPGActor(_MLPHead, Policy):
-    """Decentralised actor ``mu_i(o_i)``: raw outputs ``[A, B, act_dim]`` (logits for
-    Gumbel-softmax actions, pre-tanh values for bounded continuous actions). With shared
-    parameters the agent's one-hot id is appended to its observation."""
-
     def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool) -> None:
         A = spec.n_agents
         super().__init__(input_dims(spec, share_parameters)[0], hidden_sizes, spec.act_dim,
@@ -58,9 +56,8 @@ class MADDPGActor(_MLPHead, Policy):
 
 
 @registry.register("policy", "central_critic", backend="torch")
+@documented
 class CentralCritic(_MLPHead):
-    """Centralised critics ``Q_i(x, a_1..a_N)``: joint input ``[A or 1, B, in]`` -> ``[A, B]``."""
-
     def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool) -> None:
         A = spec.n_agents
         super().__init__(input_dims(spec, share_parameters)[1], hidden_sizes, 1, groups(spec, share_parameters))

@@ -9,15 +9,12 @@ from torch import nn
 
 from xmarl import registry
 from xmarl.core.interfaces import Representation
+from xmarl.docschema import documented
 
 
 @registry.register("representation", "mlp", backend="torch")
+@documented
 class MLP(nn.Module, Representation):
-    """ReLU MLP over agent-major inputs ``[A, B, in]`` with weights ``[G, in, out]`` (G = 1 or A).
-
-    One batched matmul per layer covers every agent, with or without parameter sharing.
-    """
-
     def __init__(self, in_dim: int, hidden_sizes: Sequence[int], groups: int = 1) -> None:
         super().__init__()
         sizes = [in_dim, *hidden_sizes]

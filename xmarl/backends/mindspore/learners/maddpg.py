@@ -23,6 +23,7 @@ from xmarl.core import maddpg as core
 from xmarl.core.actions import NEG_INF
 from xmarl.core.interfaces import Batch, Weights
 from xmarl.core.spaces import AgentSpec
+from xmarl.docschema import documented
 
 #: batch entries the update reads, in the order the compiled cells take them
 BATCH_KEYS = ("obs", "act", "rew", "next_obs", "done", "gumbel", "next_gumbel")
@@ -140,9 +141,8 @@ class _UpdateStep(nn.Cell):
 
 
 @registry.register("learner", "maddpg", backend="mindspore")
+@documented
 class MADDPGLearner(core.MADDPGLearnerBase):
-    """MADDPG learner: actors, centralised critics, their targets and two Adam optimisers."""
-
     backend = "mindspore"
 
     Actor, Critic, Optimizer = MADDPGActor, CentralCritic, Adam

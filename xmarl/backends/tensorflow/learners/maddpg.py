@@ -23,14 +23,14 @@ from xmarl.backends.tensorflow.policies import CentralCritic, MADDPGActor
 from xmarl.core import maddpg as core
 from xmarl.core.actions import NEG_INF
 from xmarl.core.interfaces import Batch, Weights
+from xmarl.docschema import documented
 
 TensorBatch = dict[str, tf.Tensor]
 
 
 @registry.register("learner", "maddpg", backend="tensorflow")
+@documented
 class MADDPGLearner(core.MADDPGLearnerBase):
-    """MADDPG learner: actors, centralised critics, their targets and two Adam optimisers."""
-
     backend = "tensorflow"
 
     Actor, Critic, Optimizer = MADDPGActor, CentralCritic, Adam

@@ -19,12 +19,12 @@ from xmarl.backends.torch.policies import CentralCritic, MADDPGActor
 from xmarl.core import maddpg as core
 from xmarl.core.actions import NEG_INF
 from xmarl.core.interfaces import Batch, Weights
+from xmarl.docschema import documented
 
 
 @registry.register("learner", "maddpg", backend="torch")
+@documented
 class MADDPGLearner(core.MADDPGLearnerBase):
-    """MADDPG learner: actors, centralised critics, their targets and two Adam optimisers."""
-
     backend = "torch"
 
     Actor, Critic, Optimizer = MADDPGActor, CentralCritic, Adam
