@@ -1,0 +1,390 @@
+"""The shared docstring schema and the Sphinx docs.
+
+* every class xmarl registers per backend has a schema entry, and the three backends' classes
+  carry the identical rendered docstring;
+* the signature check finds every kind of disagreement in deliberately broken fixture classes
+  (and ``xmarl docs-schema --check`` reports the same lines and exit status);
+* the docs build with ``sphinx-build -W`` (frameworks real, and mocked) and the built HTML has,
+  per shipped method, the backend tabs with parameter tables, the config reference and the
+  recorded results, and no placeholder text anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import BACKENDS, require
+from xmarl import docschema, registry
+from xmarl.cli import main
+from xmarl.docschema.check import check, check_class, placeholders, shipped_methods
+from xmarl.docschema.rendering import render_entry
+from xmarl.docschema.schema import Schema, all_methods
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+import xmarl_docs  # noqa: E402
+
+
+def _require_all() -> None:
+    for b in BACKENDS:
+        require(b)
+
+
+def _require_docs_tools() -> None:
+    for module in ("sphinx", "furo", "sphinx_design", "bs4"):
+        try:
+            __import__(module)
+        except ImportError:
+            if os.environ.get("XMARL_REQUIRE_BACKENDS") == "1":
+                pytest.fail(f"{module} must be installed to build the docs (pip install -e '.[docs]')")
+            pytest.skip(f"{module} not installed")
+
+
+def _backend_classes() -> list[tuple[str, str, str, type]]:
+    """(kind, name, backend, class) of every class that xmarl's own backends register."""
+    return [(k, n, b, registry.get(k, n, b)) for k, n, b in registry.entries()
+            if b is not None and isinstance(registry.get(k, n, b), type)
+            and registry.get(k, n, b).__module__.startswith("xmarl.backends.")]
+
+
+# -- the schema ----------------------------------------------------------------------------------
+def test_every_registered_class_has_a_schema_entry():
+    _require_all()
+    classes = _backend_classes()
+    assert {("learner", "maddpg"), ("policy", "maddpg_actor"), ("representation", "mlp")} <= {
+        (k, n) for k, n, _, _ in classes}
+    missing = [f"({k}, {n}, {b}) {c.__qualname__}" for k, n, b, c in classes
+               if docschema.schema.schema_key(c) not in docschema.classes()]
+    assert not missing, f"registered classes without a schema entry in xmarl/docschema/schema.yaml: {missing}"
+    wrong = [f"({k}, {n}, {b})" for k, n, b, c in classes
+             if docschema.class_entry(docschema.schema.schema_key(c)).registry != (k, n)]
+    assert not wrong, f"schema entries that name another registry key: {wrong}"
+
+
+def test_rendered_docstrings_are_identical_across_backends():
+    _require_all()
+    import importlib
+
+    checked = 0
+    for key, entry in docschema.classes().items():
+        if entry.core:
+            continue
+        docs = {}
+        for b in BACKENDS:
+            module, _, name = entry.qualname(key, b).rpartition(".")
+            docs[b] = getattr(importlib.import_module(module), name).__doc__
+        assert len(set(docs.values())) == 1, f"{key}: backends' docstrings differ"
+        text = docs["torch"]
+        assert text == docschema.render(key)
+        assert text.startswith(entry.summary.strip().splitlines()[0])
+        for p in entry.params:
+            assert re.search(rf"^{re.escape(p.name)} : ", text, re.M), (key, p.name)
+        for m in all_methods(key):
+            assert re.search(rf"^{re.escape(m)}\(", text, re.M), (key, m)
+        checked += 1
+    assert checked >= 5  # MLP, MADDPGActor, CentralCritic, Adam, MADDPGLearner at least
+
+
+def test_schema_matches_the_code():
+    """What ``xmarl docs-schema --check`` checks; fails while a new class has no entry."""
+    _require_all()
+    problems = check()
+    assert not problems, "docstring schema and code disagree:\n" + "\n".join(problems)
+
+
+def test_cli_check_prints_one_line_per_problem_and_fails(monkeypatch, capsys):
+    import xmarl.docschema.check as chk
+
+    monkeypatch.setattr(chk, "check", lambda: ["a.B: parameter 'x' is not documented", "c.D: no schema entry 'D'"])
+    assert main(["docs-schema", "--check"]) == 1
+    out = capsys.readouterr()
+    assert out.out.splitlines() == ["a.B: parameter 'x' is not documented", "c.D: no schema entry 'D'"]
+    assert "2 problem(s)" in out.err
+    monkeypatch.setattr(chk, "check", lambda: [])
+    assert main(["docs-schema", "--check"]) == 0
+    assert "match the schema" in capsys.readouterr().out
+    assert main(["docs-schema", "--show", "MADDPGLearner"]) == 0
+    assert capsys.readouterr().out == docschema.render("MADDPGLearner")
+    assert main(["docs-schema", "--show", "NoSuchClass"]) == 2
+    assert "no docstring schema entry 'NoSuchClass'" in capsys.readouterr().err
+
+
+# -- the check catches broken classes -----------------------------------------------------------
+FIXTURE_SCHEMA = {
+    "classes": {
+        "Widget": {
+            "module": "xmarl.tests_fixture",
+            "summary": "A fixture class.",
+            "params": [
+                {"name": "size", "type": "int", "meaning": "How big."},
+                {"name": "scale", "type": "float", "default": "1.0", "meaning": "How much."},
+                {"name": "gone", "type": "int", "default": "0", "meaning": "Removed from the code."},
+            ],
+            "methods": {
+                "run": {"summary": "Run it.", "args": [{"name": "steps", "type": "int", "meaning": "How long."}],
+                        "returns": {"type": "float", "meaning": "The result."}},
+                "stop": {"summary": "Documented, but the class has no such method."},
+                "__call__": {"summary": "Forward.", "args": [{"name": "x", "type": "framework tensor",
+                                                              "per_backend_type": True, "meaning": "Input."}],
+                             "returns": {"type": "framework tensor", "per_backend_type": True, "meaning": "Output."}},
+            },
+        },
+        "Placeholder": {"module": "xmarl.tests_fixture", "summary": "xxxxxx", "params": [
+            {"name": "a", "type": "int", "meaning": "TODO"}]},
+    },
+    "algorithms": {},
+}
+
+
+class Widget:
+    def __init__(self, size: int, scale: float = 2.0, extra: str = "") -> None:  # default changed, param added
+        pass
+
+    def run(self, steps: str, fast: bool = False) -> None:  # annotation changed, arg added, returns None
+        pass
+
+    def reset(self) -> None:  # undocumented public method
+        pass
+
+    def forward(self, x: object) -> object:  # the torch forward hook = the schema's __call__
+        return x
+
+    def _private(self) -> None:  # not public: not checked
+        pass
+
+
+class GoodWidget:
+    def __init__(self, size: int, scale: float = 1.0, gone: int = 0) -> None:
+        pass
+
+    def run(self, steps: int) -> float:
+        return 0.0
+
+    def stop(self) -> None:
+        pass
+
+    def forward(self, x: object) -> object:
+        return x
+
+
+def test_check_finds_every_disagreement_in_a_broken_class():
+    schema = Schema.model_validate(FIXTURE_SCHEMA)
+    Widget.__doc__ = render_entry("Widget", schema)
+    problems = check_class(Widget, "Widget", schema, backend="torch")
+    where = f"{__name__}.Widget"
+    expected = [
+        f"{where}.__init__: parameter 'extra' is not documented",
+        f"{where}.__init__: documented parameter 'gone' does not exist",
+        f"{where}.__init__: parameter 'scale' has default 2.0, documented 1.0",
+        f"{where}: public method 'reset' is not documented",
+        f"{where}: documented method 'stop' does not exist",
+        f"{where}.run: parameter 'fast' is not documented",
+        f"{where}.run: parameter 'steps' is annotated 'str', documented 'int'",
+        f"{where}.run: returns None, but a return value 'float' is documented",
+    ]
+    assert sorted(problems) == sorted(expected)
+
+
+def test_check_passes_a_matching_class_and_flags_a_stale_docstring():
+    schema = Schema.model_validate(FIXTURE_SCHEMA)
+    GoodWidget.__doc__ = render_entry("Widget", schema)
+    assert check_class(GoodWidget, "Widget", schema, backend="torch") == []
+    # in TensorFlow the forward hook is __call__, so `forward` is an ordinary, undocumented method
+    tf_problems = check_class(GoodWidget, "Widget", schema, backend="tensorflow")
+    assert f"{__name__}.GoodWidget: public method 'forward' is not documented" in tf_problems
+    assert f"{__name__}.GoodWidget: documented method '__call__' does not exist" in tf_problems
+    GoodWidget.__doc__ = "A hand-written docstring."
+    assert check_class(GoodWidget, "Widget", schema, backend="torch") == [
+        f"{__name__}.GoodWidget: docstring is not the one rendered from schema entry 'Widget' "
+        f"(decorate the class with @documented)"]
+
+
+def test_check_flags_placeholder_text_and_unregistered_schema_gaps():
+    from xmarl.docschema.check import check_entry
+
+    schema = Schema.model_validate(FIXTURE_SCHEMA)
+    problems = check_entry("Placeholder", schema)
+    assert "schema entry 'Placeholder': placeholder text 'xxxxxx' in the rendered docstring" in problems
+    assert "schema entry 'Placeholder': placeholder text 'TODO' in the rendered docstring" in problems
+    assert placeholders("fine text, no TODOs here") == []  # 'TODOs' is a word of its own
+    assert check_entry("Widget", schema) == []
+
+
+def test_check_flags_a_registered_class_without_an_entry():
+    require("torch")
+
+    class Undocumented:
+        def __init__(self, n: int) -> None:
+            pass
+
+    Undocumented.__module__ = "xmarl.backends.torch.docs_fixture"
+    key = ("policy", "docs_fixture_undocumented", "torch")
+    registry.add(*key[:2], Undocumented, backend=key[2])
+    try:
+        problems = check()
+    finally:
+        registry._ENTRIES.pop(key)
+    line = (f"xmarl.backends.torch.docs_fixture.{Undocumented.__qualname__}: registered as "
+            f"(policy, docs_fixture_undocumented, torch) but has no schema entry")
+    assert line in problems
+
+
+def test_docschema_imports_no_framework():
+    code = ("import sys, xmarl, xmarl.docschema, xmarl.docschema.check\n"
+            "from xmarl.docschema import render; render('MADDPGLearner')\n"
+            "print(sorted(m for m in ('torch', 'tensorflow', 'mindspore') if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]"
+
+
+# -- generated pages (no Sphinx needed) ------------------------------------------------------------
+def test_markdown_tables_become_rst_tables_without_accidental_lists():
+    rst = "\n".join(xmarl_docs.md_to_rst("| a | b |\n|---|---|\n| -1.5 | `x_` |\n| **y** | 2 |\n\n- one\n"))
+    assert "   * - a\n     - b" in rst
+    assert "   * - \\-1.5\n     - ``x_``" in rst  # a leading '-' would start a nested list
+    assert "   * - **y**" in rst and "- one" in rst
+
+
+def test_config_rows_come_from_the_schema_and_defaults():
+    from xmarl.config.schema import MADDPGConfig
+
+    defaults = yaml.safe_load((ROOT / "configs" / "defaults.yaml").read_text())["maddpg"]
+    rows = {r[0]: r for r in xmarl_docs.config_rows(MADDPGConfig, defaults, "maddpg.")}
+    assert rows["``maddpg.gamma``"][1:] == ["float (>= 0.0, <= 1.0)", f"``{defaults['gamma']}``", "Discount factor."]
+    assert rows["``maddpg.adam.eps``"][2] == "``1.0e-08``"
+    assert len(rows) == len(MADDPGConfig.model_fields) - 1 + 2  # adam is two rows
+
+
+# -- the Sphinx build --------------------------------------------------------------------------------
+def _build(out: Path, mock: str | None) -> subprocess.Popen:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+    if mock:
+        env["XMARL_DOCS_MOCK"] = mock
+    cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", "-d", str(out / "doctrees"),
+           str(ROOT / "docs"), str(out / "html")]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Two builds side by side: every framework real, and TensorFlow and MindSpore mocked."""
+    _require_docs_tools()
+    _require_all()
+    # the first build generates docs/_generated; the second starts once those pages exist
+    real_dir, mock_dir = tmp_path_factory.mktemp("docs-real"), tmp_path_factory.mktemp("docs-mock")
+    xmarl_docs.generate(ROOT, ROOT / "docs" / "_generated")
+    procs = {"real": (_build(real_dir, None), real_dir), "mock": (_build(mock_dir, "tensorflow,mindspore"), mock_dir)}
+    out = {}
+    for name, (p, d) in procs.items():
+        log, _ = p.communicate(timeout=600)
+        out[name] = (p.returncode, log, d / "html")
+    return out
+
+
+def _soup(path: Path):
+    from bs4 import BeautifulSoup
+
+    return BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+
+
+def _warnings(log: str) -> list[str]:
+    """Sphinx's warnings and errors (TensorFlow's own start-up log line is not one)."""
+    return [line for line in log.splitlines() if re.search(r"\b(WARNING|ERROR)\b", line) and "absl::" not in line]
+
+
+@pytest.mark.parametrize("which", ["real", "mock"])
+def test_docs_build_with_warnings_as_errors(built, which):
+    rc, log, html = built[which]
+    assert rc == 0 and not _warnings(log), f"sphinx-build -W ({which}) failed:\n{log[-4000:]}"
+    assert (html / "index.html").exists() and (html / "_generated" / "methods" / "maddpg.html").exists()
+
+
+def _methods_with_classes() -> list[str]:
+    return [m for m in xmarl_docs.shipped_methods(ROOT) if xmarl_docs.classes_of(m)]
+
+
+@pytest.mark.parametrize("which", ["real", "mock"])
+def test_method_pages_have_backend_tabs_with_parameter_tables(built, which):
+    rc, log, html = built[which]
+    assert rc == 0, log[-2000:]
+    methods = _methods_with_classes()
+    assert "maddpg" in methods
+    for method in methods:
+        page = _soup(html / "_generated" / "methods" / f"{method}.html")
+        for key, entry in xmarl_docs.classes_of(method):
+            section = page.find("section", id=key.lower())
+            assert section is not None, (method, key)
+            tabs = section.find("div", class_="sd-tab-set")
+            labels = [lab.get_text(strip=True) for lab in tabs.find_all("label", recursive=False)]
+            assert labels == ["torch", "TensorFlow", "MindSpore"], (method, key, labels)
+            for backend, content in zip(BACKENDS, tabs.find_all("div", class_="sd-tab-content", recursive=False)):
+                cls = content.find("dl", class_="class")
+                assert cls is not None, f"{method}/{key}: no {backend} class in its tab"
+                assert f"xmarl.backends.{backend}." in cls.find("dt").get_text()
+                want = [p.name for p in entry.params]  # the same table in every backend ("TensorFlow only." notes)
+                fields = cls.find("dd").find("dl", class_="field-list", recursive=False)
+                got = [s.get_text() for s in fields.find("dd").find_all("strong")] if want else []
+                assert got == want, (method, key, backend, got)
+                for m in all_methods(key):
+                    if not all_methods(key)[m].backends or backend in all_methods(key)[m].backends:
+                        assert m in [d.find("span", class_="sig-name").get_text()
+                                     for d in cls.find_all("dl", class_="method")], (method, key, backend, m)
+
+
+def test_method_pages_have_the_generated_config_reference_and_results(built):
+    rc, log, html = built["real"]
+    assert rc == 0, log[-2000:]
+    defaults = yaml.safe_load((ROOT / "configs" / "defaults.yaml").read_text())
+    shipped = shipped_methods()
+    assert "maddpg" in shipped
+    for method in shipped:
+        page = _soup(html / "_generated" / "methods" / f"{method}.html")
+        table = page.find("table", class_="xmarl-config")
+        assert table is not None, method
+        rows = {tr.find_all("td")[0].get_text(strip=True): [td.get_text(" ", strip=True) for td in tr.find_all("td")]
+                for tr in table.find("tbody").find_all("tr")}
+        model = registry.get("method", method).config_model
+        for name, field in model.model_fields.items():
+            if isinstance(defaults[method][name], dict):
+                continue  # nested sections are flattened: checked through their leaves below
+            key = f"{method}.{name}"
+            assert key in rows, (method, key)
+            assert rows[key][2] == xmarl_docs._yaml_value(defaults[method][name])
+            assert rows[key][3] == (field.description or "")
+        for path in xmarl_docs.method_results(ROOT, method):
+            text = page.get_text(" ")
+            assert f"benchmarks/results/{path.name}" in text
+    # the MADDPG learning results: every backend's mean return is on the page
+    text = _soup(html / "_generated" / "methods" / "maddpg.html").get_text(" ")
+    learning = (ROOT / "benchmarks" / "results" / "maddpg_spread_learning.md").read_text()
+    means = re.findall(r"^\| \*\*(\w+)\*\* \| mean of \d+ \| \| \*\*(-?[\d.]+)\*\*", learning, re.M)
+    assert len(means) == 3 and all(m in text for _, m in means), means
+
+
+def test_getting_started_has_the_readme_commands(built):
+    rc, log, html = built["real"]
+    text = _soup(html / "getting_started.html").get_text()
+    readme = (ROOT / "README.md").read_text()
+    blocks = xmarl_docs.readme_blocks(readme)
+    for key in ("main-command", "test-command"):
+        assert blocks[key][1].strip() in readme and blocks[key][1].strip() in text, key
+
+
+def test_no_placeholder_text_anywhere_in_the_built_docs(built):
+    rc, log, html = built["real"]
+    assert rc == 0, log[-2000:]
+    found = []
+    pages = sorted(html.rglob("*.html"))
+    assert len(pages) > 10
+    for path in pages:
+        text = _soup(path).get_text(" ")
+        found += [f"{path.relative_to(html)}: {w}" for w in placeholders(text)]
+    assert not found, found
