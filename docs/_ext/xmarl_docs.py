@@ -186,6 +186,8 @@ def type_text(ann: Any) -> str:
         return type_text(inner) + (f" ({', '.join(cons)})" if cons else "")
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         return " or ".join(type_text(a) for a in args)
+    if origin is typing.Literal:
+        return " or ".join(repr(a) for a in args)
     if ann is type(None):
         return "None"
     if origin is not None:
@@ -290,6 +292,7 @@ def backend_tabs(root: Path, key: str, entry: Any) -> list[str]:
 
 
 def shipped_configs(root: Path, method: str) -> list[str]:
+    """The method's ``configs/<method>/<env>.yaml`` files and the keys each sets, by section."""
     folder = root / "configs" / method
     files = sorted(folder.rglob("*.yaml")) if folder.exists() else []
     if not files:
@@ -297,13 +300,16 @@ def shipped_configs(root: Path, method: str) -> list[str]:
     rows = []
     for f in files:
         data = yaml.safe_load(f.read_text()) or {}
-        keys = sorted(f"{k}.{kk}" if isinstance(v, dict) and k != "env_kwargs" else k
-                      for k, v in data.items() for kk in (v if isinstance(v, dict) and k != "env_kwargs" else [None]))
-        env = str(f.relative_to(folder).with_suffix(""))
-        rows.append([f"``{env}``", f"``configs/{method}/{f.relative_to(folder)}``",
-                     ", ".join(f"``{k}``" for k in keys)])
-    return [f"Shipped configs (``xmarl run -m {method} -e <env>`` picks the one for the env):", "",
-            *list_table(["env", "file", "keys it sets"], rows, widths=[25, 35, 40])]
+        parts = []
+        for k, v in data.items():
+            if isinstance(v, dict) and k != "env_kwargs":
+                parts.append(f"``{k}``: " + ", ".join(escape(kk) for kk in v))
+            else:
+                parts.append(f"``{k}``")
+        rows.append([f"``{f.relative_to(folder).with_suffix('')}``", "; ".join(parts)])
+    return [f"Shipped configs, ``configs/{method}/<env>.yaml`` (``xmarl run -m {method} -e <env>`` merges the",
+            "one for the env over the defaults):", "",
+            *list_table(["env", "keys it sets"], rows, widths=[30, 70])]
 
 
 def benchmark_index(root: Path) -> dict[str, tuple[str, str, list[str]]]:

@@ -21,7 +21,7 @@ import re
 from typing import Any
 
 from xmarl.docschema.rendering import render_entry
-from xmarl.docschema.schema import FORWARD_HOOKS, Method, Param, Schema, all_methods, load, schema_key
+from xmarl.docschema.schema import FORWARD_HOOKS, REQUIRED, Method, Param, Schema, all_methods, load, schema_key
 
 PLACEHOLDER = re.compile(r"(?i:\bx{3,}\b)|\bTODO\b|\bFIXME\b|\bTBD\b|(?i:lorem ipsum)")
 
@@ -47,7 +47,8 @@ def _ann(a: Any) -> str | None:
 
 
 def _norm(t: str) -> str:
-    return re.sub(r"\s+", "", t.replace("Optional[", "None|["))
+    """An annotation without spaces or module prefixes (``commnet.CommNetConfig`` = ``CommNetConfig``)."""
+    return re.sub(r"\b[A-Za-z_]\w*\.", "", re.sub(r"\s+", "", t))
 
 
 def public_methods(cls: type, backend: str | None) -> dict[str, Any]:
@@ -91,6 +92,8 @@ def compare_args(where: str, documented: list[Param], func: Any, backend: str | 
     for n in common_real:
         p, d = real_by[n], doc_by[n]
         want = d.backend_defaults.get(backend or "", d.default)
+        if want == REQUIRED:
+            want = None
         if p.default is inspect.Parameter.empty:
             if want is not None:
                 problems.append(f"{where}: parameter '{n}' is required but documented with default {want}")
@@ -198,7 +201,9 @@ def check(schema: Schema | None = None) -> list[str]:
             continue
         key = schema_key(obj)
         where = f"{obj.__module__}.{obj.__qualname__}"
-        if key is None or key not in schema.classes:
+        if key is None and obj.__name__ in schema.classes:
+            problems.append(f"{where}: has schema entry '{obj.__name__}' but is not decorated with @documented")
+        elif key is None or key not in schema.classes:
             problems.append(f"{where}: registered as ({kind}, {name}, {backend}) but has no schema entry")
         elif schema.classes[key].registry != (kind, name):
             problems.append(f"{where}: registered as ({kind}, {name}, {backend}) but schema entry '{key}' "

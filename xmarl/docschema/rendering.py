@@ -8,6 +8,7 @@ from functools import cache
 from xmarl.docschema.schema import (
     BACKEND_TITLES,
     FORWARD_HOOKS,
+    REQUIRED,
     Method,
     Param,
     Schema,
@@ -39,8 +40,11 @@ def _paragraph(text: str, indent: int) -> list[str]:
 def _default_note(p: Param) -> str:
     if not p.backend_defaults:
         return ""
-    others = "; ".join(f"{BACKEND_TITLES.get(b, b)}: ``{v}``" for b, v in p.backend_defaults.items())
-    return f" Default in {others}."
+    notes = []
+    for b, v in p.backend_defaults.items():
+        title = BACKEND_TITLES.get(b, b)
+        notes.append(f" Required in {title}." if v == REQUIRED else f" Default in {title}: ``{v}``.")
+    return "".join(notes)
 
 
 def _param_lines(p: Param) -> list[str]:

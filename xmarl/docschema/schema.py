@@ -14,6 +14,8 @@ SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 
 #: the framework method that runs a module's forward pass; the schema calls it ``__call__``
 FORWARD_HOOKS = {"torch": "forward", "tensorflow": "__call__", "mindspore": "construct"}
+#: a ``backend_defaults`` value: the argument has no default in that backend
+REQUIRED = "required"
 #: how backends are named in rendered text
 BACKEND_TITLES = {"torch": "torch", "tensorflow": "TensorFlow", "mindspore": "MindSpore"}
 
@@ -31,7 +33,8 @@ class Param(_Strict):
     type: str = Field(description="The annotation as written in the code (compared), or prose when per_backend_type.")
     meaning: str
     default: str | None = Field(None, description="repr() of the default; absent when the argument is required.")
-    backend_defaults: dict[str, str] = Field(default_factory=dict, description="backend -> repr() where it differs.")
+    backend_defaults: dict[str, str] = Field(default_factory=dict, description="backend -> repr() where it differs "
+                                                                            "('required': no default there).")
     per_backend_type: bool = Field(False, description="The annotation differs by backend (framework types).")
     backends: list[str] | None = Field(None, description="Only these backends have the argument.")
 
