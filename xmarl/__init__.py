@@ -8,6 +8,7 @@ is asked for.
 from xmarl import envs as _envs  # noqa: F401
 from xmarl import registry
 from xmarl.api import run
+from xmarl.compare.parity import parity
 from xmarl.config import load_config
 
 # importing these registers the built-in methods and environments
@@ -15,4 +16,4 @@ from xmarl.core import methods as _methods  # noqa: F401
 
 __version__ = "0.1.0"
 
-__all__ = ["registry", "run", "load_config", "__version__"]
+__all__ = ["registry", "run", "load_config", "parity", "__version__"]

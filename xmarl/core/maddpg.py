@@ -12,6 +12,8 @@ Networks (``G`` = 1 with parameter sharing, else the number of agents ``A``):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from xmarl.config.schema import MADDPGConfig
@@ -19,6 +21,9 @@ from xmarl.core.actions import gumbel
 from xmarl.core.init import init_mlp, mlp_shapes
 from xmarl.core.interfaces import Learner, Weights
 from xmarl.core.spaces import AgentSpec
+
+if TYPE_CHECKING:
+    from xmarl.compare.parity import ParityCase
 
 NETWORKS = ("actor", "critic", "target_actor", "target_critic")
 
@@ -89,6 +94,29 @@ def stored_actions(spec: AgentSpec, actions: np.ndarray) -> np.ndarray:
 def exploration(cfg: MADDPGConfig) -> float:
     """Action-noise scale used while collecting (continuous actions)."""
     return cfg.exploration_noise
+
+
+def parity_cases(method: str = "maddpg", seed: int = 0, updates: int = 3) -> list[ParityCase]:
+    """Parity hook (:mod:`xmarl.compare.parity`): every action kind, with and without
+    parameter sharing, on a heterogeneous synthetic task; ``updates`` frozen batches of 32
+    transitions with their Gumbel noise, small networks and equal learning rates."""
+    from xmarl.compare.parity import ParityCase, method_config, parity_spec, random_transitions
+
+    out = []
+    for kind in ("discrete", "continuous", "hybrid"):
+        for share in (True, False):
+            cfg = method_config(method, {"share_parameters": share, "hidden_sizes": [16, 16],
+                                           "lr_actor": 1e-3, "lr_critic": 1e-3})
+            spec = parity_spec(kind)
+            batches = []
+            for k in range(updates):
+                rng = np.random.default_rng(seed + 1 + k)
+                batches.append(prepare_batch(spec, random_transitions(spec, 32, rng), rng))
+            out.append(ParityCase(
+                name=f"{method}-{kind}-{'shared' if share else 'per_agent'}", spec=spec, config=cfg,
+                weights=init_weights(spec, cfg, seed), batches=batches,
+                obs=np.ascontiguousarray(batches[0]["obs"].swapaxes(0, 1))))
+    return out
 
 
 class MADDPGLearnerBase(Learner):
