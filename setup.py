@@ -14,8 +14,8 @@ DOCS = ["sphinx==9.0.4", "furo==2025.12.19", "sphinx-design==0.8.0"]
 LOGGING = ["tensorboardX==2.6.5"]
 # exact versions CI installs (the library itself accepts the ranges in install_requires)
 PINNED = ["numpy==2.4.6", "pyyaml==6.0.3", "pydantic==2.14.3", "gymnasium==1.4.0", "pettingzoo==1.27.0",
-          "tqdm==4.70.1"]
-TEST = ["pytest==9.2.0", "ruff==0.17.5"] + PINNED + MPE + LOGGING + DOCS  # tests build the docs
+          "tqdm==4.70.1", "scipy==1.17.1", "matplotlib==3.11.2"]
+TEST = ["pytest==9.2.0", "ruff==0.17.5"] + PINNED + MPE + LOGGING + DOCS + RAY  # tests build the docs, run Ray
 
 setup(
     name="xmarl",
@@ -34,6 +34,8 @@ setup(
         "gymnasium>=1.0",
         "pettingzoo>=1.25",
         "tqdm>=4.66",
+        "scipy>=1.15",  # xmarl compare: IQM, permutation and Welch tests
+        "matplotlib>=3.7",  # xmarl compare: learning-curve PNGs
     ],
     extras_require={
         "torch": TORCH,

@@ -5,8 +5,11 @@ PyTorch, TensorFlow and MindSpore backends.
 is asked for.
 """
 
+from xmarl import (
+    compare,  # the package, callable as compare(...)
+    registry,
+)
 from xmarl import envs as _envs  # noqa: F401
-from xmarl import registry
 from xmarl.api import run
 from xmarl.compare.parity import parity
 from xmarl.config import load_config
@@ -16,4 +19,4 @@ from xmarl.core import methods as _methods  # noqa: F401
 
 __version__ = "0.1.0"
 
-__all__ = ["registry", "run", "load_config", "parity", "__version__"]
+__all__ = ["registry", "run", "load_config", "compare", "parity", "__version__"]

@@ -1,4 +1,4 @@
-"""Command line: ``xmarl run | list | render``."""
+"""Command line: ``xmarl run | list | render | parity | compare | docs-schema``."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--out", default="episode.gif", help="output .gif path (default: episode.gif)")
     g.add_argument("--backend", "-b", help="backend to run the policy in (default: the one that trained it)")
     g.add_argument("--seed", type=int, help="episode seed (default: that of the run's evaluations)")
+    _add_parity_and_compare(sub)
     d = sub.add_parser("docs-schema", help="check (or show) the docstring schema shared by every backend")
     d.add_argument("--check", action="store_true",
                    help="compare every registered class's signatures with the schema; exit 1 on any problem")
@@ -46,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "docs-schema":
             return _docs_schema(args.check, args.show)
+        if args.command == "parity":
+            return _parity(args)
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "render":
             from xmarl.training.render import render_checkpoint
 
@@ -92,6 +97,72 @@ def _docs_schema(check: bool, show: str | None) -> int:
         print(f"docs-schema: {len(problems)} problem(s)", file=sys.stderr)
         return 1
     print(f"docs-schema: {len(docschema.classes())} classes match the schema")
+    return 0
+
+
+def _add_parity_and_compare(sub: argparse._SubParsersAction) -> None:
+    q = sub.add_parser("parity", help="feed the same weights and batches to every backend and compare the numbers")
+    q.add_argument("--method", "-m", action="append",
+                   help="method (repeatable; default: every method with parity cases)")
+    q.add_argument("--backend", "-b", action="append",
+                   help="backend, repeatable or comma-separated (default: every installed one; the first is the "
+                        "reference)")
+    q.add_argument("--case", help="only the cases whose name contains this text, e.g. discrete-shared")
+    q.add_argument("--updates", type=int, default=3, help="updates before weights are compared (default: 3)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the weights and batches (default: 0)")
+    q.add_argument("--atol", type=float, help="absolute tolerance for every case (default: each case's, 1e-5)")
+    q.add_argument("--rtol", type=float, help="relative tolerance for every case (default: each case's, 1e-5)")
+    q.add_argument("--json", metavar="PATH", help="also write every quantity's differences as JSON")
+    c = sub.add_parser("compare", help="run methods x backends x seeds and write a statistical report")
+    c.add_argument("--method", "-m", action="append", required=True, help="method (repeatable)")
+    c.add_argument("--env", "-e", action="append", help="env (repeatable; default: the method's configured env)")
+    c.add_argument("--backend", "-b", action="append",
+                   help="backend, repeatable or comma-separated (default: every installed one)")
+    c.add_argument("--seeds", default="3", help="number of seeds N (seeds 0..N-1) or a comma list, e.g. 3,7,11 "
+                                                "(default: 3)")
+    c.add_argument("--steps", type=int, help="shorthand for --set train.steps=N")
+    c.add_argument("--config", "-c", help="a YAML file merged over the shipped configs of every run")
+    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key of every run (repeatable)")
+    c.add_argument("--out-dir", help="report folder (default: compare/<methods>-<envs>); finished runs in it are "
+                                     "reused")
+    c.add_argument("--executor", default="local", help="local (process pool, default) or ray")
+    c.add_argument("--workers", type=int, help="parallel runs (default: cores / threads)")
+    c.add_argument("--address", help="Ray cluster address for --executor ray (default: start a local Ray)")
+    c.add_argument("--threads", type=int, default=1, help="framework threads per run (default: 1)")
+    c.add_argument("--no-progress", action="store_true", help="print nothing while runs finish")
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    return None if not values else [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def _parity(args: argparse.Namespace) -> int:
+    """``xmarl parity``: the grouped table, a PASS/FAIL line; exit status 1 on failure."""
+    from xmarl.compare.parity import parity
+
+    report = parity(args.method, _split(args.backend), case=args.case, updates=args.updates, seed=args.seed,
+                    atol=args.atol, rtol=args.rtol, out=args.json)
+    print(report.table())
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """``xmarl compare``: the summary table and the report's path."""
+    from xmarl.compare.runner import compare
+    from xmarl.config import parse_overrides
+    from xmarl.errors import ConfigError
+
+    try:
+        seeds: int | list[int] = [int(s) for s in args.seeds.split(",") if s.strip()] if "," in args.seeds \
+            else int(args.seeds)
+    except ValueError:
+        raise ConfigError(f"--seeds {args.seeds}: pass a number of seeds or a comma list such as 0,1,2") from None
+    result = compare(args.method, _split(args.backend), args.env, seeds, args.steps, parse_overrides(args.overrides),
+                     config=args.config, out_dir=args.out_dir, executor=args.executor, workers=args.workers,
+                     address=args.address, threads=args.threads, progress=not args.no_progress)
+    print(result.summary_text())
     return 0
 
 

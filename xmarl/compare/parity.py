@@ -20,9 +20,7 @@ others). The report gives the largest absolute difference and the largest relati
 values near zero do not inflate it). A case also fails when it proves nothing: gradients that
 are all zero, or weights that did not move in ``K`` updates.
 
-The per-method hook
--------------------
-A method takes part by giving the module named by its ``MethodSpec.core``
+**The per-method hook.** A method takes part by giving the module named by its ``MethodSpec.core``
 (``xmarl.core.<method>``) one function::
 
     def parity_cases(method: str, seed: int = 0, updates: int = 3) -> list[ParityCase]: ...
@@ -82,7 +80,7 @@ from xmarl.config import load_config
 from xmarl.core.spaces import AgentSpec
 from xmarl.errors import RegistryError, XmarlError
 
-#: |a - b| <= ATOL + RTOL * |b|, elementwise, for every quantity (unless a case states its own)
+#: ``|a - b| <= ATOL + RTOL * |b|``, elementwise, for every quantity (unless a case states its own)
 ATOL = 1e-5
 RTOL = 1e-5
 
@@ -423,6 +421,8 @@ def parity(
     """
     from xmarl.training.checkpoint import atomic_write_text
 
+    if updates < 1:
+        raise XmarlError(f"updates={updates}: parity needs at least one update (weights after K >= 1 updates)")
     methods = [method] if isinstance(method, str) else list(method or [])
     for m in methods:
         registry.get("method", m)  # unknown method -> closest name

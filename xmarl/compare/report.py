@@ -1,0 +1,128 @@
+"""The report folder of a comparison: Markdown, learning-curve PNGs, ``summary.json`` and
+``runs.csv``. Every file is written atomically. matplotlib is imported on first use and
+drawn through its Agg canvas directly (no pyplot, no global state)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from xmarl.training.checkpoint import atomic_write_bytes, atomic_write_text
+
+#: line colour, style and marker per curve, in order (backends that agree draw on top of each
+#: other, so styles and markers keep every line visible)
+COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+STYLES = ["-", "--", ":", "-."]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+
+
+def plot_curves(bands: dict[str, dict[str, list[float]]], title: str, path: Path,
+                ylabel: str = "greedy evaluation return (per agent)") -> Path:
+    """One line per label (mean over seeds) with its 95% CI band; written as a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.0, 4.2), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (label, band) in enumerate(bands.items()):
+        if not band["steps"]:
+            continue
+        colour = COLOURS[i % len(COLOURS)]
+        ax.plot(band["steps"], band["mean"], color=colour, ls=STYLES[i % len(STYLES)], marker=MARKERS[i % len(MARKERS)],
+                ms=4, label=f"{label} (n={band.get('n', '?')})", lw=1.8)
+        ax.fill_between(band["steps"], band["lo"], band["hi"], color=colour, alpha=0.2, lw=0)
+    ax.set_title(title)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize="small", title="mean, 95% bootstrap CI", title_fontsize="small")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def _f(x: Any, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.{digits}f}"
+
+
+def _ci(pair: list[float]) -> str:
+    return f"[{_f(pair[0])}, {_f(pair[1])}]"
+
+
+def _sd(mean: float, std: float | None, digits: int = 1) -> str:
+    """``mean ± sd``; just the mean when there is no spread to report (one run)."""
+    return f"{mean:.{digits}f}" + ("" if std is None or math.isnan(std) else f" ± {std:.{digits}f}")
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The report as Markdown, from the dict written to ``summary.json``."""
+    s = summary
+    seeds = s["seeds"]
+    lines = [f"# xmarl compare: {', '.join(s['methods'])} on {', '.join(s['envs'])}", ""]
+    lines += [
+        f"Backends {', '.join(s['backends'])} × {len(seeds)} seeds ({', '.join(map(str, seeds))}); "
+        f"{s['steps']} environment steps per run.",
+        "",
+        "- Executed: " + "; ".join(f"{how} ({n} runs)" for how, n in s["execution"].items()) + ".",
+        f"- Versions: {', '.join(f'{k} {v}' for k, v in s['versions'].items())}.",
+        f"- Reproduce: `{s['command']}`",
+        "- Final return: the greedy evaluation return (per agent) at the last step of each run. "
+        f"Intervals are {int(100 * s['confidence'])}% percentile bootstrap CIs over seeds; "
+        "IQM is the interquartile mean (middle 50% of seeds).",
+        "",
+    ]
+    for task in s["tasks"]:
+        lines += [f"## {task['method']} on {task['env']}", "",
+                  "| backend | runs | mean final return | 95% CI | IQM | 95% CI |", "|---|---:|---:|---|---:|---|"]
+        for b, d in task["final_return"].items():
+            lines.append(f"| {b} | {d['n']} | {_f(d['mean'])} | {_ci(d['mean_ci'])} | {_f(d['iqm'])} | "
+                         f"{_ci(d['iqm_ci'])} |")
+        test = task["test"]
+        lines += ["", f"**Verdict:** {test['verdict']}.", ""]
+        pairs = [q for q in test.get("pairwise", [])]
+        if pairs:
+            lines += ["Pairwise Welch's t-tests on final return (p Holm-adjusted):", "",
+                      "| pair | mean difference | t | p (Holm) |", "|---|---:|---:|---:|"]
+            for q in pairs:
+                lines.append(f"| {q['a']} − {q['b']} | {_f(q['mean_diff'])} | {_f(q['t'], 2)} | "
+                             f"{_f(q['pvalue_holm'], 4)} |")
+            lines.append("")
+        lines += [f"![learning curves: {task['method']} on {task['env']}]({task['figure']})", "",
+                  "| backend | wall-clock s per run (mean ± sd) | env-steps/s (mean ± sd) |", "|---|---:|---:|"]
+        for b, t in task["throughput"].items():
+            lines.append(f"| {b} | {_sd(t['wall_time'], t['wall_time_sd'])} | "
+                         f"{_sd(t['steps_per_sec'], t['steps_per_sec_sd'], 0)} |")
+        lines += ["", "Parallel runs shared the machine (see Executed above), so throughput compares the backends "
+                  "of this report with each other, not with runs made alone; a run resumed from a checkpoint "
+                  "counts only the time after resuming.", ""]
+    lines += ["## Runs", "", "| method | env | backend | seed | final return | wall-clock s | env-steps/s | folder |",
+              "|---|---|---|---:|---:|---:|---:|---|"]
+    for r in s["runs"]:
+        lines.append(f"| {r['method']} | {r['env']} | {r['backend']} | {r['seed']} | {_f(r['final_return'])} | "
+                     f"{r['wall_time']:.1f} | {r['steps_per_sec']:.0f} | [{r['name']}]({r['folder']}/) |")
+    lines += ["", "Per-run metrics: `metrics.jsonl`, `result.json` and `config.yaml` in each run folder; "
+              "all numbers of this report: `summary.json`, `runs.csv`.", ""]
+    return "\n".join(lines)
+
+
+def write_runs_csv(runs: list[dict[str, Any]], path: Path) -> Path:
+    cols = ["method", "env", "backend", "seed", "final_return", "train_return", "steps", "updates", "wall_time",
+            "steps_per_sec", "folder"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in runs:
+        w.writerow(r)
+    return atomic_write_text(path, buf.getvalue())
+
+
+def write_summary(summary: dict[str, Any], path: Path) -> Path:
+    return atomic_write_text(path, json.dumps(summary, indent=1, allow_nan=True))

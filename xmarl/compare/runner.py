@@ -1,0 +1,499 @@
+"""``xmarl.compare``: the methods × envs × backends × seeds matrix of ``xmarl.run`` calls, run by
+an executor, then aggregated into a report folder.
+
+Folder layout (``out_dir``)::
+
+    compare.json                    what was asked (methods, envs, backends, seeds, overrides, ...)
+    runs/<method>-<env>-<backend>-s<seed>/   one xmarl run each: config.yaml, metrics.jsonl, result.json, ...
+    report.md                       tables, verdicts and throughput per task, linking the PNGs
+    curves_<method>_<env>.png       learning curves of every backend, mean ± 95% bootstrap CI
+    summary.json, runs.csv          every number of the report
+
+Executors. ``"local"`` (default): a process pool of ``workers`` processes started with the
+``spawn`` method (TensorFlow and MindSpore do not survive ``fork``); ``"ray"``: Ray tasks on a
+local Ray (``ray.init(num_cpus=workers)``), on the cluster at ``address``, or on the Ray
+that is already initialised. Both run the same function (:func:`run_task`) on the same
+:class:`RunTask` and return the same record, so results are identical for the same seeds.
+Each run sets its framework's threads to ``threads`` (``train.threads``) and limits the
+BLAS/OpenMP pools, so that parallel runs do not oversubscribe the cores. With Ray on several
+machines, each worker sends back the run's ``config.yaml``, ``metrics.jsonl`` and
+``result.json``, which are written into ``out_dir`` when that folder is not shared.
+
+Resuming. A run is finished when its ``result.json`` exists: running the same compare again
+skips it. A run folder without ``result.json`` continues from its newest checkpoint (as
+``xmarl run --resume`` would), or starts over when it has none. A finished or partial run
+whose saved config differs from what the compare asks for is an error, never silently reused.
+
+Scripts that call :func:`compare` with the local executor must guard the call with
+``if __name__ == "__main__":`` (the spawned workers import the main module).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import json
+import multiprocessing
+import os
+import platform
+import shlex
+import shutil
+import socket
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from xmarl import registry
+from xmarl.compare.parity import check_backends, installed_backends
+from xmarl.config import load_config
+from xmarl.errors import ConfigError, XmarlError
+from xmarl.training.checkpoint import CHECKPOINTS, atomic_write_text
+
+EXECUTORS = ("local", "ray")
+RUN_FILES = ("config.yaml", "metrics.jsonl", "result.json")  # result.json last: it marks a finished run
+#: config keys that may differ between a saved run and the compare that reuses it
+IGNORED_KEYS = {"out_dir", "name", "train.progress"}
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+#: written into a run folder by the compare that ran it: executor, parallel runs, host, seconds
+EXECUTION = "compare_run.json"
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """One cell of the matrix, as sent to a worker (plain data, picklable)."""
+
+    method: str
+    env: str
+    backend: str
+    seed: int
+    run_dir: str  # absolute
+    config: str | None  # absolute path of the user's YAML, if any
+    overrides: dict[str, Any]
+    resume: bool
+    threads: int
+
+    @property
+    def name(self) -> str:
+        return Path(self.run_dir).name
+
+
+def _limit_threads(threads: int) -> None:
+    for var in THREAD_VARS:
+        os.environ[var] = str(threads)
+
+
+def run_task(task: RunTask) -> dict[str, Any]:
+    """Train one run (in a worker of either executor) and return its record: ``status``
+    (``done``, ``failed`` or ``interrupted``), the run's small files and where it ran."""
+    _limit_threads(task.threads)  # before the framework is imported by run()
+    from xmarl.api import run
+
+    info: dict[str, Any] = {"name": task.name, "host": socket.gethostname(), "pid": os.getpid()}
+    t0 = time.perf_counter()
+    try:
+        if task.resume:
+            run(overrides={"train.progress": False}, resume=task.run_dir)
+        else:
+            run(task.method, task.backend, task.env, task.config, task.overrides)
+    except KeyboardInterrupt:
+        return {**info, "status": "interrupted"}
+    except XmarlError as exc:
+        return {**info, "status": "failed", "error": str(exc)}
+    folder = Path(task.run_dir)
+    files = {f: (folder / f).read_text() for f in RUN_FILES if (folder / f).is_file()}
+    return {**info, "status": "done", "seconds": time.perf_counter() - t0, "files": files}
+
+
+# -- executors: both take the tasks and yield run_task's records as runs finish ------------------
+
+@contextlib.contextmanager
+def _thread_env(threads: int) -> Iterator[None]:
+    """Thread limits in the environment that spawned workers inherit (restored afterwards)."""
+    saved = {v: os.environ.get(v) for v in THREAD_VARS}
+    _limit_threads(threads)
+    try:
+        yield
+    finally:
+        for v, old in saved.items():
+            if old is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = old
+
+
+def _local(tasks: list[RunTask], workers: int | None, address: str | None) -> Iterator[dict[str, Any]]:
+    threads = tasks[0].threads if tasks else 1
+    with _thread_env(threads):
+        pool = multiprocessing.get_context("spawn").Pool(processes=workers)
+    try:
+        yield from pool.imap_unordered(run_task, tasks)
+        pool.close()
+        pool.join()
+    finally:
+        pool.terminate()  # on an error or Ctrl-C: stop the other runs now (their checkpoints remain)
+
+
+def _ray(tasks: list[RunTask], workers: int | None, address: str | None) -> Iterator[dict[str, Any]]:
+    try:
+        import ray
+    except ImportError:
+        raise XmarlError("executor 'ray' needs ray, which is not installed: pip install 'xmarl[ray]'") from None
+    started = False
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False)
+        started = True
+    threads = tasks[0].threads if tasks else 1
+    remote = ray.remote(num_cpus=threads, max_retries=0)(run_task)
+    queue, pending = list(tasks), []
+    limit = workers or len(tasks)
+    try:
+        while queue or pending:
+            while queue and len(pending) < limit:
+                pending.append(remote.remote(queue.pop(0)))
+            done, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(done[0])
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        if started:
+            ray.shutdown()
+
+
+# -- planning ---------------------------------------------------------------------------------
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _config_difference(expected: dict[str, Any], saved_path: Path) -> str | None:
+    """The first key where a saved run's config differs from the expected one, as text."""
+    if not saved_path.is_file():
+        return None
+    saved = _flatten(yaml.safe_load(saved_path.read_text()) or {})
+    want = _flatten(expected)
+    for key in sorted(set(saved) | set(want)):
+        if key in IGNORED_KEYS:
+            continue
+        if saved.get(key, "<unset>") != want.get(key, "<unset>"):
+            return f"{key}={saved.get(key, '<unset>')!r} there, {want.get(key, '<unset>')!r} asked"
+    return None
+
+
+def _as_list(value: str | Sequence[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _seeds(seeds: int | Sequence[int]) -> list[int]:
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ConfigError(f"seeds={seeds}: pass a number of seeds >= 1 or a list of seeds")
+        return list(range(int(seeds)))
+    out = [int(s) for s in seeds]
+    if not out or len(set(out)) != len(out):
+        raise ConfigError(f"seeds={list(seeds)}: pass a number of seeds >= 1 or a list of distinct seeds")
+    return out
+
+
+def _versions(backends: list[str]) -> dict[str, str]:
+    out = {"xmarl": _version("xmarl"), "python": platform.python_version(), "numpy": np.__version__}
+    for b in backends:  # the distribution may carry a suffix (tensorflow-cpu)
+        out[b] = next((v for v in (_version(b), _version(f"{b}-cpu")) if v != "?"), "?")
+    return out
+
+
+def _version(dist: str) -> str:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "?"
+
+
+def _command(methods: list[str], envs: list[str], backends: list[str], seeds: list[int], steps: int,
+             overrides: dict[str, Any], config: str | None, out_dir: Path, executor: str, workers: int | None,
+             threads: int) -> str:
+    parts = ["xmarl", "compare"]
+    for m in methods:
+        parts += ["-m", m]
+    for e in envs:
+        parts += ["-e", e]
+    parts += ["-b", ",".join(backends)]
+    parts += ["--seeds", str(len(seeds)) if seeds == list(range(len(seeds))) else ",".join(map(str, seeds))]
+    parts += ["--steps", str(steps)]
+    if config:
+        parts += ["-c", config]
+    for k, v in overrides.items():
+        parts += ["--set", f"{k}={v if isinstance(v, str) else json.dumps(v)}"]
+    parts += ["--out-dir", str(out_dir), "--executor", executor]
+    if workers:
+        parts += ["--workers", str(workers)]
+    if threads != 1:
+        parts += ["--threads", str(threads)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+@dataclass
+class CompareResult:
+    """What :func:`compare` leaves: the report folder, its files and its numbers.
+
+    ``ran``, ``resumed`` and ``skipped`` name the runs this call trained from scratch,
+    continued from a checkpoint, and found finished.
+    """
+
+    out_dir: Path
+    report: Path
+    figures: list[Path]
+    summary: dict[str, Any]
+    ran: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        """Final return per task and backend, as printed by ``xmarl compare``."""
+        lines = []
+        for task in self.summary["tasks"]:
+            lines.append(f"{task['method']} on {task['env']}: final return (mean [95% CI], IQM [95% CI])")
+            for b, d in task["final_return"].items():
+                lines.append(f"  {b:<12} n={d['n']}  mean {d['mean']:.3f} [{d['mean_ci'][0]:.3f}, "
+                             f"{d['mean_ci'][1]:.3f}]  IQM {d['iqm']:.3f} [{d['iqm_ci'][0]:.3f}, {d['iqm_ci'][1]:.3f}]"
+                             f"  {task['throughput'][b]['steps_per_sec']:.0f} env-steps/s")
+            lines.append(f"  verdict: {task['test']['verdict']}")
+        return "\n".join(lines)
+
+    def summary_text(self) -> str:
+        return (f"{self.table()}\nruns: {len(self.ran)} trained, {len(self.resumed)} resumed, "
+                f"{len(self.skipped)} already finished\nreport: {self.report}")
+
+
+def compare(
+    method: str | Sequence[str],
+    backends: Sequence[str] | None = None,
+    env: str | Sequence[str] | None = None,
+    seeds: int | Sequence[int] = 3,
+    steps: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    config: str | os.PathLike[str] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    executor: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    threads: int = 1,
+    progress: bool = True,
+) -> CompareResult:
+    """Run ``method`` × ``env`` × ``backends`` × ``seeds`` with :func:`xmarl.run` and write a report.
+
+    ``method``/``env``: a name or several (``env`` defaults to each method's configured env).
+    ``backends``: default every installed backend. ``seeds``: a count N (seeds 0..N-1) or a
+    list. ``steps``, ``overrides`` (dotted keys) and ``config`` (a YAML file) apply to every
+    run, as in :func:`xmarl.run`. ``out_dir``: the report folder (default
+    ``compare/<methods>-<envs>``). ``executor``: ``"local"`` (a spawn process pool) or
+    ``"ray"``; ``workers``: parallel runs (local default: cores // threads; Ray: a local Ray
+    gets that many CPUs); ``address``: a Ray cluster to join; ``threads``: framework threads
+    per run. Finished runs in ``out_dir`` are reused and interrupted ones continued (see the
+    module docstring). Returns a :class:`CompareResult`.
+    """
+    if executor not in EXECUTORS:
+        close = difflib.get_close_matches(str(executor), EXECUTORS, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"unknown executor '{executor}'{hint} (valid: {', '.join(EXECUTORS)})")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers={workers}: pass a number of parallel runs >= 1")
+    if threads < 1:
+        raise ConfigError(f"threads={threads}: pass a number of framework threads per run >= 1")
+    ov = dict(overrides or {})
+    for key, arg in (("seed", "seeds"), ("out_dir", "out_dir"), ("name", "out_dir"), ("backend", "backends"),
+                     ("method", "method"), ("env", "env")):
+        if key in ov:
+            raise ConfigError(f"override '{key}' is set per run by compare; pass {arg}=... instead")
+    if steps is not None:
+        ov["train.steps"] = steps
+    if isinstance(ov.get("train.threads"), int):  # a bad value is left to the config schema's message
+        threads = ov["train.threads"]
+    ov.setdefault("train.threads", threads)
+    seed_list = _seeds(seeds)
+    methods = _as_list(method)
+    for m in methods:
+        registry.get("method", m)  # unknown method -> closest name
+    chosen = check_backends(installed_backends() if backends is None else _as_list(backends))
+    if not chosen:
+        raise XmarlError("no backend is installed: pip install 'xmarl[torch]'")
+    envs = _as_list(env) if env is not None else []
+    config_path = str(Path(config).resolve()) if config is not None else None
+    if config_path is not None and not Path(config_path).is_file():
+        raise ConfigError(f"config file '{config}' does not exist; pass the path of a YAML file")
+    pairs = [(m, e) for m in methods for e in (envs or [load_config(m, config=config_path).env])]
+    tag = "+".join(methods) + "-" + "+".join(dict.fromkeys(e.replace("/", "_") for _, e in pairs))
+    root = Path(out_dir) if out_dir is not None else Path("compare") / tag
+    # a Ray worker may start in another folder: it gets an absolute path; local runs keep the path as given
+    runs_dir = root / "runs" if executor == "local" else (root / "runs").resolve()
+
+    # plan every run and validate its config before any file is written
+    tasks, todo, skipped, resumed = [], [], [], []
+    total_steps = set()
+    for m, e in pairs:
+        for s in seed_list:
+            for b in chosen:
+                name = f"{m}-{e.replace('/', '_')}-{b}-s{s}"
+                run_ov = {**ov, "seed": s, "out_dir": str(runs_dir), "name": name, "train.progress": False}
+                cfg = load_config(m, e, b, config_path, run_ov)
+                total_steps.add(cfg.train.steps)
+                folder = runs_dir / name
+                finished = (folder / "result.json").is_file()
+                can_resume = (folder / CHECKPOINTS / "latest").is_file()
+                if finished or can_resume:
+                    differ = _config_difference(cfg.model_dump(mode="json"), folder / "config.yaml")
+                    if differ is not None:
+                        raise XmarlError(f"run folder {folder} was made with another config ({differ}); "
+                                         "pass another out_dir or delete that folder")
+                task = RunTask(m, e, b, s, str(folder), config_path, run_ov, can_resume and not finished, threads)
+                tasks.append(task)
+                if finished:
+                    skipped.append(name)
+                else:
+                    todo.append(task)
+                    if task.resume:
+                        resumed.append(name)
+
+    root.mkdir(parents=True, exist_ok=True)
+    for task in todo:  # a folder without result.json or checkpoint is a run that never got going
+        if not task.resume and Path(task.run_dir).exists():
+            shutil.rmtree(task.run_dir)
+    n_workers = workers if workers is not None else max(1, (os.cpu_count() or 1) // threads)
+    n_workers = max(1, min(n_workers, len(todo))) if executor == "local" or workers is not None else None
+    spec = {"methods": methods, "envs": [e for _, e in pairs], "backends": chosen, "seeds": seed_list,
+            "steps": sorted(total_steps), "overrides": {k: v for k, v in ov.items()}, "config": config_path,
+            "executor": executor, "workers": n_workers, "threads": threads, "address": address}
+    atomic_write_text(root / "compare.json", json.dumps(spec, indent=1, default=str))
+    command = _command(methods, envs, chosen, seed_list, next(iter(total_steps)) if len(total_steps) == 1 else 0,
+                       overrides or {}, str(config) if config else None, root, executor, workers, threads)
+
+    def say(msg: str) -> None:
+        if progress:
+            print(msg, file=sys.stderr, flush=True)
+
+    if skipped:
+        say(f"xmarl compare: {len(skipped)} of {len(tasks)} runs already finished in {runs_dir}")
+    ran: list[str] = []
+    if todo:
+        say(f"xmarl compare: {len(todo)} runs on the {executor} executor"
+            + (f" with {n_workers} workers" if n_workers else ""))
+        records = (_local if executor == "local" else _ray)(todo, n_workers, address)
+        t0 = time.perf_counter()
+        try:
+            for k, rec in enumerate(records, 1):
+                if rec["status"] != "done":
+                    what = rec.get("error", "interrupted")
+                    raise XmarlError(f"run {rec['name']} {rec['status']}: {what}; finished runs are kept in "
+                                     f"{runs_dir}, run the same compare again to resume")
+                _store(runs_dir / rec["name"], rec["files"])
+                atomic_write_text(runs_dir / rec["name"] / EXECUTION, json.dumps(
+                    {"executor": executor, "workers": n_workers, "threads": threads, "host": rec["host"],
+                     "seconds": rec["seconds"], "resumed": rec["name"] in resumed}))
+                ran.append(rec["name"])
+                final = json.loads(rec["files"]["result.json"])["final_metrics"]
+                say(f"[{k}/{len(todo)}] {rec['name']}: final return {final.get('eval_return', float('nan')):.3f}, "
+                    f"{rec['seconds']:.1f}s ({time.perf_counter() - t0:.0f}s elapsed)")
+        except KeyboardInterrupt:
+            say(f"xmarl compare: interrupted; {len(skipped) + len(ran)} of {len(tasks)} runs are finished, "
+                "run the same compare again to resume")
+            raise
+        finally:
+            close = getattr(records, "close", None)
+            if close is not None:
+                close()
+    ran = [n for n in ran if n not in resumed]
+    summary, figures = _report(root, runs_dir, tasks, pairs, chosen, seed_list, spec, command)
+    return CompareResult(root, root / "report.md", figures, summary, ran, resumed, skipped)
+
+
+def _store(folder: Path, files: dict[str, str]) -> None:
+    """Write a run's files sent back by a worker when this machine does not have them (a Ray
+    worker on another node); result.json last, so the run only counts once it is whole."""
+    if (folder / "result.json").is_file():
+        return
+    for fname in RUN_FILES:
+        if fname in files:
+            atomic_write_text(folder / fname, files[fname])
+
+
+def _clean(x: Any) -> Any:
+    """NaN and infinities to None, recursively, so summary.json is strict JSON."""
+    if isinstance(x, float):
+        return x if np.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def _report(root: Path, runs_dir: Path, tasks: list[RunTask], pairs: list[tuple[str, str]], backends: list[str],
+            seeds: list[int], spec: dict[str, Any], command: str) -> tuple[dict[str, Any], list[Path]]:
+    from xmarl.compare import report, stats
+
+    runs = []
+    executions: dict[str, int] = {}
+    for t in tasks:
+        result = json.loads((Path(t.run_dir) / "result.json").read_text())
+        ex_path = Path(t.run_dir) / EXECUTION
+        ex = json.loads(ex_path.read_text()) if ex_path.is_file() else {}
+        how = (f"{ex['executor']}, {ex['workers'] or 'Ray-scheduled'} parallel runs, {ex['threads']} thread(s) each"
+               if ex else "outside this compare")
+        executions[how] = executions.get(how, 0) + 1
+        fm = result["final_metrics"]
+        runs.append({"method": t.method, "env": t.env, "backend": t.backend, "seed": t.seed, "name": t.name,
+                     "folder": Path(t.run_dir).resolve().relative_to(root.resolve()).as_posix(),
+                     "final_return": fm.get("eval_return", float("nan")), "train_return": fm.get("train_return"),
+                     "steps": fm.get("steps"), "updates": fm.get("updates"), "wall_time": fm.get("wall_time", 0.0),
+                     "steps_per_sec": fm.get("steps_per_sec", 0.0), "curve": result.get("curve", [])})
+    summary_tasks, figures = [], []
+    for m, e in pairs:
+        mine = [r for r in runs if r["method"] == m and r["env"] == e]
+        by_b = {b: [r for r in mine if r["backend"] == b] for b in backends}
+        finals = {b: [r["final_return"] for r in rs] for b, rs in by_b.items()}
+        bands = {}
+        for b, rs in by_b.items():
+            band = stats.curve_band([[c[0] for c in r["curve"]] for r in rs], [[c[1] for c in r["curve"]] for r in rs])
+            bands[b] = {**band, "n": len(rs)}
+        fig_name = f"curves_{m}_{e.replace('/', '_')}.png"
+        figures.append(report.plot_curves(bands, f"{m} on {e}: {len(seeds)} seeds per backend", root / fig_name))
+        throughput = {}
+        for b, rs in by_b.items():
+            wall = np.array([r["wall_time"] for r in rs], np.float64)
+            sps = np.array([r["steps_per_sec"] for r in rs], np.float64)
+            throughput[b] = {"wall_time": float(wall.mean()), "wall_time_sd": float(wall.std(ddof=1)) if len(rs) > 1
+                             else float("nan"), "steps_per_sec": float(sps.mean()),
+                             "steps_per_sec_sd": float(sps.std(ddof=1)) if len(rs) > 1 else float("nan")}
+        summary_tasks.append({"method": m, "env": e, "figure": fig_name,
+                              "final_return": {b: stats.describe(v) for b, v in finals.items()},
+                              "test": stats.backends_differ(finals), "throughput": throughput, "curves": bands})
+    steps = spec["steps"][0] if len(spec["steps"]) == 1 else spec["steps"]
+    summary = {"methods": spec["methods"], "envs": list(dict.fromkeys(e for _, e in pairs)), "backends": backends,
+               "seeds": seeds, "steps": steps, "execution": executions,
+               "confidence": stats.CONFIDENCE, "versions": _versions(backends), "command": command,
+               "tasks": summary_tasks, "runs": [{k: v for k, v in r.items() if k != "curve"} for r in runs]}
+    summary = _clean(summary)
+    report.write_summary(summary, root / "summary.json")
+    report.write_runs_csv(summary["runs"], root / "runs.csv")
+    atomic_write_text(root / "report.md", report.markdown(summary))
+    return summary, figures
+
+
+__all__ = ["compare", "CompareResult", "RunTask", "run_task", "EXECUTORS"]
