@@ -19,7 +19,6 @@ import sys
 import types
 from typing import Any
 
-from xmarl.compare.parity import ParityCase, ParityReport
 from xmarl.compare.runner import CompareResult, compare
 
 
@@ -32,5 +31,3 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 _CallableModule.__call__.__doc__ = compare.__doc__
-
-__all__ = ["compare", "CompareResult", "ParityCase", "ParityReport"]
