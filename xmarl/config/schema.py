@@ -8,7 +8,7 @@ model is assembled from the registered methods, so a plugin method gets validati
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, create_model
 
@@ -90,6 +90,59 @@ class COMAConfig(Section):
                                  description="Exploration floor at the start: pi = (1-e) softmax + e/|avail|.")
     epsilon_finish: float = Field(ge=0.0, le=1.0, description="Exploration floor after annealing.")
     epsilon_anneal_steps: int = Field(ge=0, description="Env steps over which the floor decays linearly.")
+
+
+class CommNetConfig(Section):
+    """CommNet (Sukhbaatar et al. 2016) hyper-parameters."""
+
+    gamma: float = Field(ge=0.0, le=1.0, description="Discount factor of the returns (multi-step tasks).")
+    actor_critic: bool = Field(
+        description="Advantage from TD(lambda) targets bootstrapped from the value head (multi-step tasks); "
+        "otherwise REINFORCE with the learned baseline, R - b(s), as in the paper."
+    )
+    td_lambda: float = Field(ge=0.0, le=1.0, description="lambda of the actor-critic targets.")
+    lr: PositiveFloat = Field(description="Learning rate of the one network (policy and baseline together).")
+    adam: AdamConfig = Field(description="Optimiser constants shared by every backend.")
+    grad_clip: PositiveFloat | None = Field(description="Max global gradient norm per weight group (None: off).")
+    batch_episodes: PositiveInt = Field(description="Completed episodes per batch (on-policy).")
+    update_epochs: PositiveInt = Field(
+        description="Updates on each batch; 1 is the paper's algorithm, more reuse the batch (each recomputes "
+        "targets and advantages at the current weights)."
+    )
+    value_coef: float = Field(ge=0.0, description="alpha: weight of the baseline's squared error (paper: 0.03).")
+    entropy_coef: float = Field(ge=0.0, description="Weight of the policy-entropy bonus (0: none, as in the paper).")
+    hidden_size: PositiveInt = Field(description="Width of the hidden state h and the communication vector c.")
+    comm_steps: PositiveInt = Field(
+        description="K, the number of modules f^0..f^(K-1); c^0 = 0, so K=2 gives one round of communication "
+        "(a recurrent net communicates at every step)."
+    )
+    activation: Literal["tanh", "relu"] = Field(description="sigma, the non-linearity of the encoder and modules.")
+    encoder: Literal["linear", "embedding"] = Field(
+        description="h^0 = sigma(s W + b) (linear), or a lookup table of the agent's integer id given as its "
+        "one observation entry (embedding, e.g. levers)."
+    )
+    n_ids: PositiveInt | None = Field(description="Rows of the embedding table (the id pool size); embedding only.")
+    skip_connection: bool = Field(description="Feed h^0 into every module: h^(i+1) = sigma(H h^i + C c^i + B h^0).")
+    recurrent: bool = Field(
+        description="Temporal recurrence: h carries over env steps, the encoding enters every module through "
+        "the skip weights, and c^0 is the mean of the carried hidden states."
+    )
+    share_parameters: bool = Field(
+        description="One set of module weights for all agents (the paper's choice); otherwise per-agent weights "
+        "held as one batched tensor."
+    )
+    communicate: bool = Field(
+        description="Off: every c is zero and no C weights exist (the no-communication ablation)."
+    )
+    comm_mask: list[list[int]] | None = Field(
+        description="Static adjacency [A, A]: row j lists with 1 the agents j hears (the diagonal is ignored)."
+    )
+    comm_range: PositiveFloat | None = Field(
+        description="Agents hear only agents within this distance, from positions read off the observations."
+    )
+    position_dims: list[int] = Field(
+        description="Observation entries holding the agent's own position (for comm_range; MPE: [2, 3])."
+    )
 
 
 class RunBase(Section):

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from xmarl import registry
-from xmarl.config.schema import COMAConfig, MADDPGConfig
+from xmarl.config.schema import COMAConfig, CommNetConfig, MADDPGConfig
 
 
 @dataclass(frozen=True)
@@ -53,5 +53,18 @@ registry.add(
         action_kinds=("discrete",),
         core="xmarl.core.coma",
         paper="Foerster et al., Counterfactual Multi-Agent Policy Gradients, AAAI 2018",
+    ),
+)
+
+registry.add(
+    "method",
+    "commnet",
+    MethodSpec(
+        name="commnet",
+        config_model=CommNetConfig,
+        trainer="on_policy",
+        action_kinds=("discrete",),
+        core="xmarl.core.commnet",
+        paper="Sukhbaatar et al., Learning Multiagent Communication with Backpropagation, NeurIPS 2016",
     ),
 )

@@ -65,6 +65,12 @@ registry.add("env", _FAST_SPEAKER_LISTENER, _mpe_factory("simple_speaker_listene
 registry.add("vector_env", _FAST_REFERENCE, make_fast_reference)
 registry.add("env", _FAST_REFERENCE, _mpe_factory("simple_reference_v3"))
 
+from xmarl.envs.levers import NAME as _LEVERS  # noqa: E402
+from xmarl.envs.levers import LeversParallel, make_levers  # noqa: E402
+
+registry.add("vector_env", _LEVERS, make_levers)  # the lever-pulling game, batched in numpy
+registry.add("env", _LEVERS, LeversParallel)
+
 
 def make_env(name: str, num_envs: int = 1, **kwargs: Any) -> VectorEnv:
     """Build ``num_envs`` copies of env ``name`` as one :class:`VectorEnv` (or its native vector env)."""

@@ -9,7 +9,8 @@ import numpy as np
 from mindspore import Parameter, Tensor, jit, nn, ops
 
 from xmarl import registry
-from xmarl.backends.mindspore.representations import MLP, _zeros
+from xmarl.backends.mindspore.representations import MLP, CommNet, _group_dense, _zeros
+from xmarl.core import commnet
 from xmarl.core.interfaces import Policy
 from xmarl.core.maddpg import groups, input_dims
 from xmarl.core.spaces import AgentSpec
@@ -81,3 +82,70 @@ class CentralCritic(_MLPHead):
         if self.share_parameters:
             joint = ops.cat((joint, ops.broadcast_to(self.agent_ids, (A, B, A))), -1)
         return super().construct(joint).squeeze(-1)
+
+
+@registry.register("policy", "commnet", backend="mindspore")
+@documented
+class CommNetPolicy(nn.Cell, commnet.CommNetPolicyBase):
+    def __init__(self, spec: AgentSpec, config: commnet.CommNetConfig) -> None:
+        super().__init__()
+        self.spec, self.cfg = spec, config
+        G, H, n = commnet.groups(spec, config.share_parameters), config.hidden_size, spec.act_dim
+        self.rep = CommNet(commnet.encoder_in(spec, config), H, config.comm_steps, G,
+                           activation=config.activation, embedding=config.encoder == "embedding",
+                           skip_connection=config.skip_connection, recurrent=config.recurrent,
+                           communicate=config.communicate)
+        self.policy_kernel = Parameter(_zeros(G, H, n), name="policy.kernel")
+        self.policy_bias = Parameter(_zeros(G, 1, n), name="policy.bias")
+        self.value_kernel = Parameter(_zeros(G, H, 1), name="value.kernel")
+        self.value_bias = Parameter(_zeros(G, 1, 1), name="value.bias")
+        static = commnet.static_mask(spec, config)
+        self.static_mask = None if static is None else Tensor(static)
+        self.range_mode = commnet.comm_mode(config) == "range"
+        self.recurrent = config.recurrent
+
+    def canonical(self) -> dict[str, Parameter]:
+        return {**self.rep.canonical(), "policy/kernel": self.policy_kernel, "policy/bias": self.policy_bias,
+                "value/kernel": self.value_kernel, "value/bias": self.value_bias}
+
+    def construct(self, x: Tensor, agent_mask: Tensor, comm_mask: Tensor, state: Tensor) -> tuple:
+        """``agent_mask [A, N, 1]``; ``comm_mask [N, A, A]`` with ``comm_range`` and ``state [A, N, H]``
+        when recurrent (any tensor otherwise; the static adjacency is held by the policy)."""
+        hiddens = self.rep(x, agent_mask, comm_mask if self.range_mode else self.static_mask,
+                           state if self.recurrent else None)
+        h = hiddens[-1]
+        logits = _group_dense(h, self.policy_kernel, self.policy_bias)
+        values = _group_dense(h, self.value_kernel, self.value_bias).squeeze(-1)
+        return logits, values, hiddens
+
+    @jit
+    def _forward(self, x: Tensor, agent_mask: Tensor, comm_mask: Tensor, state: Tensor) -> tuple:
+        """The compiled step (a jit method skips ``Cell.__call__``'s per-call checks). It returns
+        exactly what ``construct`` returns: a jit method that reshapes the outputs of a cell
+        breaks MindSpore's later compiles of that cell inside the update graph."""
+        return self.construct(x, agent_mask, comm_mask, state)
+
+    def _inputs(self, obs: np.ndarray, state: np.ndarray | None, agent_mask: np.ndarray | None,
+                comm_mask: np.ndarray | None) -> tuple[Tensor, ...]:
+        am, cm = self.masks(obs, agent_mask, comm_mask)
+        state = self.state_or_zeros(obs, state)
+        dummy = np.zeros(1, np.float32)
+        return (Tensor.from_numpy(np.ascontiguousarray(obs.swapaxes(0, 1), np.float32)),
+                Tensor.from_numpy(np.ascontiguousarray(am.T[:, :, None])),
+                Tensor.from_numpy(dummy if cm is None else cm),
+                Tensor.from_numpy(dummy if state is None else np.ascontiguousarray(state.swapaxes(0, 1))))
+
+    def forward_numpy(self, obs: np.ndarray, state: np.ndarray | None = None, agent_mask: np.ndarray | None = None,
+                      comm_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits ``[E, A, n]`` for observations ``[E, A, obs_dim]`` and the next recurrent state."""
+        logits, _, hiddens = self._forward(*self._inputs(obs, state, agent_mask, comm_mask))
+        return logits.asnumpy().swapaxes(0, 1), (hiddens[-1].asnumpy().swapaxes(0, 1) if self.recurrent else None)
+
+    def probe_numpy(self, obs: np.ndarray, state: np.ndarray | None = None, agent_mask: np.ndarray | None = None,
+                    comm_mask: np.ndarray | None = None) -> dict[str, np.ndarray | None]:
+        """Every intermediate of one step, env-major: ``hiddens [K+1, E, A, H]``, ``logits``,
+        ``values [E, A]`` and ``state`` (``h^K`` when recurrent)."""
+        logits, values, hiddens = self._forward(*self._inputs(obs, state, agent_mask, comm_mask))
+        hiddens = np.stack([h.asnumpy() for h in hiddens]).swapaxes(1, 2)
+        return {"hiddens": hiddens, "logits": logits.asnumpy().swapaxes(0, 1), "values": values.asnumpy().T,
+                "state": hiddens[-1] if self.recurrent else None}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import mindspore as ms
 import numpy as np
 from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 
@@ -57,3 +58,120 @@ class MLP(nn.Cell, Representation):
 def _dense_2d(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
     """``x @ w + b`` for rows ``x [N, in]`` and one group's weights ``w [1, in, out]``, ``b [1, 1, out]``."""
     return ops.bias_add(ops.matmul(x, w.reshape(w.shape[1], w.shape[2])), b.reshape(b.shape[2]))
+
+
+@registry.register("representation", "commnet", backend="mindspore")
+@documented
+class CommNet(nn.Cell, Representation):
+    def __init__(self, in_dim: int, hidden_size: int, comm_steps: int, groups: int = 1, *,
+                 activation: str = "tanh", embedding: bool = False, skip_connection: bool = False,
+                 recurrent: bool = False, communicate: bool = True) -> None:
+        super().__init__()
+        G, H = groups, hidden_size
+        self.in_dim, self.groups, self.output_dim, self.comm_steps = in_dim, G, H, comm_steps
+        self.tanh = activation == "tanh"
+        self.embedding, self.recurrent, self.communicate = embedding, recurrent, communicate
+        self.skip = skip_connection or recurrent
+        self.has_comm = tuple(communicate and (i > 0 or recurrent) for i in range(comm_steps))
+        self.comm_index = tuple(sum(self.has_comm[:i]) for i in range(comm_steps))  # slot in comm_kernels
+        self.encoder_kernel = Parameter(_zeros(G, in_dim, H), name="encoder.kernel")
+        self.encoder_bias = Parameter(_zeros(G, 1, H), name="encoder.bias")
+        self.hidden_kernels = ParameterTuple(Parameter(_zeros(G, H, H), name=f"comm_{i}.hidden.kernel")
+                                             for i in range(comm_steps))
+        self.hidden_biases = ParameterTuple(Parameter(_zeros(G, 1, H), name=f"comm_{i}.hidden.bias")
+                                            for i in range(comm_steps))
+        # modules without C (or B) weights hold None: graph mode mishandles empty ParameterTuples
+        comm = [Parameter(_zeros(G, H, H), name=f"comm_{i}.comm.kernel") for i, c in enumerate(self.has_comm) if c]
+        self.comm_kernels = ParameterTuple(comm) if comm else None
+        self.skip_kernels = (ParameterTuple(Parameter(_zeros(G, H, H), name=f"comm_{i}.skip.kernel")
+                                            for i in range(comm_steps)) if self.skip else None)
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {k: tuple(v.shape[:1]) + tuple(v.shape[2:]) if k.endswith("bias") else tuple(v.shape)
+                for k, v in self.canonical().items()}
+
+    def canonical(self) -> dict[str, Parameter]:
+        """Parameters under canonical relative names (biases stored ``[G, 1, out]``)."""
+        out = {"encoder/kernel": self.encoder_kernel, "encoder/bias": self.encoder_bias}
+        for i in range(self.comm_steps):
+            out[f"comm_{i}/hidden/kernel"] = self.hidden_kernels[i]
+            out[f"comm_{i}/hidden/bias"] = self.hidden_biases[i]
+            if self.has_comm[i]:
+                out[f"comm_{i}/comm/kernel"] = self.comm_kernels[self.comm_index[i]]
+            if self.skip:
+                out[f"comm_{i}/skip/kernel"] = self.skip_kernels[i]
+        return out
+
+    def _sigma(self, x: Tensor) -> Tensor:
+        return ops.tanh(x) if self.tanh else ops.relu(x)
+
+    @staticmethod
+    def dense(x: Tensor, kernel: Tensor, bias: Tensor | None = None) -> Tensor:
+        """``x [A, N, in]`` times ``kernel [G, in, out]`` (one 2-D matmul when G = 1), plus ``bias [G, 1, out]``."""
+        return _group_dense(x, kernel, bias)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """``h^0 = sigma(r(s))``: a dense layer, or a row of the table per integer id ``x[..., 0]``."""
+        if not self.embedding:
+            return self._sigma(_group_dense(x, self.encoder_kernel, self.encoder_bias))
+        A, N, _ = x.shape
+        ids = ops.cast(x[:, :, 0], ms.int32)
+        if self.groups > 1:  # agent a reads its own table: rows a * n_ids + id of the stacked tables
+            ids = ids + self.in_dim * ops.arange(A, dtype=ms.int32).reshape(A, 1)
+        table = self.encoder_kernel.reshape(self.groups * self.in_dim, self.output_dim)
+        return self._sigma(ops.gather(table, ids, 0) + self.encoder_bias)
+
+    @staticmethod
+    def comm(h: Tensor, agent_mask: Tensor, comm_mask: Tensor | None) -> Tensor:
+        """``c_j``: mean of ``h_j'`` over the active ``j' != j`` that ``j`` hears (0 if none).
+        ``h [A, N, H]``, ``agent_mask [A, N, 1]``, ``comm_mask`` None (all others), ``[A, A]`` or
+        ``[N, A, A]`` (zero diagonal)."""
+        return _masked_mean(h, agent_mask, comm_mask)
+
+    def construct(self, x: Tensor, agent_mask: Tensor, comm_mask: Tensor | None = None,
+                  state: Tensor | None = None) -> tuple[Tensor, ...]:
+        """Hidden states ``(h^0, .., h^K)``, each ``[A, N, H]``, for inputs ``x [A, N, in]`` and
+        agent mask ``[A, N, 1]``; a recurrent net starts from ``state`` (``h^K`` of the previous step)."""
+        e = self.encode(x)
+        h = state if self.recurrent else e
+        hiddens = [h]
+        c = _masked_mean(h, agent_mask, comm_mask) if self.recurrent and self.communicate else h
+        for i in range(self.comm_steps):
+            z = _group_dense(h, self.hidden_kernels[i], self.hidden_biases[i])
+            if self.has_comm[i]:
+                z = z + _group_dense(c, self.comm_kernels[self.comm_index[i]])
+            if self.skip:
+                z = z + _group_dense(e, self.skip_kernels[i])
+            h = self._sigma(z)
+            hiddens.append(h)
+            if self.communicate and i + 1 < self.comm_steps:
+                c = _masked_mean(h, agent_mask, comm_mask)
+        return tuple(hiddens)
+
+
+def _group_dense(x: Tensor, kernel: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x [A, N, in]`` times ``kernel [G, in, out]`` (one 2-D matmul when G = 1), plus ``bias [G, 1, out]``
+    (graph code calls module functions: a static method may be bound to the cell there)."""
+    A, N, d = x.shape
+    if kernel.shape[0] == 1:
+        y = ops.matmul(x.reshape(A * N, d), kernel.reshape(d, kernel.shape[2]))
+        if bias is not None:
+            y = ops.bias_add(y, bias.reshape(bias.shape[2]))
+        return y.reshape(A, N, kernel.shape[2])
+    y = ops.matmul(x, kernel)
+    return y if bias is None else y + bias
+
+
+def _masked_mean(h: Tensor, agent_mask: Tensor, comm_mask: Tensor | None) -> Tensor:
+    """:meth:`CommNet.comm`."""
+    hm = h * agent_mask
+    if comm_mask is None:  # sum minus self: linear in the number of agents
+        return (hm.sum(0, keepdims=True) - hm) / ops.maximum(agent_mask.sum(0, keepdims=True) - agent_mask, 1.0)
+    A, N, H = h.shape
+    if comm_mask.ndim == 2:
+        total = ops.matmul(comm_mask, hm.reshape(A, N * H)).reshape(A, N, H)
+        count = ops.matmul(comm_mask, agent_mask.reshape(A, N)).reshape(A, N, 1)
+    else:
+        total = ops.bmm(comm_mask, hm.swapaxes(0, 1)).swapaxes(0, 1)
+        count = ops.bmm(comm_mask, agent_mask.swapaxes(0, 1)).swapaxes(0, 1)
+    return total / ops.maximum(count, 1.0)

@@ -10,7 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from xmarl import registry
-from xmarl.backends.tensorflow.representations import MLP
+from xmarl.backends.tensorflow.representations import MLP, CommNet
+from xmarl.core import commnet
 from xmarl.core.interfaces import Policy
 from xmarl.core.maddpg import groups, input_dims
 from xmarl.core.spaces import AgentSpec
@@ -87,3 +88,86 @@ class CentralCritic(_MLPHead):
             joint = _with_ids(joint, self.agent_ids)
         # per-agent weights [A, in, out] broadcast a shared input [1, B, in] in the matmul itself
         return tf.squeeze(super().__call__(joint), -1)
+
+
+@registry.register("policy", "commnet", backend="tensorflow")
+@documented
+class CommNetPolicy(tf.Module, commnet.CommNetPolicyBase):
+    def __init__(self, spec: AgentSpec, config: commnet.CommNetConfig) -> None:
+        super().__init__()
+        self.spec, self.cfg = spec, config
+        G, H, n = commnet.groups(spec, config.share_parameters), config.hidden_size, spec.act_dim
+        self.rep = CommNet(commnet.encoder_in(spec, config), H, config.comm_steps, G,
+                           activation=config.activation, embedding=config.encoder == "embedding",
+                           skip_connection=config.skip_connection, recurrent=config.recurrent,
+                           communicate=config.communicate)
+        self.policy_kernel = tf.Variable(tf.zeros([G, H, n]), name="policy_kernel")
+        self.policy_bias = tf.Variable(tf.zeros([G, n]), name="policy_bias")
+        self.value_kernel = tf.Variable(tf.zeros([G, H, 1]), name="value_kernel")
+        self.value_bias = tf.Variable(tf.zeros([G, 1]), name="value_bias")
+        static = commnet.static_mask(spec, config)
+        self.static_mask = None if static is None else tf.constant(static)
+
+    def canonical(self) -> dict[str, tf.Variable]:
+        return {**self.rep.canonical(), "policy/kernel": self.policy_kernel, "policy/bias": self.policy_bias,
+                "value/kernel": self.value_kernel, "value/bias": self.value_bias}
+
+    def __call__(self, x: tf.Tensor, agent_mask: tf.Tensor, comm_mask: tf.Tensor | None = None,
+                 state: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
+        """``agent_mask [A, N, 1]``; ``comm_mask [N, A, A]`` with ``comm_range`` (the static
+        adjacency is held by the policy)."""
+        hiddens = self.rep(x, agent_mask, self.static_mask if comm_mask is None else comm_mask, state)
+        h = hiddens[-1]
+        logits = CommNet.dense(h, self.policy_kernel, self.policy_bias)
+        values = tf.squeeze(CommNet.dense(h, self.value_kernel, self.value_bias), -1)
+        return logits, values, hiddens
+
+    def _env_major(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """One step, env-major: ``obs [E, A, od]``, ``agent_mask [E, A]`` (+ ``comm_mask``, ``state``)."""
+        state = tf.transpose(inputs["state"], [1, 0, 2]) if "state" in inputs else None
+        logits, values, hiddens = self(tf.transpose(inputs["obs"], [1, 0, 2]),
+                                       tf.transpose(inputs["agent_mask"])[:, :, None], inputs.get("comm_mask"), state)
+        return {"logits": tf.transpose(logits, [1, 0, 2]), "values": tf.transpose(values),
+                "hiddens": tf.transpose(tf.stack(hiddens), [0, 2, 1, 3])}
+
+    @cached_property
+    def _signature(self) -> dict[str, tf.TensorSpec]:
+        A, od, H = self.spec.n_agents, self.spec.obs_dim, self.cfg.hidden_size
+        sig = {"obs": tf.TensorSpec([None, A, od], tf.float32), "agent_mask": tf.TensorSpec([None, A], tf.float32)}
+        if commnet.comm_mode(self.cfg) == "range":
+            sig["comm_mask"] = tf.TensorSpec([None, A, A], tf.float32)
+        if self.cfg.recurrent:
+            sig["state"] = tf.TensorSpec([None, A, H], tf.float32)
+        return sig
+
+    @cached_property
+    def _forward_fn(self) -> tf.types.experimental.ConcreteFunction:
+        """Logits and the last hidden state as a graph, traced once on first use for any number of envs."""
+        def fn(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+            out = self._env_major(inputs)
+            return {"logits": out["logits"], "state": out["hiddens"][-1]}
+
+        return tf.function(fn).get_concrete_function(self._signature)
+
+    @cached_property
+    def _probe_fn(self) -> tf.types.experimental.ConcreteFunction:
+        return tf.function(self._env_major).get_concrete_function(self._signature)
+
+    def _inputs(self, obs: np.ndarray, state: np.ndarray | None, agent_mask: np.ndarray | None,
+                comm_mask: np.ndarray | None) -> dict[str, tf.Tensor]:
+        am, cm = self.masks(obs, agent_mask, comm_mask)
+        inputs = {"obs": obs, "agent_mask": am, "comm_mask": cm, "state": self.state_or_zeros(obs, state)}
+        return {k: tf.convert_to_tensor(np.asarray(v, np.float32)) for k, v in inputs.items() if k in self._signature}
+
+    def forward_numpy(self, obs: np.ndarray, state: np.ndarray | None = None, agent_mask: np.ndarray | None = None,
+                      comm_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits ``[E, A, n]`` for observations ``[E, A, obs_dim]`` and the next recurrent state."""
+        out = self._forward_fn(self._inputs(obs, state, agent_mask, comm_mask))
+        return out["logits"].numpy(), (out["state"].numpy() if self.cfg.recurrent else None)
+
+    def probe_numpy(self, obs: np.ndarray, state: np.ndarray | None = None, agent_mask: np.ndarray | None = None,
+                    comm_mask: np.ndarray | None = None) -> dict[str, np.ndarray | None]:
+        """Every intermediate of one step, env-major: ``hiddens [K+1, E, A, H]``, ``logits``,
+        ``values [E, A]`` and ``state`` (``h^K`` when recurrent)."""
+        out = {k: v.numpy() for k, v in self._probe_fn(self._inputs(obs, state, agent_mask, comm_mask)).items()}
+        return {**out, "state": out["hiddens"][-1] if self.cfg.recurrent else None}

@@ -39,3 +39,101 @@ class MLP(tf.Module, Representation):
         for w, b in zip(self.kernels, self.biases):
             x = tf.nn.relu(tf.matmul(x, w) + b[:, None, :])
         return x
+
+
+@registry.register("representation", "commnet", backend="tensorflow")
+@documented
+class CommNet(tf.Module, Representation):
+    def __init__(self, in_dim: int, hidden_size: int, comm_steps: int, groups: int = 1, *,
+                 activation: str = "tanh", embedding: bool = False, skip_connection: bool = False,
+                 recurrent: bool = False, communicate: bool = True) -> None:
+        super().__init__()
+        G, H = groups, hidden_size
+        self.in_dim, self.groups, self.output_dim, self.comm_steps = in_dim, G, H, comm_steps
+        self.sigma = tf.tanh if activation == "tanh" else tf.nn.relu
+        self.embedding, self.recurrent, self.communicate = embedding, recurrent, communicate
+        self.skip = skip_connection or recurrent
+        self.has_comm = [communicate and (i > 0 or recurrent) for i in range(comm_steps)]
+        self.encoder_kernel = tf.Variable(tf.zeros([G, in_dim, H]), name="encoder_kernel")
+        self.encoder_bias = tf.Variable(tf.zeros([G, H]), name="encoder_bias")
+        self.hidden_kernels = [tf.Variable(tf.zeros([G, H, H]), name=f"comm_{i}_hidden_kernel")
+                               for i in range(comm_steps)]
+        self.hidden_biases = [tf.Variable(tf.zeros([G, H]), name=f"comm_{i}_hidden_bias") for i in range(comm_steps)]
+        self.comm_kernels = [tf.Variable(tf.zeros([G, H, H]), name=f"comm_{i}_comm_kernel") if c else None
+                             for i, c in enumerate(self.has_comm)]
+        self.skip_kernels = [tf.Variable(tf.zeros([G, H, H]), name=f"comm_{i}_skip_kernel") if self.skip else None
+                             for i in range(comm_steps)]
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {k: tuple(v.shape) for k, v in self.canonical().items()}
+
+    def canonical(self) -> dict[str, tf.Variable]:
+        """Variables under canonical relative names."""
+        out = {"encoder/kernel": self.encoder_kernel, "encoder/bias": self.encoder_bias}
+        for i in range(self.comm_steps):
+            out[f"comm_{i}/hidden/kernel"] = self.hidden_kernels[i]
+            out[f"comm_{i}/hidden/bias"] = self.hidden_biases[i]
+            if self.has_comm[i]:
+                out[f"comm_{i}/comm/kernel"] = self.comm_kernels[i]
+            if self.skip:
+                out[f"comm_{i}/skip/kernel"] = self.skip_kernels[i]
+        return out
+
+    @staticmethod
+    def dense(x: tf.Tensor, kernel: tf.Variable, bias: tf.Variable | None = None) -> tf.Tensor:
+        """``x [A, N, in]`` times ``kernel [G, in, out]`` (one 2-D matmul when G = 1), plus ``bias [G, out]``."""
+        A, d, out = x.shape[0], kernel.shape[1], kernel.shape[2]
+        if kernel.shape[0] == 1:
+            y = tf.reshape(tf.matmul(tf.reshape(x, [-1, d]), kernel[0]), [A, -1, out])
+        else:
+            y = tf.matmul(x, kernel)
+        return y if bias is None else y + bias[:, None, :]
+
+    def encode(self, x: tf.Tensor) -> tf.Tensor:
+        """``h^0 = sigma(r(s))``: a dense layer, or a row of the table per integer id ``x[..., 0]``."""
+        if not self.embedding:
+            return self.sigma(self.dense(x, self.encoder_kernel, self.encoder_bias))
+        A = x.shape[0]
+        ids = tf.cast(x[..., 0], tf.int32)
+        if self.groups > 1:  # agent a reads its own table: rows a * n_ids + id of the stacked tables
+            ids = ids + self.in_dim * tf.range(A)[:, None]
+        table = tf.reshape(self.encoder_kernel, [-1, self.output_dim])
+        return self.sigma(tf.gather(table, ids) + self.encoder_bias[:, None, :])
+
+    @staticmethod
+    def comm(h: tf.Tensor, agent_mask: tf.Tensor, comm_mask: tf.Tensor | None) -> tf.Tensor:
+        """``c_j``: mean of ``h_j'`` over the active ``j' != j`` that ``j`` hears (0 if none).
+        ``h [A, N, H]``, ``agent_mask [A, N, 1]``, ``comm_mask`` None (all others), ``[A, A]`` or
+        ``[N, A, A]`` (zero diagonal)."""
+        hm = h * agent_mask
+        if comm_mask is None:  # sum minus self: linear in the number of agents
+            total = tf.reduce_sum(hm, 0, keepdims=True) - hm
+            return total / tf.maximum(tf.reduce_sum(agent_mask, 0, keepdims=True) - agent_mask, 1.0)
+        A, H = h.shape[0], h.shape[2]
+        if comm_mask.shape.rank == 2:
+            total = tf.reshape(tf.matmul(comm_mask, tf.reshape(hm, [A, -1])), [A, -1, H])
+            count = tf.reshape(tf.matmul(comm_mask, tf.reshape(agent_mask, [A, -1])), [A, -1, 1])
+        else:
+            total = tf.transpose(tf.matmul(comm_mask, tf.transpose(hm, [1, 0, 2])), [1, 0, 2])
+            count = tf.transpose(tf.matmul(comm_mask, tf.transpose(agent_mask, [1, 0, 2])), [1, 0, 2])
+        return total / tf.maximum(count, 1.0)
+
+    def __call__(self, x: tf.Tensor, agent_mask: tf.Tensor, comm_mask: tf.Tensor | None = None,
+                 state: tf.Tensor | None = None) -> list[tf.Tensor]:
+        """Hidden states ``[h^0, .., h^K]``, each ``[A, N, H]``, for inputs ``x [A, N, in]`` and
+        agent mask ``[A, N, 1]``; a recurrent net starts from ``state`` (``h^K`` of the previous step)."""
+        e = self.encode(x)
+        h = state if self.recurrent else e
+        hiddens = [h]
+        c = self.comm(h, agent_mask, comm_mask) if self.recurrent and self.communicate else None
+        for i in range(self.comm_steps):
+            z = self.dense(h, self.hidden_kernels[i], self.hidden_biases[i])
+            if self.has_comm[i]:
+                z = z + self.dense(c, self.comm_kernels[i])
+            if self.skip:
+                z = z + self.dense(e, self.skip_kernels[i])
+            h = self.sigma(z)
+            hiddens.append(h)
+            if self.communicate and i + 1 < self.comm_steps:
+                c = self.comm(h, agent_mask, comm_mask)
+        return hiddens

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from xmarl import registry
-from xmarl.backends.torch.representations import MLP
+from xmarl.backends.torch.representations import MLP, CommNet
+from xmarl.core import commnet
 from xmarl.core.interfaces import Policy
 from xmarl.core.maddpg import groups, input_dims
 from xmarl.core.spaces import AgentSpec
@@ -70,3 +71,60 @@ class CentralCritic(_MLPHead):
         if self.share_parameters:
             joint = torch.cat([joint, self.agent_ids.expand(-1, joint.shape[1], -1)], dim=-1)
         return super().forward(joint).squeeze(-1)
+
+
+@registry.register("policy", "commnet", backend="torch")
+@documented
+class CommNetPolicy(nn.Module, commnet.CommNetPolicyBase):
+    def __init__(self, spec: AgentSpec, config: commnet.CommNetConfig) -> None:
+        super().__init__()
+        self.spec, self.cfg = spec, config
+        G, H, n = commnet.groups(spec, config.share_parameters), config.hidden_size, spec.act_dim
+        self.rep = CommNet(commnet.encoder_in(spec, config), H, config.comm_steps, G,
+                           activation=config.activation, embedding=config.encoder == "embedding",
+                           skip_connection=config.skip_connection, recurrent=config.recurrent,
+                           communicate=config.communicate)
+        self.policy_kernel = nn.Parameter(torch.zeros(G, H, n))
+        self.policy_bias = nn.Parameter(torch.zeros(G, 1, n))
+        self.value_kernel = nn.Parameter(torch.zeros(G, H, 1))
+        self.value_bias = nn.Parameter(torch.zeros(G, 1, 1))
+        static = commnet.static_mask(spec, config)
+        self.register_buffer("static_mask", None if static is None else torch.from_numpy(static), persistent=False)
+
+    def canonical(self) -> dict[str, nn.Parameter]:
+        return {**self.rep.canonical(), "policy/kernel": self.policy_kernel, "policy/bias": self.policy_bias,
+                "value/kernel": self.value_kernel, "value/bias": self.value_bias}
+
+    def forward(self, x: torch.Tensor, agent_mask: torch.Tensor, comm_mask: torch.Tensor | None = None,
+                state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """``agent_mask [A, N, 1]``; ``comm_mask [N, A, A]`` with ``comm_range`` (the static
+        adjacency is held by the policy)."""
+        hiddens = self.rep(x, agent_mask, self.static_mask if comm_mask is None else comm_mask, state)
+        h = hiddens[-1]
+        logits = CommNet.dense(h, self.policy_kernel, self.policy_bias)
+        values = CommNet.dense(h, self.value_kernel, self.value_bias).squeeze(-1)
+        return logits, values, hiddens
+
+    @torch.no_grad()
+    def _step(self, obs: np.ndarray, state: np.ndarray | None, agent_mask: np.ndarray | None,
+              comm_mask: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        am, cm = self.masks(obs, agent_mask, comm_mask)
+        state = self.state_or_zeros(obs, state)
+        return self(torch.from_numpy(obs).transpose(0, 1), torch.from_numpy(am).T.unsqueeze(-1),
+                    None if cm is None else torch.from_numpy(cm),
+                    None if state is None else torch.from_numpy(state).transpose(0, 1))
+
+    def forward_numpy(self, obs: np.ndarray, state: np.ndarray | None = None, agent_mask: np.ndarray | None = None,
+                      comm_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits ``[E, A, n]`` for observations ``[E, A, obs_dim]`` and the next recurrent state."""
+        logits, _, hiddens = self._step(obs, state, agent_mask, comm_mask)
+        return logits.transpose(0, 1).numpy(), (hiddens[-1].transpose(0, 1).numpy() if self.cfg.recurrent else None)
+
+    def probe_numpy(self, obs: np.ndarray, state: np.ndarray | None = None, agent_mask: np.ndarray | None = None,
+                    comm_mask: np.ndarray | None = None) -> dict[str, np.ndarray | None]:
+        """Every intermediate of one step, env-major: ``hiddens [K+1, E, A, H]``, ``logits``,
+        ``values [E, A]`` and ``state`` (``h^K`` when recurrent)."""
+        logits, values, hiddens = self._step(obs, state, agent_mask, comm_mask)
+        return {"hiddens": torch.stack(hiddens).transpose(1, 2).numpy(), "logits": logits.transpose(0, 1).numpy(),
+                "values": values.T.numpy(),
+                "state": hiddens[-1].transpose(0, 1).numpy() if self.cfg.recurrent else None}

@@ -1,0 +1,299 @@
+"""CommNet: parity across backends (hidden states after each communication step, losses,
+gradients, weights after 3 updates; with and without masks and skip connections), every backend
+against the numpy reference, communication masks (range, adjacency, agent masks, switched off),
+500 agents in one batched computation, the levers env, learning and the trainer path."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import xmarl
+from tests.conftest import BACKENDS, require
+from xmarl import registry
+from xmarl.compare.parity import ATOL, RTOL, method_config, parity_spec
+from xmarl.config import load_config
+from xmarl.core import commnet as core
+from xmarl.core.spaces import AgentSpec
+from xmarl.envs import make_env
+from xmarl.envs.levers import Levers, random_reward
+from xmarl.errors import ConfigError, EnvError
+
+
+def _installed() -> list[str]:
+    if os.environ.get("XMARL_REQUIRE_BACKENDS") == "1":
+        for b in BACKENDS:
+            require(b)
+    return [b for b in BACKENDS if registry.backend_installed(b)]
+
+
+@pytest.fixture(scope="module")
+def report():
+    backends = _installed()
+    if len(backends) < 2:
+        pytest.skip("parity needs two installed backends")
+    return xmarl.parity("commnet", backends)
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(np.all(np.abs(np.asarray(a, np.float64) - b) <= ATOL + RTOL * np.abs(b)))
+
+
+# -- parity and the numpy reference ---------------------------------------------------------------
+def test_parity_across_backends(report):
+    assert report.ok, report.summary() + "\n" + report.table()
+    names = {c.name for c in core.parity_cases()}
+    assert names == {"commnet-plain", "commnet-skip-static-mask", "commnet-range-mask-per-agent-ac",
+                     "commnet-recurrent-ac", "commnet-embedding"}
+    for case in core.parity_cases():
+        ref = report.results["commnet"][case.name][report.backends[0]]
+        K = case.config.comm_steps
+        # hidden states after every communication step, the losses, gradients and 3 updates are compared
+        assert {f"forward/hidden_{i}" for i in range(K + 1)} <= set(ref)
+        assert {"loss/policy_loss", "loss/value_loss", "update_2/loss", "optimizer/opt/commnet/step"} <= set(ref)
+        assert any(k.startswith("grad/commnet/comm_1/comm/kernel") for k in ref) == case.config.communicate
+        assert float(ref["optimizer/opt/commnet/step"]) == 3
+        moved = np.abs(ref["weights/commnet/policy/kernel"] - case.weights["commnet/policy/kernel"]).max()
+        assert moved > 1e-4
+    masked = [c for c in core.parity_cases() if "agent_mask" in c.batches[0] and c.batches[0]["agent_mask"].min() == 0]
+    assert masked and any(c.config.skip_connection for c in masked)
+
+
+def test_every_backend_matches_the_numpy_reference(report):
+    """The forward pass (h^0..h^K, logits, values) and the losses of every backend, from the
+    parity run, against :func:`core.reference_forward` / :func:`core.reference_losses`."""
+    for case in core.parity_cases():
+        b0 = case.batches[0]
+        obs = b0["obs"][:, :, 0].transpose(1, 0, 2)
+        am = b0["agent_mask"][:, :, 0].T
+        cm = b0["comm_mask"][:, 0] if "comm_mask" in b0 else None
+        state = (np.random.default_rng(0).standard_normal((obs.shape[0], 4, case.config.hidden_size)) * 0.5
+                 ).astype(np.float32) if case.config.recurrent else None
+        fwd = core.reference_forward(case.spec, case.config, case.weights, obs, am, cm, state)
+        losses = core.reference_losses(case.spec, case.config, case.weights, b0)
+        for backend in report.backends:
+            got = report.results["commnet"][case.name][backend]
+            for i, h in enumerate(fwd["hiddens"]):
+                assert _close(got[f"forward/hidden_{i}"], h), (backend, case.name, i)
+            assert _close(got["forward/logits"], fwd["logits"]) and _close(got["forward/values"], fwd["values"])
+            for k, v in losses.items():
+                assert _close(got[f"loss/{k}"], np.array(v)), (backend, case.name, k, got[f"loss/{k}"], v)
+
+
+def test_reference_losses_are_the_paper_formula():
+    """A one-agent-pair, one-step batch computed by hand: -log pi(a) (R - b) and (R - b)^2."""
+    spec = parity_spec("discrete", n_agents=2)
+    cfg = method_config("commnet", {"hidden_size": 4, "value_coef": 0.5, "entropy_coef": 0.0})
+    w = core.init_weights(spec, cfg, 3)
+    ep = {"obs": np.ones((1, 2, 2, spec.obs_dim), np.float32), "actions": np.array([[[1, 2], [0, 0]]]),
+          "avail": np.ones((1, 2, 2, spec.act_dim), np.float32), "rew": np.array([[[2.0, 2.0]]], np.float32),
+          "term": np.ones((1, 1), np.float32), "mask": np.ones((1, 1), np.float32)}
+    batch = core.prepare_batch(spec, cfg, ep, np.random.default_rng(0), 0)
+    out = core.reference_forward(spec, cfg, w, ep["obs"][:, 0])
+    logits, b = out["logits"][0], out["values"][0]
+    logp = [logits[j] - np.log(np.exp(logits[j][: spec.act_dims[j]]).sum()) for j in range(2)]
+    taken = np.array([logp[0][1], logp[1][2]])
+    losses = core.reference_losses(spec, cfg, w, batch)
+    assert losses["policy_loss"] == pytest.approx(-np.mean(taken * (2.0 - b)), rel=1e-6)
+    assert losses["value_loss"] == pytest.approx(np.mean((2.0 - b) ** 2), rel=1e-6)
+    assert losses["loss"] == pytest.approx(losses["policy_loss"] + 0.5 * losses["value_loss"], rel=1e-6)
+
+
+# -- communication ----------------------------------------------------------------------------------
+def _learner(backend: str, spec: AgentSpec, **over):
+    cfg = method_config("commnet", {"hidden_size": 8, **over})
+    return registry.get("learner", "commnet", backend)(spec, cfg, core.init_weights(spec, cfg, 1)), cfg
+
+
+def test_range_mask_an_agent_that_cannot_hear_another_is_independent_of_it(backend):
+    """Agent 0 is out of range of agent 2 (agent 1 hears it): changing agent 2's observation
+    (not its position) leaves agent 0's communication vector and outputs unchanged."""
+    spec = parity_spec("discrete", n_agents=3)
+    learner, cfg = _learner(backend, spec, comm_range=1.0, position_dims=[0, 1], comm_steps=3)
+    rng = np.random.default_rng(0)
+    obs = rng.standard_normal((4, 3, spec.obs_dim)).astype(np.float32)
+    obs[:, :, :2] = [[0.0, 0.0], [0.9, 0.0], [1.8, 0.0]]  # 0 <-> 1 <-> 2 in range; 0 and 2 are not
+    mask = core.range_mask(cfg, obs)
+    assert mask[0].tolist() == [[0, 1, 0], [1, 0, 1], [0, 1, 0]]
+    changed = obs.copy()
+    changed[:, 2, 2:] += rng.standard_normal(changed[:, 2, 2:].shape).astype(np.float32) * 3.0
+    a, b = learner.policy.probe_numpy(obs), learner.policy.probe_numpy(changed)
+    # h^1 only sees each agent's own input; h^2 = f(h^1, c^1) with c^1 from the agents heard
+    np.testing.assert_allclose(a["hiddens"][2][:, 0], b["hiddens"][2][:, 0], atol=1e-6)
+    assert np.abs(a["hiddens"][2][:, 1] - b["hiddens"][2][:, 1]).max() > 1e-3  # agent 1 hears agent 2
+    # a second round carries agent 2's influence to agent 0 through agent 1, as it should
+    assert np.abs(a["hiddens"][3][:, 0] - b["hiddens"][3][:, 0]).max() > 1e-4
+    # the communication vector itself: numpy reference of c^1 for agent 0 ignores agent 2 entirely
+    h = rng.standard_normal((4, 3, 5))
+    h2 = h.copy()
+    h2[:, 2] += 10.0
+    c, c2 = core.comm_vectors(h, np.ones((4, 3)), mask), core.comm_vectors(h2, np.ones((4, 3)), mask)
+    np.testing.assert_array_equal(c[:, 0], c2[:, 0])
+    np.testing.assert_allclose(c[:, 1], (h[:, 0] + h[:, 2]) / 2)
+
+
+def test_agent_mask_inactive_agents_neither_speak_nor_count(backend):
+    spec = parity_spec("discrete", n_agents=4)
+    learner, _ = _learner(backend, spec, skip_connection=True)
+    rng = np.random.default_rng(1)
+    obs = rng.standard_normal((3, 4, spec.obs_dim)).astype(np.float32)
+    am = np.array([[1, 1, 0, 1]] * 3, np.float32)
+    changed = obs.copy()
+    changed[:, 2] += 5.0
+    a, b = learner.policy.probe_numpy(obs, agent_mask=am), learner.policy.probe_numpy(changed, agent_mask=am)
+    active = [0, 1, 3]
+    np.testing.assert_allclose(a["logits"][:, active], b["logits"][:, active], atol=1e-6)
+    unmasked = learner.policy.probe_numpy(obs), learner.policy.probe_numpy(changed)  # agent 2 active: it counts
+    assert np.abs(unmasked[0]["logits"][:, active] - unmasked[1]["logits"][:, active]).max() > 1e-4
+    h = rng.standard_normal((3, 4, 2))
+    c = core.comm_vectors(h, am, None)
+    np.testing.assert_allclose(c[:, 0], (h[:, 1] + h[:, 3]) / 2)  # mean over the 2 active others
+
+
+def test_static_adjacency_and_communication_switched_off(backend):
+    spec = parity_spec("discrete", n_agents=3)
+    rng = np.random.default_rng(2)
+    obs = rng.standard_normal((2, 3, spec.obs_dim)).astype(np.float32)
+    changed = obs.copy()
+    changed[:, 1] += 2.0
+    # agent 0 hears agent 2 only: agent 1's observation cannot reach it
+    learner, _ = _learner(backend, spec, comm_mask=[[0, 0, 1], [1, 0, 1], [1, 1, 0]])
+    a, b = learner.policy.probe_numpy(obs), learner.policy.probe_numpy(changed)
+    np.testing.assert_allclose(a["logits"][:, 0], b["logits"][:, 0], atol=1e-6)
+    assert np.abs(a["logits"][:, 2] - b["logits"][:, 2]).max() > 1e-4
+    # no communication: nobody depends on anybody else, and no C weights exist
+    learner, cfg = _learner(backend, spec, communicate=False)
+    assert not any("/comm/" in k for k in core.param_shapes(spec, cfg))
+    a, b = learner.policy.probe_numpy(obs), learner.policy.probe_numpy(changed)
+    np.testing.assert_allclose(a["logits"][:, [0, 2]], b["logits"][:, [0, 2]], atol=1e-6)
+
+
+def test_500_agents_are_one_batched_computation(backend):
+    """500 agents of one game through the backend's network match the numpy reference."""
+    spec = AgentSpec(tuple(f"a{i}" for i in range(500)), (1,) * 500, "discrete", (5,) * 500,
+                     np.zeros((500, 5), np.float32), np.zeros((500, 5), np.float32))
+    learner, cfg = _learner(backend, spec, encoder="embedding", n_ids=1000, skip_connection=True)
+    ids = np.random.default_rng(3).permutation(1000)[:1000].reshape(2, 500, 1).astype(np.float32)
+    got = learner.policy.probe_numpy(ids)
+    ref = core.reference_forward(spec, cfg, learner.get_weights(), ids)
+    assert got["hiddens"].shape == (3, 2, 500, 8)
+    assert _close(got["hiddens"], ref["hiddens"]) and _close(got["logits"], ref["logits"])
+
+
+def test_sampling_follows_the_softmax_and_respects_available_actions():
+    spec = parity_spec("discrete", n_agents=2)
+    learner, _ = _learner("torch", spec)
+    obs = np.repeat(np.random.default_rng(4).standard_normal((1, 2, spec.obs_dim)).astype(np.float32), 20000, 0)
+    logits, _ = learner.policy.forward_numpy(obs[:1])
+    acts, _ = learner.policy.act(obs, explore=True, rng=np.random.default_rng(5))
+    for j, n in enumerate(spec.act_dims):
+        p = np.exp(logits[0, j, :n] - logits[0, j, :n].max())
+        freq = np.bincount(acts[:, j], minlength=spec.act_dim) / len(acts)
+        np.testing.assert_allclose(freq[:n], p / p.sum(), atol=0.015)
+        assert freq[n:].sum() == 0  # padded entries are never chosen
+    avail = np.zeros((20000, 2, spec.act_dim), np.float32)
+    avail[:, :, 1] = 1.0
+    acts, _ = learner.policy.act(obs, explore=True, rng=np.random.default_rng(6), avail=avail)
+    assert (acts == 1).all()
+
+
+# -- the levers env -----------------------------------------------------------------------------------
+def test_levers_reward_ids_and_steps():
+    env = make_env("levers", 4, n_pool=12, n_agents=5)
+    assert isinstance(env, Levers) and env.spec.n_agents == 5 and env.spec.act_dims == (5,) * 5
+    obs = env.reset(seed=0)
+    ids = obs[..., 0]
+    assert obs.shape == (4, 5, 1) and ids.min() >= 0 and ids.max() < 12
+    assert all(len(set(row)) == 5 for row in ids.astype(int).tolist())  # drawn without replacement
+    actions = np.array([[0, 1, 2, 3, 4], [0, 0, 0, 0, 0], [0, 0, 1, 1, 2], [4, 3, 4, 3, 4]])
+    nxt, final, rew, term, done = env.step(actions)
+    np.testing.assert_allclose(rew[:, 0], [1.0, 0.0, 0.5, 0.25])
+    assert (rew == rew[:, :1]).all() and term.all() and done.all()  # one team reward; one-step episodes
+    np.testing.assert_array_equal(final, obs)
+    assert env.completed_returns == pytest.approx([1.0, 0.0, 0.5, 0.25])
+    big = Levers(20000, n_pool=500, n_agents=5)
+    big.reset(seed=1)
+    r = big.reward(big.sample_actions(np.random.default_rng(0))).mean()
+    assert random_reward(5) == pytest.approx(0.5904, abs=1e-4) and r == pytest.approx(random_reward(5), abs=0.01)
+    with pytest.raises(EnvError, match="integers in 0..4"):
+        env.step(actions + 1)
+    with pytest.raises(EnvError, match="shape"):
+        env.step(actions[:, :3])
+    with pytest.raises(EnvError, match="n_pool"):
+        Levers(1, n_pool=3, n_agents=5)
+    assert env.render(0).shape == (64, 160, 3)
+
+
+def test_config_errors_are_one_line():
+    spec = AgentSpec(("a", "b"), (1, 1), "discrete", (2, 2), np.zeros((2, 2), np.float32),
+                     np.zeros((2, 2), np.float32))
+    with pytest.raises(ConfigError, match="commnet.n_ids"):
+        core.init_weights(spec, method_config("commnet", {"encoder": "embedding"}), 0)
+    with pytest.raises(ConfigError, match="2x2"):
+        core.init_weights(spec, method_config("commnet", {"comm_mask": [[0, 1, 1]]}), 0)
+    with pytest.raises(ConfigError, match="position_dims"):
+        core.init_weights(spec, method_config("commnet", {"comm_range": 1.0}), 0)
+    cfg = method_config("commnet", {"encoder": "embedding", "n_ids": 3})
+    with pytest.raises(ValueError, match="n_ids"):
+        core.check_ids(cfg, np.array([[[0.0], [3.0]]]))
+    with pytest.raises(ConfigError, match="commnet.act"):
+        load_config("commnet", "levers", overrides={"commnet.acitvation": "relu"})
+
+
+# -- learning and the trainer ----------------------------------------------------------------------------
+def _levers_batch(env: Levers, learner, cfg, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One batch of one-step levers episodes in the episode buffer's layout (T = 1)."""
+    obs = env.reset()
+    actions, _ = learner.policy.act(obs, explore=True, rng=rng)
+    _, final, rew, _, _ = env.step(actions)
+    final_actions, _ = learner.policy.act(final, explore=True, rng=rng)
+    E, m = actions.shape
+    ep = {"obs": np.stack([obs, final], 1), "actions": np.stack([actions, final_actions], 1),
+          "avail": np.ones((E, 2, m, env.n_levers), np.float32), "rew": rew[:, None], "term": np.ones((E, 1)),
+          "mask": np.ones((E, 1), np.float32)}
+    return core.prepare_batch(learner.spec, cfg, ep, rng, 0)
+
+
+def _greedy(env: Levers, learner) -> float:
+    obs = env.reset()
+    return float(env.reward(learner.policy.act(obs)[0]).mean())
+
+
+def test_levers_small_pool_is_learned_with_communication_only(backend):
+    """Pool of 8, 3 agents: CommNet learns to split the levers; without communication the
+    agents cannot know who else is playing and stay near chance (0.56)."""
+    results = {}
+    for communicate in (True, False):
+        cfg = method_config("commnet", {"encoder": "embedding", "n_ids": 8, "hidden_size": 32, "lr": 0.01,
+                                        "communicate": communicate})
+        env = Levers(128, n_pool=8, n_agents=3)
+        env.reset(seed=0)
+        learner = registry.get("learner", "commnet", backend)(env.spec, cfg, core.init_weights(env.spec, cfg, 0))
+        rng = np.random.default_rng(0)
+        for _ in range(120):
+            learner.update(_levers_batch(env, learner, cfg, rng))
+        results[communicate] = _greedy(Levers(2000, n_pool=8, n_agents=3), learner)
+    assert results[True] >= 0.9, results
+    assert results[False] <= 0.8, results
+
+
+def test_trainer_runs_commnet_on_levers(backend, out_dir):
+    r = xmarl.run("commnet", backend, "levers", out_dir=out_dir, progress=False,
+                  overrides={"env_kwargs.n_pool": 20, "train.num_envs": 32, "commnet.batch_episodes": 32,
+                             "commnet.n_ids": 20, "commnet.hidden_size": 16, "train.steps": 320,
+                             "train.eval_interval": 320, "train.eval_episodes": 50, "train.tensorboard": False})
+    assert r.learner.backend == backend and type(r.learner).__module__ == f"xmarl.backends.{backend}.learners.commnet"
+    assert r.final_metrics["updates"] == 10 and 0.0 <= r.final_metrics["eval_return"] <= 1.0
+
+
+def test_trainer_runs_recurrent_actor_critic_commnet(out_dir):
+    """Multi-step episodes through the on-policy trainer: recurrent state, actor-critic targets,
+    available-action masks (the target game)."""
+    r = xmarl.run("commnet", "torch", "target", out_dir=out_dir, progress=False,
+                  overrides={"env_kwargs": {"n_agents": 3, "action_masks": True, "n_targets": 4},
+                             "commnet.recurrent": True, "commnet.actor_critic": True, "commnet.hidden_size": 16,
+                             "commnet.batch_episodes": 8, "train.num_envs": 8, "train.steps": 400,
+                             "train.eval_interval": 400, "train.tensorboard": False})
+    assert r.final_metrics["updates"] >= 9 and np.isfinite(r.final_metrics["eval_return"])

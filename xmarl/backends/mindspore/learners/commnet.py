@@ -1,0 +1,151 @@
+"""CommNet (Sukhbaatar et al. 2016) in MindSpore.
+
+One update is the paper's training step (section 2.1) on a batch of episodes, for every agent
+at once: the policy follows ``grad log pi(a_t | s_t) (R_t - b(s_t))`` and the baseline regresses
+on ``R_t`` with weight ``alpha`` (``value_coef``); gradients flow through the communication
+between agents. ``R_t`` is the Monte-Carlo return (REINFORCE) or, with ``actor_critic``, the
+TD(lambda) target bootstrapped from the baseline. Batches come from
+:func:`xmarl.core.commnet.prepare_batch` (agent-major).
+
+The whole update (forward, backward, clipping, Adam) is one graph-mode cell,
+:class:`_UpdateStep`; :class:`_Gradients` is a second one for parity checks. Graphs are compiled
+once per batch shape ``(B, T)``; a recurrent net's loop over time is unrolled for ``T``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from mindspore import Parameter, Tensor, nn, ops, value_and_grad
+
+from xmarl import registry
+from xmarl.backends.mindspore.optimizers import Adam, clip_by_group_norm
+from xmarl.backends.mindspore.policies import CommNetPolicy
+from xmarl.core import commnet as core
+from xmarl.core.actions import NEG_INF
+from xmarl.core.interfaces import Batch, Weights
+from xmarl.docschema import documented
+
+#: batch entries the update reads, in the order the compiled cells take them (``comm_mask`` is
+#: a placeholder unless the config has ``comm_range``)
+BATCH_KEYS = ("obs", "act_onehot", "avail", "rew", "returns", "term", "mask", "agent_mask", "td_matrix", "comm_mask")
+#: the losses, in the order the compiled cells return them
+LOSSES = ("loss", "policy_loss", "value_loss", "entropy")
+
+
+class _Loss(nn.Cell):
+    """The total loss (differentiated) with its parts as aux outputs."""
+
+    def __init__(self, net: CommNetPolicy, cfg: core.CommNetConfig) -> None:
+        super().__init__(auto_prefix=False)
+        self.net = net
+        self.recurrent, self.actor_critic = cfg.recurrent, cfg.actor_critic
+        self.range_mode = core.comm_mode(cfg) == "range"
+        self.gamma, self.td_lambda = cfg.gamma, cfg.td_lambda
+        self.value_coef, self.entropy_coef, self.hidden = cfg.value_coef, cfg.entropy_coef, cfg.hidden_size
+        self.matmul_t = ops.MatMul(transpose_b=True)
+
+    def outputs(self, obs: Tensor, agent_mask: Tensor, comm_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Logits ``[A, B, T', n]`` and values ``[A, B, T']`` over the steps given."""
+        A, B, Ts, od = obs.shape
+        if not self.recurrent:  # every (episode, step) is one row
+            cm = comm_mask.reshape(B * Ts, A, A) if self.range_mode else comm_mask
+            logits, values, _ = self.net(obs.reshape(A, B * Ts, od), agent_mask.reshape(A, B * Ts, 1), cm, comm_mask)
+            return logits.reshape(A, B, Ts, -1), values.reshape(A, B, Ts)
+        state = ops.zeros((A, B, self.hidden), obs.dtype)
+        all_logits, all_values = [], []
+        for t in range(Ts):  # the recurrence over time, unrolled; agents and episodes are batched
+            cm = comm_mask[:, t] if self.range_mode else comm_mask
+            logits, values, hiddens = self.net(obs[:, :, t], agent_mask[:, :, t].expand_dims(-1), cm, state)
+            state = hiddens[-1]
+            all_logits.append(logits)
+            all_values.append(values)
+        return ops.stack(all_logits, 2), ops.stack(all_values, 2)
+
+    def construct(self, obs: Tensor, act_onehot: Tensor, avail: Tensor, rew: Tensor, returns: Tensor, term: Tensor,
+                  mask: Tensor, agent_mask: Tensor, td_matrix: Tensor, comm_mask: Tensor) -> tuple[Tensor, ...]:
+        A, B, T = rew.shape
+        Ts = T + 1 if self.actor_critic else T
+        cm = comm_mask[:, :Ts] if self.range_mode else comm_mask
+        logits, values = self.outputs(obs[:, :, :Ts], agent_mask[:, :, :Ts], cm)
+        av = avail[:, :, :T]
+        logp = ops.log_softmax(ops.where(av > 0, logits[:, :, :T], NEG_INF), -1)
+        taken = (act_onehot[:, :, :T] * logp).sum(-1)
+        v = values[:, :, :T]
+        if self.actor_critic:  # TD(lambda) targets bootstrapped from the baseline
+            cont = ops.cat((mask[:, 1:], ops.zeros_like(mask[:, :1])), 1)
+            step = mask * (rew + self.gamma * (1.0 - term) * (1.0 - self.td_lambda * cont) * values[:, :, 1:])
+            returns = ops.stop_gradient(self.matmul_t(step.reshape(A * B, T), td_matrix).reshape(A, B, T))
+        w = mask * agent_mask[:, :, :T]
+        n = ops.maximum(w.sum(), 1.0)
+        adv = returns - v
+        policy_loss = -(w * taken * ops.stop_gradient(adv)).sum() / n
+        value_loss = (w * ops.square(adv)).sum() / n
+        entropy = -(w * (ops.exp(logp) * logp).sum(-1)).sum() / n
+        loss = policy_loss + self.value_coef * value_loss - self.entropy_coef * entropy
+        return loss, policy_loss, value_loss, entropy
+
+
+class _Gradients(nn.Cell):
+    """The losses and the gradients at the current weights (no update)."""
+
+    def __init__(self, loss: _Loss, opt: Adam) -> None:
+        super().__init__(auto_prefix=False)
+        self.grad = value_and_grad(loss, None, opt.params, has_aux=True)
+
+    def construct(self, *batch: Tensor) -> tuple:
+        losses, grads = self.grad(*batch)
+        return ops.stack(losses), grads
+
+
+class _UpdateStep(nn.Cell):
+    """Gradients from one forward pass, clipped per group, then one Adam step."""
+
+    def __init__(self, loss: _Loss, opt: Adam, grad_clip: float | None) -> None:
+        super().__init__(auto_prefix=False)
+        self.grad = value_and_grad(loss, None, opt.params, has_aux=True)
+        self.opt, self.grad_clip = opt, grad_clip
+
+    def construct(self, *batch: Tensor) -> Tensor:
+        losses, grads = self.grad(*batch)
+        grads, norms = clip_by_group_norm(grads, self.grad_clip)
+        out = ops.stack((*losses, norms.max()))
+        return ops.depend(out, self.opt(grads))
+
+
+@registry.register("learner", "commnet", backend="mindspore")
+@documented
+class CommNetLearner(core.CommNetLearnerBase):
+    backend = "mindspore"
+
+    Policy, Optimizer = CommNetPolicy, Adam
+
+    def name_parameters(self) -> None:
+        self.net.update_parameters_name(f"{core.NET}.")  # unique parameter names within a graph
+
+    def build(self) -> None:
+        loss = _Loss(self.net, self.cfg)
+        self._update_step = _UpdateStep(loss, self.opt, self.cfg.grad_clip)
+        self._gradients = _Gradients(loss, self.opt)
+        self._placeholder = np.zeros(1, np.float32)
+
+    # -- Learner API -----------------------------------------------------------------------
+    def _tensors(self, batch: Batch) -> tuple[Tensor, ...]:
+        return tuple(Tensor.from_numpy(np.ascontiguousarray(batch.get(k, self._placeholder), np.float32))
+                     for k in BATCH_KEYS)
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        values = self._update_step(*self._tensors(batch)).asnumpy().tolist()
+        return dict(zip((*LOSSES, "grad_norm"), values))
+
+    def gradients(self, batch: Batch) -> Weights:
+        losses, grads = self._gradients(*self._tensors(batch))
+        names = [f"{core.NET}/{k}" for k in self.net.canonical()]
+        out: Weights = {k: g.asnumpy().reshape(self.shapes[k]) for k, g in zip(names, grads)}
+        out.update({f"loss/{k}": np.array(v) for k, v in zip(LOSSES, losses.asnumpy().tolist())})
+        return out
+
+    def _read(self, param: Parameter) -> np.ndarray:
+        return param.asnumpy()
+
+    def _write(self, param: Parameter, value: np.ndarray) -> None:
+        param.set_data(Tensor(value))
