@@ -7,7 +7,8 @@ Each cell runs in its own process with 1 framework thread, one cell at a time.
 
     python benchmarks/throughput.py --steps 100000
 
-Also times one update (batch 1024) and one act step (8 envs) per backend.
+Also times one update (MADDPG: a replay batch of ``batch_size`` transitions; COMA: one batch of
+``batch_episodes`` 25-step episodes) and one act step (8 envs) per backend.
 Results: benchmarks/results/throughput.{json,md}.
 """
 
@@ -23,11 +24,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ONE = """
-import json, sys, tempfile, time
+import importlib, json, sys, tempfile, time
 import numpy as np
 import xmarl
 from xmarl import registry
-from xmarl.core import maddpg as core
 from xmarl.envs import make_env
 
 method, backend, env_name, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -37,17 +37,27 @@ with tempfile.TemporaryDirectory() as tmp:
                              "train.checkpoint_interval": 10**9})
 out = dict(r.final_metrics)
 cfg = xmarl.load_config(method, env_name, backend)
+mcfg = getattr(cfg, method)
 out["num_envs"] = cfg.train.num_envs
 spec = make_env(env_name, 1, **cfg.env_kwargs).spec
-learner = registry.get("learner", method, backend)(spec, cfg.maddpg, core.init_weights(spec, cfg.maddpg, 0))
+core = importlib.import_module(registry.get("method", method).core)
+learner = registry.get("learner", method, backend)(spec, mcfg, core.init_weights(spec, mcfg, 0))
 rng = np.random.default_rng(0)
-A, B = spec.n_agents, cfg.maddpg.batch_size
-batch = {"obs": rng.standard_normal((A, B, spec.obs_dim)).astype(np.float32),
-         "act": np.eye(spec.act_dim, dtype=np.float32)[rng.integers(0, spec.act_dim, (A, B))],
-         "rew": rng.standard_normal((A, B)).astype(np.float32),
-         "next_obs": rng.standard_normal((A, B, spec.obs_dim)).astype(np.float32),
-         "done": np.zeros((A, B), np.float32)}
-batch = core.prepare_batch(spec, batch, rng)
+A = spec.n_agents
+if method == "maddpg":  # one replay batch of batch_size transitions
+    B = mcfg.batch_size
+    batch = {"obs": rng.standard_normal((A, B, spec.obs_dim)).astype(np.float32),
+             "act": np.eye(spec.act_dim, dtype=np.float32)[rng.integers(0, spec.act_dim, (A, B))],
+             "rew": rng.standard_normal((A, B)).astype(np.float32),
+             "next_obs": rng.standard_normal((A, B, spec.obs_dim)).astype(np.float32),
+             "done": np.zeros((A, B), np.float32)}
+    batch = core.prepare_batch(spec, batch, rng)
+    out["update_batch"] = f"{B} transitions"
+else:  # on-policy: one batch of batch_episodes full 25-step episodes
+    episodes = core.synthetic_episodes(spec, mcfg.batch_episodes, 25, rng)
+    episodes["mask"][:] = 1.0
+    batch = core.prepare_batch(spec, mcfg, episodes, rng, 0)
+    out["update_batch"] = f"{mcfg.batch_episodes} x 25-step episodes"
 obs = rng.standard_normal((8, A, spec.obs_dim)).astype(np.float32)
 for _ in range(5):
     learner.update(batch); learner.policy.act(obs, explore=True, rng=rng)
@@ -65,7 +75,7 @@ print(json.dumps(out))
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--methods", nargs="+", default=["maddpg"])
+    ap.add_argument("--methods", nargs="+", default=["maddpg", "coma"])
     ap.add_argument("--backends", nargs="+", default=["torch", "tensorflow", "mindspore"])
     ap.add_argument("--envs", nargs="+", default=["mpe/simple_spread_v3", "mpe-fast/simple_spread_v3"])
     ap.add_argument("--steps", type=int, default=100_000)
@@ -90,13 +100,13 @@ def main() -> None:
     md = [f"Command: `{meta['command']}`; machine: {meta['machine']}, Python {meta['python']}, CPU only, "
           "1 framework thread, one run at a time.", "",
           "| method | backend | env | num envs | env-steps/s | env % | act % | update % | glue % | "
-          "update (batch 1024) ms | act (8 envs) ms |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+          "update ms (batch) | act (8 envs) ms |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         w = r["wall_time"]
         glue = r["time_glue"] + r["time_eval"] + r["time_checkpoint"]
         md.append(f"| {r['method']} | {r['backend']} | {r['env']} | {r['num_envs']} | {r['steps_per_sec']:.0f} | "
                   f"{100 * r['time_env'] / w:.0f} | {100 * r['time_act'] / w:.0f} | {100 * r['time_update'] / w:.0f} | "
-                  f"{100 * glue / w:.0f} | {r['update_ms']:.2f} | {r['act_ms']:.3f} |")
+                  f"{100 * glue / w:.0f} | {r['update_ms']:.2f} ({r['update_batch']}) | {r['act_ms']:.3f} |")
     md.append("")
     for method in args.methods:
         for b in args.backends:

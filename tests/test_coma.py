@@ -1,6 +1,7 @@
 """COMA: numpy references of the TD(lambda) targets and the counterfactual advantage, every
-backend against them, parity across backends (feed-forward and recurrent), the episode
-buffer, acting vs training of the recurrent actor, learning, resume and bad inputs."""
+backend against them, the episode buffer, acting vs training of the recurrent actor,
+learning, resume and bad inputs. Parity across backends (feed-forward and recurrent, shared
+and per-agent) runs through COMA's ``parity_cases`` hook in tests/test_parity.py."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import numpy as np
 import pytest
 
 import xmarl
-from tests.conftest import BACKENDS, require
+from tests.conftest import require
 from xmarl import registry
 from xmarl.buffers import EpisodeBuffer
-from xmarl.compare.parity import ATOL, RTOL, compare_quantities, parity_spec
+from xmarl.compare.parity import parity_spec
 from xmarl.config import load_config
 from xmarl.core import coma
 from xmarl.errors import EnvError
@@ -31,31 +32,6 @@ def coma_config(backend: str, share: bool, recurrent: bool, **extra):
           "coma.critic_hidden_sizes": [16, 16], "coma.rnn_hidden_dim": 8, "coma.lr_actor": 1e-3,
           "coma.lr_critic": 1e-3, "coma.target_update_interval": 2, **extra}
     return load_config("coma", backend=backend, overrides=ov).coma
-
-
-def parity_batches(spec, cfg, n: int = 3) -> list[dict[str, np.ndarray]]:
-    out = []
-    for k in range(n):
-        rng = np.random.default_rng(100 + k)
-        out.append(coma.prepare_batch(spec, cfg, coma.synthetic_episodes(spec, 4, 6, rng), rng, step=30_000 * k))
-    return out
-
-
-def run_coma(backend: str, share: bool, recurrent: bool) -> dict[str, np.ndarray]:
-    """Every parity quantity: diagnostics, gradients, 3 updates (with a target copy), weights, moments."""
-    spec = parity_spec("discrete")
-    cfg = coma_config(backend, share, recurrent)
-    learner = registry.get("learner", "coma", backend)(spec, cfg, coma.init_weights(spec, cfg, 0))
-    batches = parity_batches(spec, cfg)
-    out = {f"diag/{k}": v for k, v in learner.diagnostics(batches[0]).items()}
-    out.update({f"grad/{k}": v for k, v in learner.gradients(batches[0]).items()})
-    train = learner.update_recurrent if recurrent else learner.update
-    for k, b in enumerate(batches):
-        out.update({f"update_{k}/{m}": np.array(v) for m, v in train(b).items()})
-        coma.after_update(learner, cfg, k + 1)
-    out.update({f"weights/{k}": v for k, v in learner.get_weights().items()})
-    out.update({f"optimizer/{k}": v for k, v in learner.get_optimizer_state().items()})
-    return out
 
 
 # -- numpy references -----------------------------------------------------------------------------------
@@ -130,31 +106,6 @@ def test_backend_matches_numpy_references(backend, case):
     assert (state is not None) == recurrent
 
 
-# -- parity -------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def torch_results():
-    require("torch")
-    return {case_id(c): run_coma("torch", *c) for c in CASES}
-
-
-@pytest.mark.parametrize("case", CASES, ids=case_id)
-@pytest.mark.parametrize("other", [b for b in BACKENDS if b != "torch"])
-def test_coma_parity(other, case, torch_results):
-    require(other)
-    ref = torch_results[case_id(case)]
-    got = run_coma(other, *case)
-    assert set(got) == set(ref)
-    rows = compare_quantities({"torch": ref, other: got}, atol=ATOL, rtol=RTOL)
-    bad = [f"{r['quantity']}: max abs {r['max_abs']:.2e}, max rel {r['max_rel']:.2e}" for r in rows if not r["ok"]]
-    assert not bad, f"{other} differs from torch on {len(bad)} quantities: {bad[:5]}"
-    # not trivially equal: gradients are non-zero, the weights moved, the target copy happened
-    assert all(np.abs(ref[k]).max() > 0 for k in ref if k.startswith("grad/") and k.endswith("kernel"))
-    assert float(ref["optimizer/opt/actor/step"]) == 3
-    head = "weights/critic/head/kernel"
-    assert np.abs(ref[head] - ref["weights/target_critic/head/kernel"]).max() > 1e-5  # 3rd update after the copy
-    assert np.abs(ref["diag/advantages"]).max() > 0
-
-
 # -- the episode buffer -------------------------------------------------------------------------------------
 def test_episode_buffer_pads_and_keeps_final_steps():
     buf = EpisodeBuffer(num_envs=2, n_agents=2, obs_dim=1, n_actions=3, max_len=2)
@@ -220,7 +171,8 @@ def test_coma_crash_then_resume_equals_uninterrupted(tmp_path):
     ov = {"train.tensorboard": False, "train.progress": False, "coma.recurrent": True, "train.steps": 2000,
           "train.checkpoint_interval": 1004, "train.log_interval": 400}
     full = xmarl.run(method="coma", backend="torch", env="target", out_dir=tmp_path / "full", overrides=ov)
-    trainer = OnPolicyTrainer(load_config("coma", "target", "torch", overrides={**ov, "out_dir": str(tmp_path / "cut")}))
+    cfg = load_config("coma", "target", "torch", overrides={**ov, "out_dir": str(tmp_path / "cut")})
+    trainer = OnPolicyTrainer(cfg)
     update = trainer.learner.update_recurrent
 
     def crash_after_a_checkpoint(batch):

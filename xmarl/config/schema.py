@@ -76,7 +76,11 @@ class COMAConfig(Section):
     lr_critic: PositiveFloat = Field(description="Critic learning rate.")
     adam: AdamConfig = Field(description="Optimiser constants shared by every backend.")
     grad_clip: PositiveFloat | None = Field(description="Max global gradient norm per network group (None: off).")
-    batch_episodes: PositiveInt = Field(description="Completed episodes per update (on-policy).")
+    batch_episodes: PositiveInt = Field(description="Completed episodes per batch (on-policy).")
+    update_epochs: PositiveInt = Field(
+        description="Updates on each batch; 1 is the paper's algorithm, more reuse the batch (each recomputes "
+        "targets and advantages at the current weights)."
+    )
     hidden_sizes: list[PositiveInt] = Field(description="Hidden layer widths of the feed-forward actor.")
     recurrent: bool = Field(description="GRU actor trained over whole padded episodes (update_recurrent).")
     rnn_hidden_dim: PositiveInt = Field(description="Width of the recurrent actor's dense layer and GRU.")

@@ -305,3 +305,42 @@ def synthetic_episodes(spec: AgentSpec, n_episodes: int, max_len: int,
     term[np.flatnonzero(ends), lengths[ends] - 1] = 1.0
     return {"obs": obs, "actions": actions * valid, "avail": avail * valid[..., None],
             "rew": rng.standard_normal((B, T, A)).astype(np.float32) * mask[..., None], "term": term, "mask": mask}
+
+
+def parity_cases(method: str = "coma", seed: int = 0, updates: int = 3) -> list[Any]:
+    """COMA's parity cases (see :mod:`xmarl.compare.parity`): shared and per-agent weights,
+    feed-forward and recurrent actors, on heterogeneous agents with random action masks and
+    padded episodes of mixed lengths. Probes: the actor's logits (and GRU state) on the first
+    steps, the critic's Q-values, the TD(lambda) targets, the policy and the counterfactual
+    advantages. Each update is ``update``/``update_recurrent`` followed by :func:`after_update`
+    with a target copy every 2 updates, so the copy is compared too."""
+    from xmarl.compare.parity import ParityCase, method_config, parity_spec
+
+    spec = parity_spec("discrete")
+    out = []
+    for recurrent in (False, True):
+        for share in (True, False):
+            cfg = method_config(method, {"share_parameters": share, "recurrent": recurrent, "hidden_sizes": [16, 16],
+                                         "critic_hidden_sizes": [16, 16], "rnn_hidden_dim": 8, "lr_actor": 1e-3,
+                                         "lr_critic": 1e-3, "target_update_interval": 2})
+            batches = []
+            for k in range(updates):
+                rng = np.random.default_rng([seed, 100 + k])
+                batches.append(prepare_batch(spec, cfg, synthetic_episodes(spec, 4, 6, rng), rng, 30_000 * k))
+            obs = np.ascontiguousarray(batches[0]["obs"][:, :, 0].transpose(1, 0, 2))  # first steps, [B, A, od]
+
+            def probes(learner: Any, b: dict = batches[0], o: np.ndarray = obs) -> dict[str, np.ndarray]:
+                logits, state = learner.policy.forward_numpy(o.copy(), None)
+                extra = {"policy_state": state} if state is not None else {}
+                return {"policy_logits": logits, **extra, **learner.diagnostics(b)}
+
+            def update(learner: Any, batch: dict, k: int, c: COMAConfig = cfg) -> dict[str, float]:
+                metrics = learner.update_recurrent(batch) if c.recurrent else learner.update(batch)
+                after_update(learner, c, k + 1)
+                return metrics
+
+            out.append(ParityCase(
+                name=f"{method}-{'shared' if share else 'per_agent'}-{'gru' if recurrent else 'mlp'}",
+                spec=spec, config=cfg, weights=init_weights(spec, cfg, seed), batches=batches, obs=None,
+                probes=probes, update=update))
+    return out

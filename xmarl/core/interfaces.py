@@ -42,11 +42,18 @@ class Policy:
         raise NotImplementedError
 
     def act(self, obs: np.ndarray, state: Any = None, explore: bool = False,
-            rng: np.random.Generator | None = None, noise_scale: float = 0.0) -> tuple[np.ndarray, Any]:
-        """Actions for observations ``[E, A, obs_dim]``; returns ``(actions, state)``."""
-        from xmarl.core.actions import select_actions
+            rng: np.random.Generator | None = None, noise_scale: float = 0.0,
+            avail: np.ndarray | None = None) -> tuple[np.ndarray, Any]:
+        """Actions for observations ``[E, A, obs_dim]``; returns ``(actions, state)``.
+
+        ``state`` is a recurrent policy's state (``None`` otherwise); ``noise_scale`` is the
+        method's exploration amount; ``avail`` ``[E, A, act_dim]`` marks available discrete
+        actions where the env reports them."""
+        from xmarl.core.actions import NEG_INF, select_actions
 
         out = self.forward_numpy(np.ascontiguousarray(obs, dtype=np.float32))
+        if avail is not None and self.spec.discrete:
+            out = np.where(avail > 0, out, NEG_INF)
         return select_actions(self.spec, out, explore=explore, rng=rng, noise_scale=noise_scale), state
 
 

@@ -408,9 +408,9 @@ class OnPolicyTrainer(Trainer):
     exploration (``core.exploration(cfg, step)``) over the available actions; ended episodes
     get the policy's action at their final observation too (targets bootstrap from it) and
     move to the episode buffer. Once ``batch_episodes`` episodes are complete they become one
-    batch (``core.prepare_batch``) for ``learner.update`` (``update_recurrent`` when the
-    method's config says ``recurrent``), after which ``core.after_update`` runs, if defined
-    (e.g. COMA's target-critic copy).
+    batch (``core.prepare_batch``) for ``update_epochs`` calls (default 1) of ``learner.update``
+    (``update_recurrent`` when the method's config says ``recurrent``), each followed by
+    ``core.after_update`` if the core defines it (e.g. COMA's target-critic copy).
     """
 
     def _make_buffer(self) -> EpisodeBuffer:
@@ -437,15 +437,14 @@ class OnPolicyTrainer(Trainer):
         st.step += E
         if len(self.buffer) >= m.batch_episodes:
             batch = self.core.prepare_batch(spec, m, self.buffer.take(), rng, st.step)
-            with clock("update"):
-                if getattr(m, "recurrent", False):
-                    metrics = self.learner.update_recurrent(batch)
-                else:
-                    metrics = self.learner.update(batch)
-            self._record_update(metrics)
+            update = self.learner.update_recurrent if getattr(m, "recurrent", False) else self.learner.update
             after = getattr(self.core, "after_update", None)
-            if after is not None:
-                after(self.learner, m, st.updates)
+            for _ in range(getattr(m, "update_epochs", 1)):
+                with clock("update"):
+                    metrics = update(batch)
+                self._record_update(metrics)
+                if after is not None:
+                    after(self.learner, m, st.updates)
 
 
 def _check_finite(step: int, env: str, agents: list[str], **arrays: np.ndarray) -> None:

@@ -22,4 +22,4 @@ def configure(threads: int) -> None:
 
 registry.add("runtime", "configure", configure, backend="tensorflow")
 
-from xmarl.backends.tensorflow.learners import commnet, maddpg  # noqa: E402,F401
+from xmarl.backends.tensorflow.learners import coma, commnet, maddpg  # noqa: E402,F401

@@ -10,8 +10,9 @@ import numpy as np
 import tensorflow as tf
 
 from xmarl import registry
-from xmarl.backends.tensorflow.representations import MLP, CommNet
-from xmarl.core import commnet
+from xmarl.backends.tensorflow.representations import GRU, MLP, CommNet
+from xmarl.core import coma, commnet
+from xmarl.core.coma import COMAPolicy
 from xmarl.core.interfaces import Policy
 from xmarl.core.maddpg import groups, input_dims
 from xmarl.core.spaces import AgentSpec
@@ -88,6 +89,85 @@ class CentralCritic(_MLPHead):
             joint = _with_ids(joint, self.agent_ids)
         # per-agent weights [A, in, out] broadcast a shared input [1, B, in] in the matmul itself
         return tf.squeeze(super().__call__(joint), -1)
+
+
+@registry.register("policy", "coma_actor", backend="tensorflow")
+@documented
+class COMAActor(tf.Module, COMAPolicy):
+    def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool, recurrent: bool,
+                 rnn_hidden_dim: int) -> None:
+        super().__init__()
+        A, G = spec.n_agents, coma.groups(spec, share_parameters)
+        in_dim = coma.input_dims(spec, share_parameters)[0]
+        self.spec, self.share_parameters, self.recurrent = spec, share_parameters, recurrent
+        self.torso = MLP(in_dim, [rnn_hidden_dim] if recurrent else hidden_sizes, G)
+        self.gru = GRU(rnn_hidden_dim, rnn_hidden_dim, G) if recurrent else None
+        self.hidden_dim = rnn_hidden_dim
+        self.head_kernel = tf.Variable(tf.zeros([G, self.torso.output_dim, spec.act_dim]), name="head_kernel")
+        self.head_bias = tf.Variable(tf.zeros([G, spec.act_dim]), name="head_bias")
+        self.agent_ids = tf.eye(A)[:, None, :]  # [A, 1, A]
+
+    def canonical(self) -> dict[str, tf.Variable]:
+        gru = self.gru.canonical() if self.gru is not None else {}
+        return {**self.torso.canonical(), **gru, "head/kernel": self.head_kernel, "head/bias": self.head_bias}
+
+    def _inputs(self, obs: tf.Tensor) -> tf.Tensor:
+        """``[A, N, obs_dim]`` -> torso output ``[A, N, width]``."""
+        if self.share_parameters:
+            obs = _with_ids(obs, self.agent_ids)
+        return self.torso(obs)
+
+    def _head(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.matmul(x, self.head_kernel) + self.head_bias[:, None, :]
+
+    def __call__(self, obs: tf.Tensor) -> tf.Tensor:
+        """Feed-forward logits ``[A, N, n]`` for observations ``[A, N, obs_dim]``."""
+        return self._head(self._inputs(obs))
+
+    def sequence(self, obs: tf.Tensor) -> tf.Tensor:
+        """Recurrent logits ``[A, B, T, n]`` over episodes ``[A, B, T, obs_dim]`` (hidden starts at zero)."""
+        A, H, shape = obs.shape[0], self.hidden_dim, tf.shape(obs)
+        x = self._inputs(tf.reshape(obs, [A, -1, self.spec.obs_dim]))
+        x = tf.reshape(x, tf.stack([A, shape[1], shape[2], self.torso.output_dim]))
+        hs = self.gru(x, tf.zeros(tf.stack([A, shape[1], H])))
+        logits = self._head(tf.reshape(hs, [A, -1, H]))
+        return tf.reshape(logits, tf.stack([A, shape[1], shape[2], self.spec.act_dim]))
+
+    def _env_major(self, obs: tf.Tensor) -> tf.Tensor:
+        """``[E, A, obs_dim]`` -> logits ``[E, A, n]``."""
+        return tf.transpose(self(tf.transpose(obs, [1, 0, 2])), [1, 0, 2])
+
+    def _env_major_step(self, obs: tf.Tensor, h: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """One recurrent step: ``[E, A, obs_dim]``, hidden ``[E, A, H]`` -> logits ``[E, A, n]``, hidden."""
+        x = self._inputs(tf.transpose(obs, [1, 0, 2]))  # [A, E, width]
+        gx = tf.matmul(x, self.gru.kernel) + self.gru.bias[:, None, :]
+        h = self.gru.cell(gx, tf.transpose(h, [1, 0, 2]))
+        return tf.transpose(self._head(h), [1, 0, 2]), tf.transpose(h, [1, 0, 2])
+
+    @cached_property
+    def _forward_fn(self) -> tf.types.experimental.ConcreteFunction:
+        """The env-major forward pass (one step of a recurrent actor) as a graph, traced once
+        on first use for any number of envs."""
+        obs = tf.TensorSpec([None, self.spec.n_agents, self.spec.obs_dim], tf.float32)
+        if self.gru is None:
+            return tf.function(self._env_major).get_concrete_function(obs)
+        h = tf.TensorSpec([None, self.spec.n_agents, self.hidden_dim], tf.float32)
+        return tf.function(self._env_major_step).get_concrete_function(obs, h)
+
+    def forward_numpy(self, obs: np.ndarray, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        x = tf.convert_to_tensor(np.asarray(obs, np.float32))
+        if self.gru is None:
+            return self._forward_fn(x).numpy(), None
+        logits, h = self._forward_fn(x, tf.convert_to_tensor(self.state_or_zeros(obs, state)))
+        return logits.numpy(), h.numpy()
+
+
+@registry.register("policy", "coma_critic", backend="tensorflow")
+@documented
+class COMACritic(_MLPHead):
+    def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool) -> None:
+        super().__init__(coma.input_dims(spec, share_parameters)[1], hidden_sizes, spec.act_dim,
+                         coma.groups(spec, share_parameters))
 
 
 @registry.register("policy", "commnet", backend="tensorflow")

@@ -41,6 +41,44 @@ class MLP(tf.Module, Representation):
         return x
 
 
+@registry.register("representation", "gru", backend="tensorflow")
+@documented
+class GRU(tf.Module, Representation):
+    def __init__(self, in_dim: int, hidden_dim: int, groups: int = 1, name: str | None = None) -> None:
+        super().__init__(name=name)
+        H = hidden_dim
+        self.kernel = tf.Variable(tf.zeros([groups, in_dim, 3 * H]), name="gru_kernel")
+        self.recurrent_kernel = tf.Variable(tf.zeros([groups, H, 3 * H]), name="gru_recurrent_kernel")
+        self.bias = tf.Variable(tf.zeros([groups, 3 * H]), name="gru_bias")
+        self.recurrent_bias = tf.Variable(tf.zeros([groups, 3 * H]), name="gru_recurrent_bias")
+        self.output_dim = H
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {k: tuple(v.shape) for k, v in self.canonical().items()}
+
+    def canonical(self) -> dict[str, tf.Variable]:
+        return {"gru/kernel": self.kernel, "gru/recurrent_kernel": self.recurrent_kernel,
+                "gru/bias": self.bias, "gru/recurrent_bias": self.recurrent_bias}
+
+    def cell(self, gx: tf.Tensor, h: tf.Tensor) -> tf.Tensor:
+        """One step from the input projection ``gx`` ``[A, B, 3H]`` and the hidden ``h`` ``[A, B, H]``."""
+        gh = tf.matmul(h, self.recurrent_kernel) + self.recurrent_bias[:, None, :]
+        xr, xz, xn = tf.split(gx, 3, axis=-1)
+        hr, hz, hn = tf.split(gh, 3, axis=-1)
+        r, z = tf.sigmoid(xr + hr), tf.sigmoid(xz + hz)
+        n = tf.tanh(xn + r * hn)
+        return (1.0 - z) * n + z * h
+
+    def __call__(self, x: tf.Tensor, h: tf.Tensor) -> tf.Tensor:
+        """Hidden states ``[A, B, T, H]`` for inputs ``[A, B, T, in]`` from ``h`` ``[A, B, H]``;
+        one graph for any ``T`` (the recurrence is a ``tf.scan`` over time)."""
+        A, (_, in_dim, H3), shape = x.shape[0], self.kernel.shape, tf.shape(x)
+        gx = tf.matmul(tf.reshape(x, [A, -1, in_dim]), self.kernel) + self.bias[:, None, :]
+        gx = tf.transpose(tf.reshape(gx, tf.stack([A, shape[1], shape[2], H3])), [2, 0, 1, 3])  # [T, A, B, 3H]
+        hs = tf.scan(lambda h_prev, g: self.cell(g, h_prev), gx, initializer=h)  # the recurrence over time
+        return tf.transpose(hs, [1, 2, 0, 3])
+
+
 @registry.register("representation", "commnet", backend="tensorflow")
 @documented
 class CommNet(tf.Module, Representation):

@@ -14,4 +14,4 @@ def configure(threads: int) -> None:
 
 registry.add("runtime", "configure", configure, backend="torch")
 
-from xmarl.backends.torch.learners import commnet, maddpg  # noqa: E402,F401
+from xmarl.backends.torch.learners import coma, commnet, maddpg  # noqa: E402,F401

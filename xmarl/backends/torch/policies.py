@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from xmarl import registry
-from xmarl.backends.torch.representations import MLP, CommNet
-from xmarl.core import commnet
+from xmarl.backends.torch.representations import GRU, MLP, CommNet
+from xmarl.core import coma, commnet
+from xmarl.core.coma import COMAPolicy
 from xmarl.core.interfaces import Policy
 from xmarl.core.maddpg import groups, input_dims
 from xmarl.core.spaces import AgentSpec
@@ -71,6 +72,71 @@ class CentralCritic(_MLPHead):
         if self.share_parameters:
             joint = torch.cat([joint, self.agent_ids.expand(-1, joint.shape[1], -1)], dim=-1)
         return super().forward(joint).squeeze(-1)
+
+
+@registry.register("policy", "coma_actor", backend="torch")
+@documented
+class COMAActor(nn.Module, COMAPolicy):
+    """Decentralised categorical actor ``pi_a(u | tau_a)``: logits over the agent's actions
+    from its observation (plus its one-hot id with shared weights), through an MLP or, when
+    ``recurrent``, a dense layer and a :class:`GRU` over the episode."""
+
+    def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool, recurrent: bool,
+                 rnn_hidden_dim: int) -> None:
+        super().__init__()
+        A, G = spec.n_agents, coma.groups(spec, share_parameters)
+        in_dim = coma.input_dims(spec, share_parameters)[0]
+        self.spec, self.share_parameters, self.recurrent = spec, share_parameters, recurrent
+        self.torso = MLP(in_dim, [rnn_hidden_dim] if recurrent else hidden_sizes, G)
+        self.gru = GRU(rnn_hidden_dim, rnn_hidden_dim, G) if recurrent else None
+        self.hidden_dim = rnn_hidden_dim
+        self.head_kernel = nn.Parameter(torch.zeros(G, self.torso.output_dim, spec.act_dim))
+        self.head_bias = nn.Parameter(torch.zeros(G, 1, spec.act_dim))
+        self.register_buffer("agent_ids", torch.eye(A).unsqueeze(1), persistent=False)  # [A, 1, A]
+
+    def canonical(self) -> dict[str, nn.Parameter]:
+        gru = self.gru.canonical() if self.gru is not None else {}
+        return {**self.torso.canonical(), **gru, "head/kernel": self.head_kernel, "head/bias": self.head_bias}
+
+    def _inputs(self, obs: torch.Tensor) -> torch.Tensor:
+        """``[A, N, obs_dim]`` -> torso output ``[A, N, width]``."""
+        if self.share_parameters:
+            obs = torch.cat([obs, self.agent_ids.expand(-1, obs.shape[1], -1)], -1)
+        return self.torso(obs)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Feed-forward logits ``[A, N, n]`` for observations ``[A, N, obs_dim]``."""
+        return torch.matmul(self._inputs(obs), self.head_kernel) + self.head_bias
+
+    def sequence(self, obs: torch.Tensor) -> torch.Tensor:
+        """Recurrent logits ``[A, B, T, n]`` over episodes ``[A, B, T, obs_dim]`` (hidden starts at zero)."""
+        A, B, T, _ = obs.shape
+        x = self._inputs(obs.reshape(A, B * T, -1)).reshape(A, B, T, -1)
+        hs = self.gru(x, x.new_zeros(A, B, self.hidden_dim))
+        return torch.matmul(hs.reshape(A, B * T, -1), self.head_kernel).reshape(A, B, T, -1) + \
+            self.head_bias.unsqueeze(1)
+
+    @torch.no_grad()
+    def forward_numpy(self, obs: np.ndarray, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        x = self._inputs(torch.from_numpy(obs).transpose(0, 1))  # [A, E, width]
+        if self.gru is not None:
+            gx = torch.matmul(x, self.gru.kernel) + self.gru.bias
+            h = self.gru.cell(gx, torch.from_numpy(self.state_or_zeros(obs, state)).transpose(0, 1))
+            logits = torch.matmul(h, self.head_kernel) + self.head_bias
+            return logits.transpose(0, 1).numpy(), h.transpose(0, 1).numpy()
+        logits = torch.matmul(x, self.head_kernel) + self.head_bias
+        return logits.transpose(0, 1).numpy(), None
+
+
+@registry.register("policy", "coma_critic", backend="torch")
+@documented
+class COMACritic(_MLPHead):
+    """Centralised critic ``Q_a(s, u^-a, .)``: inputs ``[A, N, in]`` (built by
+    :func:`xmarl.core.coma.critic_inputs`) to one value per action of agent ``a``, ``[A, N, n]``."""
+
+    def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool) -> None:
+        super().__init__(coma.input_dims(spec, share_parameters)[1], hidden_sizes, spec.act_dim,
+                         coma.groups(spec, share_parameters))
 
 
 @registry.register("policy", "commnet", backend="torch")

@@ -41,6 +41,50 @@ class MLP(nn.Module, Representation):
         return x
 
 
+@registry.register("representation", "gru", backend="torch")
+@documented
+class GRU(nn.Module, Representation):
+    """GRU over agent-major sequences ``[A, B, T, in]`` with weights ``[G, in, 3H]`` (gates in
+    the order reset, update, candidate; ``n = tanh(x W_n + b_n + r * (h U_n + c_n))``)."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, groups: int = 1) -> None:
+        super().__init__()
+        H = hidden_dim
+        self.kernel = nn.Parameter(torch.zeros(groups, in_dim, 3 * H))
+        self.recurrent_kernel = nn.Parameter(torch.zeros(groups, H, 3 * H))
+        self.bias = nn.Parameter(torch.zeros(groups, 1, 3 * H))
+        self.recurrent_bias = nn.Parameter(torch.zeros(groups, 1, 3 * H))
+        self.output_dim = H
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        G, H = self.kernel.shape[0], self.output_dim
+        return {"gru/kernel": tuple(self.kernel.shape), "gru/recurrent_kernel": (G, H, 3 * H),
+                "gru/bias": (G, 3 * H), "gru/recurrent_bias": (G, 3 * H)}
+
+    def canonical(self) -> dict[str, nn.Parameter]:
+        return {"gru/kernel": self.kernel, "gru/recurrent_kernel": self.recurrent_kernel,
+                "gru/bias": self.bias, "gru/recurrent_bias": self.recurrent_bias}
+
+    def cell(self, gx: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """One step from the input projection ``gx`` ``[A, B, 3H]`` and the hidden ``h`` ``[A, B, H]``."""
+        gh = torch.matmul(h, self.recurrent_kernel) + self.recurrent_bias
+        xr, xz, xn = gx.chunk(3, -1)
+        hr, hz, hn = gh.chunk(3, -1)
+        r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * hn)
+        return (1.0 - z) * n + z * h
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """Hidden states ``[A, B, T, H]`` for inputs ``[A, B, T, in]`` from ``h`` ``[A, B, H]``."""
+        A, B, T, _ = x.shape
+        gx = (torch.matmul(x.reshape(A, B * T, -1), self.kernel) + self.bias).reshape(A, B, T, -1)
+        out = []
+        for t in range(T):  # the recurrence; agents and episodes are batched
+            h = self.cell(gx[:, :, t], h)
+            out.append(h)
+        return torch.stack(out, 2)
+
+
 @registry.register("representation", "commnet", backend="torch")
 @documented
 class CommNet(nn.Module, Representation):

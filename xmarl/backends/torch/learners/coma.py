@@ -20,9 +20,11 @@ from xmarl.backends.torch.policies import COMAActor, COMACritic
 from xmarl.core import coma as core
 from xmarl.core.actions import NEG_INF
 from xmarl.core.interfaces import Batch, Weights
+from xmarl.docschema import documented
 
 
 @registry.register("learner", "coma", backend="torch")
+@documented
 class COMALearner(core.COMALearnerBase):
     """COMA learner: categorical actors, a centralised Q-critic, its target and two Adam optimisers."""
 

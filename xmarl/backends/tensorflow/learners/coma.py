@@ -1,0 +1,149 @@
+"""COMA (Foerster et al. 2018) in TensorFlow.
+
+One update is Algorithm 1's learning step on a batch of episodes, for every agent at once:
+the centralised critic regresses ``Q_a(s_t, u_t)`` on TD(lambda) targets built from the target
+critic; each actor follows ``grad log pi_a(u_a | tau_a) A_a`` with the counterfactual advantage
+``A_a = Q_a(s, u) - sum_u' pi_a(u') Q_a(s, (u^-a, u'))`` taken from the critic before its step.
+Batches come from :func:`xmarl.core.coma.prepare_batch` (agent-major, critic inputs built in
+numpy); ``update`` trains the feed-forward actor, ``update_recurrent`` the GRU actor over whole
+padded episodes. The update, the gradients and the diagnostics run as ``tf.function`` graphs
+traced once per learner for any number of episodes and any episode length; the exploration
+floor ``epsilon`` is a batch input, not a constant of the graph.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import tensorflow as tf
+
+from xmarl import registry
+from xmarl.backends.tensorflow.optimizers import Adam, clip_by_group_norm
+from xmarl.backends.tensorflow.policies import COMAActor, COMACritic
+from xmarl.core import coma as core
+from xmarl.core.actions import NEG_INF
+from xmarl.core.interfaces import Batch, Weights
+from xmarl.docschema import documented
+
+TensorBatch = dict[str, tf.Tensor]
+DIAGNOSTICS = ("q", "target_q_next", "targets", "pi", "advantages")
+
+
+@registry.register("learner", "coma", backend="tensorflow")
+@documented
+class COMALearner(core.COMALearnerBase):
+    backend = "tensorflow"
+
+    Actor, Critic, Optimizer = COMAActor, COMACritic, Adam
+
+    def build(self) -> None:
+        spec, share = self.spec, self.cfg.share_parameters
+        A, od, n = spec.n_agents, spec.obs_dim, spec.act_dim
+        critic_in = core.input_dims(spec, share)[1]
+        per_step = tf.TensorSpec([A, None, None, n], tf.float32)  # [A, B, T+1, n]
+        steps = tf.TensorSpec([None, None], tf.float32)  # [B, T]
+        self.batch_signature = {
+            "obs": tf.TensorSpec([A, None, None, od], tf.float32),
+            "critic_in": tf.TensorSpec([A, None, None, critic_in], tf.float32),
+            "act_onehot": per_step, "avail": per_step,
+            "rew": tf.TensorSpec([A, None, None], tf.float32), "term": steps, "mask": steps,
+            "td_matrix": tf.TensorSpec([None, None], tf.float32), "epsilon": tf.TensorSpec([], tf.float32)}
+
+    # -- the quantities of one update ------------------------------------------------------
+    def _forward(self, b: TensorBatch) -> dict[str, tf.Tensor]:
+        A = self.spec.n_agents
+        mask, cfg = b["mask"], self.cfg
+        shape = tf.shape(b["act_onehot"])  # [A, B, T+1, n]
+        critic_in = tf.reshape(b["critic_in"], [A, -1, b["critic_in"].shape[-1]])
+        q = tf.reshape(self.critic(critic_in), shape)[:, :, :-1]
+        # TD(lambda) targets from the target critic at the next step's taken actions
+        tq = tf.reduce_sum(tf.reshape(self.target_critic(critic_in), shape) * b["act_onehot"], -1)[:, :, 1:]
+        cont = tf.concat([mask[:, 1:], tf.zeros_like(mask[:, :1])], 1)
+        step = mask * (b["rew"] + cfg.gamma * (1.0 - b["term"]) * (1.0 - cfg.td_lambda * cont) * tq)
+        targets = tf.stop_gradient(tf.einsum("ts,abs->abt", b["td_matrix"], step))
+        onehot = b["act_onehot"][:, :, :-1]
+        avail = b["avail"][:, :, :-1]
+        obs = b["obs"][:, :, :-1]
+        if cfg.recurrent:
+            logits = self.actor.sequence(obs)
+        else:
+            logits = tf.reshape(self.actor(tf.reshape(obs, [A, -1, obs.shape[-1]])), tf.shape(onehot))
+        # epsilon-floored policy over the available actions
+        eps = b["epsilon"]
+        probs = tf.nn.softmax(tf.where(avail > 0, logits, NEG_INF), -1)
+        pi = (1.0 - eps) * probs + eps * avail / tf.reduce_sum(avail, -1, keepdims=True)
+        q_taken = tf.reduce_sum(q * onehot, -1)
+        advantages = tf.stop_gradient(q_taken - tf.reduce_sum(pi * q, -1))  # counterfactual baseline (eq. 4)
+        log_pi = tf.math.log(tf.maximum(tf.reduce_sum(pi * onehot, -1), 1e-10))
+        norm = A * tf.reduce_sum(mask)
+        return {"q": q, "target_q_next": tq, "targets": targets, "pi": pi, "advantages": advantages,
+                "critic_loss": tf.reduce_sum(mask * tf.square(q_taken - targets)) / norm,
+                "actor_loss": -tf.reduce_sum(mask * advantages * log_pi) / norm,
+                "q_taken": tf.stop_gradient(tf.reduce_sum(mask * q_taken)) / norm}
+
+    def _losses_and_grads(self, b: TensorBatch) -> tuple[dict[str, tf.Tensor], dict[str, list[tf.Tensor]]]:
+        """One forward pass; the critic's and the actor's gradients of their own losses."""
+        params = {"critic": list(self.critic.canonical().values()), "actor": list(self.actor.canonical().values())}
+        with tf.GradientTape(persistent=True, watch_accessed_variables=False) as tape:
+            tape.watch(params["critic"] + params["actor"])
+            out = self._forward(b)
+        grads = {name: tape.gradient(out[f"{name}_loss"], p) for name, p in params.items()}
+        return out, grads
+
+    # -- compiled steps ---------------------------------------------------------------------
+    def _update_step(self, b: TensorBatch) -> dict[str, tf.Tensor]:
+        out, grads = self._losses_and_grads(b)
+        for name, opt in (("critic", self.critic_opt), ("actor", self.actor_opt)):
+            clipped, _ = clip_by_group_norm(grads[name], self.cfg.grad_clip)
+            opt.apply(clipped)
+        return {k: out[k] for k in ("critic_loss", "actor_loss", "q_taken")}
+
+    def _gradients_step(self, b: TensorBatch) -> dict[str, tuple[tf.Tensor, list[tf.Tensor]]]:
+        out, grads = self._losses_and_grads(b)
+        return {name: (out[f"{name}_loss"], g) for name, g in grads.items()}
+
+    def _diagnostics_step(self, b: TensorBatch) -> dict[str, tf.Tensor]:
+        out = self._forward(b)
+        return {k: out[k] for k in DIAGNOSTICS}
+
+    def _compiled(self, fn) -> tf.types.experimental.ConcreteFunction:
+        """``fn`` as a graph for any number of episodes and any episode length."""
+        return tf.function(fn).get_concrete_function(self.batch_signature)
+
+    @cached_property
+    def _update_fn(self) -> tf.types.experimental.ConcreteFunction:
+        return self._compiled(self._update_step)
+
+    @cached_property
+    def _gradients_fn(self) -> tf.types.experimental.ConcreteFunction:
+        return self._compiled(self._gradients_step)
+
+    @cached_property
+    def _diagnostics_fn(self) -> tf.types.experimental.ConcreteFunction:
+        return self._compiled(self._diagnostics_step)
+
+    # -- Learner API -----------------------------------------------------------------------
+    def _tensors(self, batch: Batch) -> TensorBatch:
+        return {k: tf.convert_to_tensor(np.asarray(batch[k], np.float32)) for k in self.batch_signature}
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        return {k: float(v) for k, v in self._update_fn(self._tensors(batch)).items()}
+
+    def gradients(self, batch: Batch) -> Weights:
+        out: Weights = {}
+        for name, (loss, grads) in self._gradients_fn(self._tensors(batch)).items():
+            for k, g in zip(self.nets[name].canonical(), grads):
+                full = f"{name}/{k}"
+                out[full] = g.numpy().reshape(self.shapes[full])
+            out[f"loss/{name}"] = np.array(float(loss))
+        return out
+
+    def diagnostics(self, batch: Batch) -> dict[str, np.ndarray]:
+        return {k: v.numpy() for k, v in self._diagnostics_fn(self._tensors(batch)).items()}
+
+    def _read(self, param: tf.Variable) -> np.ndarray:
+        return param.numpy()
+
+    def _write(self, param: tf.Variable, value: np.ndarray) -> None:
+        param.assign(value)
