@@ -38,4 +38,4 @@ def configure(threads: int) -> None:
 
 registry.add("runtime", "configure", configure, backend="mindspore")
 
-from xmarl.backends.mindspore.learners import commnet, maddpg  # noqa: E402,F401
+from xmarl.backends.mindspore.learners import coma, commnet, maddpg  # noqa: E402,F401

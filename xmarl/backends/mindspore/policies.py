@@ -9,8 +9,9 @@ import numpy as np
 from mindspore import Parameter, Tensor, jit, nn, ops
 
 from xmarl import registry
-from xmarl.backends.mindspore.representations import MLP, CommNet, _group_dense, _zeros
-from xmarl.core import commnet
+from xmarl.backends.mindspore.representations import GRU, MLP, CommNet, _group_dense, _linear, _zeros
+from xmarl.core import coma, commnet
+from xmarl.core.coma import COMAPolicy
 from xmarl.core.interfaces import Policy
 from xmarl.core.maddpg import groups, input_dims
 from xmarl.core.spaces import AgentSpec
@@ -82,6 +83,86 @@ class CentralCritic(_MLPHead):
         if self.share_parameters:
             joint = ops.cat((joint, ops.broadcast_to(self.agent_ids, (A, B, A))), -1)
         return super().construct(joint).squeeze(-1)
+
+
+@registry.register("policy", "coma_actor", backend="mindspore")
+@documented
+class COMAActor(nn.Cell, COMAPolicy):
+    """Decentralised categorical actor ``pi_a(u | tau_a)``: logits over the agent's actions
+    from its observation (plus its one-hot id with shared weights), through an MLP or, when
+    ``recurrent``, a dense layer and a :class:`GRU` over the episode."""
+
+    def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool, recurrent: bool,
+                 rnn_hidden_dim: int) -> None:
+        super().__init__()
+        A, G = spec.n_agents, coma.groups(spec, share_parameters)
+        in_dim = coma.input_dims(spec, share_parameters)[0]
+        self.spec, self.share_parameters, self.recurrent = spec, share_parameters, recurrent
+        self.torso = MLP(in_dim, [rnn_hidden_dim] if recurrent else hidden_sizes, G)
+        self.gru = GRU(rnn_hidden_dim, rnn_hidden_dim, G) if recurrent else None
+        self.hidden_dim = rnn_hidden_dim
+        self.head_kernel = Parameter(_zeros(G, self.torso.output_dim, spec.act_dim), name="head_kernel")
+        self.head_bias = Parameter(_zeros(G, 1, spec.act_dim), name="head_bias")
+        self.agent_ids = _agent_ids(A)  # [A, 1, A]
+
+    def canonical(self) -> dict[str, Parameter]:
+        gru = self.gru.canonical() if self.gru is not None else {}
+        return {**self.torso.canonical(), **gru, "head/kernel": self.head_kernel, "head/bias": self.head_bias}
+
+    def _inputs(self, obs: Tensor) -> Tensor:
+        """``[A, N, obs_dim]`` -> torso output ``[A, N, width]``."""
+        if self.share_parameters:
+            A, N, _ = obs.shape
+            obs = ops.cat((obs, ops.broadcast_to(self.agent_ids, (A, N, A))), -1)
+        return self.torso(obs)
+
+    def _head(self, x: Tensor) -> Tensor:
+        """Logits ``[A, N, n]`` from features ``[A, N, width]``."""
+        return _linear(x, self.head_kernel, self.head_bias)
+
+    def construct(self, obs: Tensor) -> Tensor:
+        """Feed-forward logits ``[A, N, n]`` for observations ``[A, N, obs_dim]``."""
+        return self._head(self._inputs(obs))
+
+    def sequence(self, obs: Tensor) -> Tensor:
+        """Recurrent logits ``[A, B, T, n]`` over episodes ``[A, B, T, obs_dim]`` (hidden starts at zero)."""
+        A, B, T, od = obs.shape
+        x = self._inputs(obs.reshape(A, B * T, od)).reshape(A, B, T, self.hidden_dim)
+        hs = self.gru(x, ops.zeros((A, B, self.hidden_dim), x.dtype))
+        return self._head(hs.reshape(A, B * T, self.hidden_dim)).reshape(A, B, T, -1)
+
+    @jit
+    def _logits(self, obs: Tensor) -> Tensor:
+        """The compiled feed-forward step (a jit method skips ``Cell.__call__``'s per-call checks)."""
+        return self.construct(obs)
+
+    @jit
+    def _recurrent_logits(self, obs: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        """The compiled recurrent step: logits and the next hidden ``[A, E, H]``."""
+        h = self.gru.cell(_linear(self._inputs(obs), self.gru.kernel, self.gru.bias), h)
+        return self._head(h), h
+
+    def forward_numpy(self, obs: np.ndarray, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        x = Tensor.from_numpy(np.ascontiguousarray(obs.swapaxes(0, 1), np.float32))  # [A, E, obs_dim]
+        if self.gru is not None:
+            h = Tensor.from_numpy(np.ascontiguousarray(self.state_or_zeros(obs, state).swapaxes(0, 1)))
+            logits, h = self._recurrent_logits(x, h)
+            return logits.asnumpy().swapaxes(0, 1), h.asnumpy().swapaxes(0, 1)
+        return self._logits(x).asnumpy().swapaxes(0, 1), None
+
+
+@registry.register("policy", "coma_critic", backend="mindspore")
+@documented
+class COMACritic(_MLPHead):
+    """Centralised critic ``Q_a(s, u^-a, .)``: inputs ``[A, N, in]`` (built by
+    :func:`xmarl.core.coma.critic_inputs`) to one value per action of agent ``a``, ``[A, N, n]``."""
+
+    def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool) -> None:
+        super().__init__(coma.input_dims(spec, share_parameters)[1], hidden_sizes, spec.act_dim,
+                         coma.groups(spec, share_parameters))
+
+    def construct(self, x: Tensor) -> Tensor:
+        return _linear(self.torso(x), self.head_kernel, self.head_bias)
 
 
 @registry.register("policy", "commnet", backend="mindspore")

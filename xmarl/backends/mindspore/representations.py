@@ -55,9 +55,89 @@ class MLP(nn.Cell, Representation):
         return x
 
 
+_MATMUL = ops.MatMul()  # its gradient multiplies transposed operands; ops.matmul's adds Transpose ops
+
+
 def _dense_2d(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
     """``x @ w + b`` for rows ``x [N, in]`` and one group's weights ``w [1, in, out]``, ``b [1, 1, out]``."""
-    return ops.bias_add(ops.matmul(x, w.reshape(w.shape[1], w.shape[2])), b.reshape(b.shape[2]))
+    return ops.bias_add(_MATMUL(x, w.reshape(w.shape[1], w.shape[2])), b.reshape(b.shape[2]))
+
+
+def _linear(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    """``x @ w + b`` for agent-major ``x [A, N, in]``, ``w [G, in, out]``, ``b [G, 1, out]``: one
+    2-D matmul over every agent's rows when ``G`` is 1 (its gradient needs no transposes)."""
+    if w.shape[0] == 1:
+        A, N, _ = x.shape
+        return _dense_2d(x.reshape(A * N, x.shape[2]), w, b).reshape(A, N, w.shape[2])
+    return ops.matmul(x, w) + b
+
+
+@registry.register("representation", "gru", backend="mindspore")
+@documented
+class GRU(nn.Cell, Representation):
+    """GRU over agent-major sequences ``[A, B, T, in]`` with weights ``[G, in, 3H]`` (gates in
+    the order reset, update, candidate; ``n = tanh(x W_n + b_n + r * (h U_n + c_n))``). In a
+    graph the loop over time is unrolled for the batch's ``T``; with one group every
+    projection is one 2-D matmul over every agent's rows."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, groups: int = 1) -> None:
+        super().__init__()
+        H = hidden_dim
+        self.kernel = Parameter(_zeros(groups, in_dim, 3 * H), name="kernel")
+        self.recurrent_kernel = Parameter(_zeros(groups, H, 3 * H), name="recurrent_kernel")
+        self.bias = Parameter(_zeros(groups, 1, 3 * H), name="bias")
+        self.recurrent_bias = Parameter(_zeros(groups, 1, 3 * H), name="recurrent_bias")
+        self.in_dim, self.groups = in_dim, groups
+        self.output_dim = H
+        self.matmul = ops.MatMul()  # its gradient multiplies with transposed operands, no Transpose ops per step
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        G, H = self.groups, self.output_dim
+        return {"gru/kernel": (G, self.in_dim, 3 * H), "gru/recurrent_kernel": (G, H, 3 * H),
+                "gru/bias": (G, 3 * H), "gru/recurrent_bias": (G, 3 * H)}
+
+    def canonical(self) -> dict[str, Parameter]:
+        return {"gru/kernel": self.kernel, "gru/recurrent_kernel": self.recurrent_kernel,
+                "gru/bias": self.bias, "gru/recurrent_bias": self.recurrent_bias}
+
+    def _rows(self, A: int, N: int) -> tuple[int, ...]:
+        """Leading axes of the recurrence's operands: ``(A*N,)`` rows with one group, else ``(A, N)``."""
+        return (A * N,) if self.groups == 1 else (A, N)
+
+    def _step(self, xr: Tensor, xz: Tensor, xn: Tensor, h: Tensor) -> Tensor:
+        """One step from the input part of each gate and the hidden ``h`` (``[rows.., H]`` each)."""
+        H = self.output_dim
+        if self.groups == 1:
+            U, c = self.recurrent_kernel.reshape(H, 3 * H), self.recurrent_bias.reshape(3 * H)
+            gh = ops.bias_add(self.matmul(h, U), c)
+        else:
+            gh = ops.matmul(h, self.recurrent_kernel) + self.recurrent_bias
+        hr, hz, hn = ops.split(gh, H, -1)
+        r, z = ops.sigmoid(xr + hr), ops.sigmoid(xz + hz)
+        n = ops.tanh(xn + r * hn)
+        return (1.0 - z) * n + z * h
+
+    def cell(self, gx: Tensor, h: Tensor) -> Tensor:
+        """One step from the input projection ``gx`` ``[A, N, 3H]`` and the hidden ``h`` ``[A, N, H]``."""
+        A, N, H = h.shape
+        rows = self._rows(A, N)
+        xr, xz, xn = ops.split(gx.reshape(rows + (3 * H,)), H, -1)
+        return self._step(xr, xz, xn, h.reshape(rows + (H,))).reshape(A, N, H)
+
+    def construct(self, x: Tensor, h: Tensor) -> Tensor:
+        """Hidden states ``[A, B, T, H]`` for inputs ``[A, B, T, in]`` from ``h`` ``[A, B, H]``."""
+        A, B, T, _ = x.shape
+        H, rows = self.output_dim, self._rows(A, B)
+        time = len(rows)  # the time axis of the operands below
+        gx = _linear(x.reshape(A, B * T, self.in_dim), self.kernel, self.bias).reshape(rows + (T, 3 * H))
+        xr, xz, xn = ops.split(gx, H, -1)  # every step's gate inputs, split once
+        xr, xz, xn = ops.unstack(xr, time), ops.unstack(xz, time), ops.unstack(xn, time)
+        h = h.reshape(rows + (H,))
+        out = []
+        for t in range(T):  # the recurrence, unrolled; agents and episodes are batched
+            h = self._step(xr[t], xz[t], xn[t], h)
+            out.append(h)
+        return ops.stack(out, time).reshape(A, B, T, H)
 
 
 @registry.register("representation", "commnet", backend="mindspore")

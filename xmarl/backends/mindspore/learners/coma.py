@@ -1,0 +1,173 @@
+"""COMA (Foerster et al. 2018) in MindSpore.
+
+One update is Algorithm 1's learning step on a batch of episodes, for every agent at once:
+the centralised critic regresses ``Q_a(s_t, u_t)`` on TD(lambda) targets built from the target
+critic; each actor follows ``grad log pi_a(u_a | tau_a) A_a`` with the counterfactual advantage
+``A_a = Q_a(s, u) - sum_u' pi_a(u') Q_a(s, (u^-a, u'))`` taken from the critic before its step.
+Batches come from :func:`xmarl.core.coma.prepare_batch` (agent-major, critic inputs built in
+numpy); ``update`` trains the feed-forward or (``recurrent``) the GRU actor over whole padded
+episodes.
+
+The whole update is one graph-mode cell, :class:`_UpdateStep`: one forward pass gives both
+losses, one backward pass both gradients (the actor's loss sees the critic only through the
+advantages, which carry no gradient, so the gradient of the summed losses is each loss's
+gradient with respect to its own network). Graphs are compiled once per batch shape
+``(B, T)``; the GRU's loop over time is unrolled for ``T``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from mindspore import Parameter, ParameterTuple, Tensor, nn, ops, value_and_grad
+
+from xmarl import registry
+from xmarl.backends.mindspore.optimizers import Adam, clip_by_group_norm
+from xmarl.backends.mindspore.policies import COMAActor, COMACritic
+from xmarl.core import coma as core
+from xmarl.core.actions import NEG_INF
+from xmarl.core.interfaces import Batch, Weights
+from xmarl.docschema import documented
+
+#: batch entries the update reads, in the order the compiled cells take them
+BATCH_KEYS = ("obs", "critic_in", "act_onehot", "avail", "rew", "term", "mask", "td_matrix", "epsilon")
+#: what :class:`_Forward` returns, in order
+OUTPUTS = ("critic_loss", "actor_loss", "q_taken", "q", "target_q_next", "targets", "pi", "advantages")
+
+
+class _Forward(nn.Cell):
+    """Every quantity of one update at the current weights (the losses and the diagnostics)."""
+
+    def __init__(self, actor: COMAActor, critic: COMACritic, target_critic: COMACritic, gamma: float,
+                 td_lambda: float, recurrent: bool) -> None:
+        super().__init__(auto_prefix=False)
+        self.actor, self.critic, self.target_critic = actor, critic, target_critic
+        self.gamma, self.td_lambda, self.recurrent = gamma, td_lambda, recurrent
+        self.matmul_t = ops.MatMul(transpose_b=True)
+
+    def construct(self, obs: Tensor, critic_in: Tensor, act_onehot: Tensor, avail: Tensor, rew: Tensor,
+                  term: Tensor, mask: Tensor, td_matrix: Tensor, epsilon: Tensor) -> tuple[Tensor, ...]:
+        A, B, T1, n = act_onehot.shape
+        T = T1 - 1
+        d = critic_in.shape[3]
+        q = self.critic(critic_in[:, :, :T].reshape(A, B * T, d)).reshape(A, B, T, n)
+        # TD(lambda) targets from the target critic at the next step's taken actions: G = P b
+        tq = self.target_critic(critic_in[:, :, 1:].reshape(A, B * T, d)).reshape(A, B, T, n)
+        tq = ops.stop_gradient((tq * act_onehot[:, :, 1:]).sum(-1))
+        cont = ops.cat((mask[:, 1:], ops.zeros_like(mask[:, :1])), 1)
+        step = mask * (rew + self.gamma * (1.0 - term) * (1.0 - self.td_lambda * cont) * tq)
+        targets = self.matmul_t(step.reshape(A * B, T), td_matrix).reshape(A, B, T)
+        onehot = act_onehot[:, :, :T]
+        avail = avail[:, :, :T]
+        if self.recurrent:
+            logits = self.actor.sequence(obs[:, :, :T])
+        else:
+            logits = self.actor(obs[:, :, :T].reshape(A, B * T, obs.shape[3])).reshape(A, B, T, n)
+        # epsilon-floored policy over the available actions
+        probs = ops.softmax(ops.where(avail > 0, logits, NEG_INF), -1)
+        pi = (1.0 - epsilon) * probs + epsilon * avail / avail.sum(-1, keepdims=True)
+        q_taken = (q * onehot).sum(-1)
+        advantages = ops.stop_gradient(q_taken - (pi * q).sum(-1))  # counterfactual baseline (eq. 4)
+        log_pi = ops.log(ops.maximum((pi * onehot).sum(-1), 1e-10))
+        norm = A * mask.sum()
+        critic_loss = (mask * ops.square(q_taken - targets)).sum() / norm
+        actor_loss = -(mask * advantages * log_pi).sum() / norm
+        q_mean = ops.stop_gradient((mask * q_taken).sum()) / norm
+        return critic_loss, actor_loss, q_mean, q, tq, targets, pi, advantages
+
+
+class _Loss(nn.Cell):
+    """``critic_loss + actor_loss`` (differentiated) with both losses and the mean taken Q as aux outputs."""
+
+    def __init__(self, forward: _Forward) -> None:
+        super().__init__(auto_prefix=False)
+        self.forward = forward
+
+    def construct(self, obs: Tensor, critic_in: Tensor, act_onehot: Tensor, avail: Tensor, rew: Tensor,
+                  term: Tensor, mask: Tensor, td_matrix: Tensor, epsilon: Tensor) -> tuple[Tensor, ...]:
+        out = self.forward(obs, critic_in, act_onehot, avail, rew, term, mask, td_matrix, epsilon)
+        return out[0] + out[1], out[0], out[1], out[2]
+
+
+class _Gradients(nn.Cell):
+    """Both losses and the gradients (critic's parameters, then the actor's) at the current weights."""
+
+    def __init__(self, loss: _Loss, params: ParameterTuple) -> None:
+        super().__init__(auto_prefix=False)
+        self.grad = value_and_grad(loss, None, params, has_aux=True)
+
+    def construct(self, obs: Tensor, critic_in: Tensor, act_onehot: Tensor, avail: Tensor, rew: Tensor,
+                  term: Tensor, mask: Tensor, td_matrix: Tensor, epsilon: Tensor) -> tuple:
+        (_, critic_loss, actor_loss, _), grads = self.grad(obs, critic_in, act_onehot, avail, rew, term, mask,
+                                                           td_matrix, epsilon)
+        return critic_loss, actor_loss, grads
+
+
+class _UpdateStep(nn.Cell):
+    """Both gradients from one forward pass, clipped per group, then one Adam step per network."""
+
+    def __init__(self, loss: _Loss, critic_opt: Adam, actor_opt: Adam, grad_clip: float | None) -> None:
+        super().__init__(auto_prefix=False)
+        self.n_critic = len(critic_opt.params)
+        self.grad = value_and_grad(loss, None, ParameterTuple((*critic_opt.params, *actor_opt.params)),
+                                   has_aux=True)
+        self.critic_opt, self.actor_opt = critic_opt, actor_opt
+        self.grad_clip = grad_clip
+
+    def construct(self, obs: Tensor, critic_in: Tensor, act_onehot: Tensor, avail: Tensor, rew: Tensor,
+                  term: Tensor, mask: Tensor, td_matrix: Tensor, epsilon: Tensor) -> Tensor:
+        (_, critic_loss, actor_loss, q_taken), grads = self.grad(obs, critic_in, act_onehot, avail, rew, term,
+                                                                 mask, td_matrix, epsilon)
+        critic_grads, _ = clip_by_group_norm(grads[:self.n_critic], self.grad_clip)
+        actor_grads, _ = clip_by_group_norm(grads[self.n_critic:], self.grad_clip)
+        critic_loss = ops.depend(critic_loss, self.critic_opt(critic_grads))
+        actor_loss = ops.depend(actor_loss, self.actor_opt(actor_grads))
+        return ops.stack((critic_loss, actor_loss, q_taken))
+
+
+@registry.register("learner", "coma", backend="mindspore")
+@documented
+class COMALearner(core.COMALearnerBase):
+    """COMA learner: categorical actors, a centralised Q-critic, its target and two Adam optimisers."""
+
+    backend = "mindspore"
+
+    Actor, Critic, Optimizer = COMAActor, COMACritic, Adam
+
+    def name_parameters(self) -> None:
+        for name, net in self.nets.items():  # unique parameter names within a graph
+            net.update_parameters_name(f"{name}.")
+
+    def build(self) -> None:
+        cfg = self.cfg
+        self._forward = _Forward(self.actor, self.critic, self.target_critic, cfg.gamma, cfg.td_lambda,
+                                 cfg.recurrent)
+        loss = _Loss(self._forward)
+        self._update_step = _UpdateStep(loss, self.critic_opt, self.actor_opt, cfg.grad_clip)
+        self._gradients = _Gradients(loss, ParameterTuple((*self.critic_opt.params, *self.actor_opt.params)))
+
+    # -- Learner API -----------------------------------------------------------------------
+    @staticmethod
+    def _tensors(batch: Batch) -> tuple[Tensor, ...]:
+        return tuple(Tensor.from_numpy(np.ascontiguousarray(batch[k], np.float32)) for k in BATCH_KEYS)
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        critic_loss, actor_loss, q_taken = self._update_step(*self._tensors(batch)).asnumpy().tolist()
+        return {"critic_loss": critic_loss, "actor_loss": actor_loss, "q_taken": q_taken}
+
+    def gradients(self, batch: Batch) -> Weights:
+        critic_loss, actor_loss, grads = self._gradients(*self._tensors(batch))
+        names = [f"critic/{k}" for k in self.critic.canonical()] + [f"actor/{k}" for k in self.actor.canonical()]
+        out: Weights = {k: g.asnumpy().reshape(self.shapes[k]) for k, g in zip(names, grads)}
+        out["loss/critic"] = np.array(float(critic_loss.asnumpy()))
+        out["loss/actor"] = np.array(float(actor_loss.asnumpy()))
+        return out
+
+    def diagnostics(self, batch: Batch) -> dict[str, np.ndarray]:
+        out = dict(zip(OUTPUTS, self._forward(*self._tensors(batch))))
+        return {k: out[k].asnumpy() for k in ("q", "target_q_next", "targets", "pi", "advantages")}
+
+    def _read(self, param: Parameter) -> np.ndarray:
+        return param.asnumpy()
+
+    def _write(self, param: Parameter, value: np.ndarray) -> None:
+        param.set_data(Tensor(value))
