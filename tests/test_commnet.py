@@ -37,6 +37,11 @@ def report():
     return xmarl.parity("commnet", backends)
 
 
+def _cfg(**over):
+    """A CommNet config with every option the tests rely on pinned (see ``core.BASE_OPTIONS``)."""
+    return method_config("commnet", {**core.BASE_OPTIONS, **over})
+
+
 def _close(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.all(np.abs(np.asarray(a, np.float64) - b) <= ATOL + RTOL * np.abs(b)))
 
@@ -45,8 +50,8 @@ def _close(a: np.ndarray, b: np.ndarray) -> bool:
 def test_parity_across_backends(report):
     assert report.ok, report.summary() + "\n" + report.table()
     names = {c.name for c in core.parity_cases()}
-    assert names == {"commnet-plain", "commnet-skip-static-mask", "commnet-range-mask-per-agent-ac",
-                     "commnet-recurrent-ac", "commnet-embedding"}
+    assert names == {"commnet-plain-embedding", "commnet-skip-static-mask", "commnet-range-mask-per-agent-ac",
+                     "commnet-recurrent-ac"}
     for case in core.parity_cases():
         ref = report.results["commnet"][case.name][report.backends[0]]
         K = case.config.comm_steps
@@ -85,7 +90,7 @@ def test_every_backend_matches_the_numpy_reference(report):
 def test_reference_losses_are_the_paper_formula():
     """A one-agent-pair, one-step batch computed by hand: -log pi(a) (R - b) and (R - b)^2."""
     spec = parity_spec("discrete", n_agents=2)
-    cfg = method_config("commnet", {"hidden_size": 4, "value_coef": 0.5, "entropy_coef": 0.0})
+    cfg = _cfg(hidden_size=4, value_coef=0.5, entropy_coef=0.0)
     w = core.init_weights(spec, cfg, 3)
     ep = {"obs": np.ones((1, 2, 2, spec.obs_dim), np.float32), "actions": np.array([[[1, 2], [0, 0]]]),
           "avail": np.ones((1, 2, 2, spec.act_dim), np.float32), "rew": np.array([[[2.0, 2.0]]], np.float32),
@@ -103,7 +108,7 @@ def test_reference_losses_are_the_paper_formula():
 
 # -- communication ----------------------------------------------------------------------------------
 def _learner(backend: str, spec: AgentSpec, **over):
-    cfg = method_config("commnet", {"hidden_size": 8, **over})
+    cfg = _cfg(hidden_size=8, **over)
     return registry.get("learner", "commnet", backend)(spec, cfg, core.init_weights(spec, cfg, 1)), cfg
 
 
@@ -230,12 +235,12 @@ def test_config_errors_are_one_line():
     spec = AgentSpec(("a", "b"), (1, 1), "discrete", (2, 2), np.zeros((2, 2), np.float32),
                      np.zeros((2, 2), np.float32))
     with pytest.raises(ConfigError, match="commnet.n_ids"):
-        core.init_weights(spec, method_config("commnet", {"encoder": "embedding"}), 0)
+        core.init_weights(spec, _cfg(encoder="embedding"), 0)
     with pytest.raises(ConfigError, match="2x2"):
-        core.init_weights(spec, method_config("commnet", {"comm_mask": [[0, 1, 1]]}), 0)
+        core.init_weights(spec, _cfg(comm_mask=[[0, 1, 1]]), 0)
     with pytest.raises(ConfigError, match="position_dims"):
-        core.init_weights(spec, method_config("commnet", {"comm_range": 1.0}), 0)
-    cfg = method_config("commnet", {"encoder": "embedding", "n_ids": 3})
+        core.init_weights(spec, _cfg(comm_range=1.0, position_dims=[2, 3]), 0)
+    cfg = _cfg(encoder="embedding", n_ids=3)
     with pytest.raises(ValueError, match="n_ids"):
         core.check_ids(cfg, np.array([[[0.0], [3.0]]]))
     with pytest.raises(ConfigError, match="commnet.act"):
@@ -264,10 +269,10 @@ def _greedy(env: Levers, learner) -> float:
 def test_levers_small_pool_is_learned_with_communication_only(backend):
     """Pool of 8, 3 agents: CommNet learns to split the levers; without communication the
     agents cannot know who else is playing and stay near chance (0.56)."""
+    registry.get("runtime", "configure", backend)(1)  # one framework thread, as training runs use
     results = {}
     for communicate in (True, False):
-        cfg = method_config("commnet", {"encoder": "embedding", "n_ids": 8, "hidden_size": 32, "lr": 0.01,
-                                        "communicate": communicate})
+        cfg = _cfg(encoder="embedding", n_ids=8, hidden_size=32, lr=0.01, communicate=communicate)
         env = Levers(128, n_pool=8, n_agents=3)
         env.reset(seed=0)
         learner = registry.get("learner", "commnet", backend)(env.spec, cfg, core.init_weights(env.spec, cfg, 0))
