@@ -67,6 +67,8 @@ def public_methods(cls: type, backend: str | None) -> dict[str, Any]:
             raw = raw.__func__
         if not inspect.isfunction(raw):
             continue  # attributes, properties, nested classes
+        if (getattr(raw, "__module__", None) or "").split(".")[0] in FRAMEWORK_PACKAGES:
+            continue  # framework code patched onto an xmarl class (torch wraps Optimizer.step on first use)
         out["__call__" if name == hook else name] = raw
     return out
 
