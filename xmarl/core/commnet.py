@@ -24,7 +24,7 @@ Temporal recurrence (``recurrent``): the hidden state ``h^K`` of step ``t - 1`` 
 step ``t`` (zeros at an episode's start), ``c^0`` is the mean of those carried states, and the
 encoding ``e_t = sigma(r(s_t))`` enters every module through ``B``.
 
-Training (eq. in section 2.1): with returns ``R_t`` (discounted, per agent), baseline
+Training (section 2.1): with returns ``R_t`` (discounted, per agent), baseline
 ``b_t`` and weights ``w = mask * agent_mask``::
 
     policy_loss = -sum w log pi(a_t | s_t) (R_t - b_t) / sum w      (advantage without gradient)
@@ -33,8 +33,8 @@ Training (eq. in section 2.1): with returns ``R_t`` (discounted, per agent), bas
 
 ``R_t`` is the Monte-Carlo return (REINFORCE with the learned baseline, as in the paper) or,
 with ``actor_critic``, the TD(lambda) target ``G = P b`` bootstrapped from the value head
-(:func:`xmarl.core.coma.td_matrix`; ``b_t = mask_t (r_t + gamma (1 - term_t) (1 - lambda c_t)
-V_(t+1))``).
+(:func:`xmarl.core.coma.td_matrix`; ``b_t = mask_t (r_t + gamma (1 - term_t) (1 - lambda k_t)
+V_(t+1))`` with ``k_t = 1`` while step ``t + 1`` is in the episode).
 """
 
 from __future__ import annotations

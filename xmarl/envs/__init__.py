@@ -3,9 +3,10 @@
 ``make_env(name, num_envs, **kwargs)`` builds a :class:`VectorEnv`. Names are registered
 under kind ``"env"``: ``mpe/<task>`` for the mpe2 tasks and built-in games by name.
 Natively vectorised envs (``mpe-fast/simple_spread_v3``, ``mpe-fast/simple_speaker_listener_v4``,
-``mpe-fast/simple_reference_v3``) also register a factory
+``mpe-fast/simple_reference_v3``, ``levers``) also register a factory
 ``(num_envs, **kwargs) -> env`` under kind ``"vector_env"``, which ``make_env`` prefers; their
-``"env"`` entry is the equivalent PettingZoo env (mpe2's), so every name is listed in one place.
+``"env"`` entry is the equivalent PettingZoo env (mpe2's; one levers game for ``levers``), so
+every name is listed in one place.
 """
 
 from __future__ import annotations
