@@ -10,6 +10,12 @@ TD(lambda) target bootstrapped from the baseline. Batches come from
 The whole update (forward, backward, clipping, Adam) is one graph-mode cell,
 :class:`_UpdateStep`; :class:`_Gradients` is a second one for parity checks. Graphs are compiled
 once per batch shape ``(B, T)``; a recurrent net's loop over time is unrolled for ``T``.
+
+MindSpore's CPU runtime keeps every intermediate tensor of a graph alive until the graph ends
+(about 70 KB per agent row of the levers network, 7x torch), so a batch of more than
+:attr:`CommNetLearner.max_rows` agent rows (e.g. 512 games of 500 agents) is split into chunks of
+whole episodes: each chunk's gradients of the loss normalised by the whole batch's weight add up
+to the batch's gradients, which one more cell clips and applies (:class:`_Apply`).
 """
 
 from __future__ import annotations
@@ -27,7 +33,11 @@ from xmarl.docschema import documented
 
 #: batch entries the update reads, in the order the compiled cells take them (``comm_mask`` is
 #: a placeholder unless the config has ``comm_range``)
-BATCH_KEYS = ("obs", "act_onehot", "avail", "rew", "returns", "term", "mask", "agent_mask", "td_matrix", "comm_mask")
+BATCH_KEYS = ("obs", "act_onehot", "avail", "rew", "returns", "term", "mask", "agent_mask", "td_matrix", "comm_mask",
+              "norm")
+#: axis of the episode dimension of each batch entry (td_matrix has none)
+EPISODE_AXIS = {"obs": 1, "act_onehot": 1, "avail": 1, "rew": 1, "returns": 1, "agent_mask": 1, "term": 0, "mask": 0,
+                "comm_mask": 0}
 #: the losses, in the order the compiled cells return them
 LOSSES = ("loss", "policy_loss", "value_loss", "entropy")
 
@@ -62,7 +72,10 @@ class _Loss(nn.Cell):
         return ops.stack(all_logits, 2), ops.stack(all_values, 2)
 
     def construct(self, obs: Tensor, act_onehot: Tensor, avail: Tensor, rew: Tensor, returns: Tensor, term: Tensor,
-                  mask: Tensor, agent_mask: Tensor, td_matrix: Tensor, comm_mask: Tensor) -> tuple[Tensor, ...]:
+                  mask: Tensor, agent_mask: Tensor, td_matrix: Tensor, comm_mask: Tensor,
+                  norm: Tensor) -> tuple[Tensor, ...]:
+        """``norm``: the batch's total weight ``max(sum(mask * agent_mask), 1)`` (of the whole batch
+        when this is one chunk of it)."""
         A, B, T = rew.shape
         Ts = T + 1 if self.actor_critic else T
         cm = comm_mask[:, :Ts] if self.range_mode else comm_mask
@@ -76,7 +89,7 @@ class _Loss(nn.Cell):
             step = mask * (rew + self.gamma * (1.0 - term) * (1.0 - self.td_lambda * cont) * values[:, :, 1:])
             returns = ops.stop_gradient(self.matmul_t(step.reshape(A * B, T), td_matrix).reshape(A, B, T))
         w = mask * agent_mask[:, :, :T]
-        n = ops.maximum(w.sum(), 1.0)
+        n = norm
         adv = returns - v
         policy_loss = -(w * taken * ops.stop_gradient(adv)).sum() / n
         value_loss = (w * ops.square(adv)).sum() / n
@@ -112,6 +125,18 @@ class _UpdateStep(nn.Cell):
         return ops.depend(out, self.opt(grads))
 
 
+class _Apply(nn.Cell):
+    """Clipping and one Adam step on given gradients (the sum of a chunked batch's gradients)."""
+
+    def __init__(self, opt: Adam, grad_clip: float | None) -> None:
+        super().__init__(auto_prefix=False)
+        self.opt, self.grad_clip = opt, grad_clip
+
+    def construct(self, *grads: Tensor) -> Tensor:
+        grads, norms = clip_by_group_norm(grads, self.grad_clip)
+        return ops.depend(norms.max(), self.opt(grads))
+
+
 @registry.register("learner", "commnet", backend="mindspore")
 @documented
 class CommNetLearner(core.CommNetLearnerBase):
@@ -122,20 +147,49 @@ class CommNetLearner(core.CommNetLearnerBase):
     def name_parameters(self) -> None:
         self.net.update_parameters_name(f"{core.NET}.")  # unique parameter names within a graph
 
+    #: agent rows (agents x episodes x steps) above which an update runs in chunks of episodes
+    max_rows: int = 65536
+
     def build(self) -> None:
         loss = _Loss(self.net, self.cfg)
         self._update_step = _UpdateStep(loss, self.opt, self.cfg.grad_clip)
         self._gradients = _Gradients(loss, self.opt)
+        self._apply = _Apply(self.opt, self.cfg.grad_clip)
         self._placeholder = np.zeros(1, np.float32)
 
     # -- Learner API -----------------------------------------------------------------------
-    def _tensors(self, batch: Batch) -> tuple[Tensor, ...]:
-        return tuple(Tensor.from_numpy(np.ascontiguousarray(batch.get(k, self._placeholder), np.float32))
+    @staticmethod
+    def _norm(batch: Batch) -> np.ndarray:
+        """The batch's total loss weight ``max(sum(mask * agent_mask), 1)``."""
+        T = batch["mask"].shape[1]
+        return np.array(max(float((batch["mask"] * batch["agent_mask"][:, :, :T]).sum()), 1.0), np.float32)
+
+    def _tensors(self, batch: Batch, norm: np.ndarray | None = None) -> tuple[Tensor, ...]:
+        batch = {**batch, "norm": self._norm(batch) if norm is None else norm}
+        # np.ascontiguousarray would turn the 0-d norm into shape (1,)
+        return tuple(Tensor.from_numpy(np.require(batch.get(k, self._placeholder), np.float32, "C"))
                      for k in BATCH_KEYS)
 
     def update(self, batch: Batch) -> dict[str, float]:
-        values = self._update_step(*self._tensors(batch)).asnumpy().tolist()
-        return dict(zip((*LOSSES, "grad_norm"), values))
+        A, B = batch["rew"].shape[:2]
+        per_episode = A * self.steps(batch)
+        if B * per_episode <= self.max_rows:
+            values = self._update_step(*self._tensors(batch)).asnumpy().tolist()
+            return dict(zip((*LOSSES, "grad_norm"), values))
+        # chunks of whole episodes, equal in size where possible (one compiled graph per chunk shape)
+        n_chunks = -(-B * per_episode // self.max_rows)
+        size = -(-B // n_chunks)
+        norm = self._norm(batch)
+        losses, grads = np.zeros(len(LOSSES)), None
+        for start in range(0, B, size):
+            part = {k: v if k not in EPISODE_AXIS else np.take(v, range(start, min(start + size, B)), EPISODE_AXIS[k])
+                    for k, v in batch.items()}
+            chunk_losses, chunk_grads = self._gradients(*self._tensors(part, norm))
+            losses += chunk_losses.asnumpy()
+            chunk_grads = [g.asnumpy() for g in chunk_grads]
+            grads = chunk_grads if grads is None else [a + g for a, g in zip(grads, chunk_grads)]
+        grad_norm = float(self._apply(*(Tensor.from_numpy(g) for g in grads)).asnumpy())
+        return {**dict(zip(LOSSES, losses.tolist())), "grad_norm": grad_norm}
 
     def gradients(self, batch: Batch) -> Weights:
         losses, grads = self._gradients(*self._tensors(batch))
