@@ -91,20 +91,25 @@ def run_one(backend: str, games: int, reps: int, agents: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--backends", nargs="+", default=["torch", "tensorflow", "mindspore"])
+    ap.add_argument("--backends", nargs="*", default=["torch", "tensorflow", "mindspore"])
     ap.add_argument("--agents", nargs="+", type=int, default=list(AGENTS))
     ap.add_argument("--games", type=int, default=512)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--skip", nargs="*", default=[], help="backend:agents pairs not to run (e.g. mindspore:1000)")
     ap.add_argument("--out", default=str(HERE / "results" / "commnet_scaling"))
     ap.add_argument("--merge", action="store_true", help="keep the other backends already recorded in --out")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the Markdown of --out from its JSON")
     args = ap.parse_args()
+    if args.report_only:
+        args.merge, args.backends = True, []
 
     results: dict[str, list[dict]] = {}
     if args.merge and Path(args.out + ".json").is_file():
         old = json.loads(Path(args.out + ".json").read_text())
         rerun = list(args.backends)
-        args.backends = [*old["results"], *[b for b in rerun if b not in old["results"]]]
+        order = ("torch", "tensorflow", "mindspore")
+        args.backends = sorted({*old["results"], *rerun}, key=lambda b: (order.index(b) if b in order else 3, b))
+        args.games, args.reps = old["games"], old["reps"]
         results = {b: r for b, r in old["results"].items() if b not in rerun}
         args.skip = sorted(set(args.skip) | {x for x in old.get("skip", []) if x.split(":")[0] not in rerun})
     for b in args.backends:
@@ -125,7 +130,8 @@ def main() -> None:
 
     record = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
               "games": args.games, "reps": args.reps, "skip": args.skip, "bar_ratio_1000_500": BAR, "results": results,
-              "ratio_1000_500": {b: ratio(r) for b, r in results.items()}}
+              "ratio_1000_500": {b: ratio(results[b]) for b in args.backends}}
+    reps = ", ".join(f"{b} {max(r.get('reps', args.reps) for r in results[b])}" for b in args.backends)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out + ".json").write_text(json.dumps(record, indent=1))
     lines = [
@@ -133,9 +139,12 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/commnet_scaling.py --backends {' '.join(args.backends)} --games {args.games}"
         f"{' --skip ' + ' '.join(args.skip) if args.skip else ''}` "
-        f"({args.games} games per batch, median of {args.reps} timed updates after one untimed, one thread per "
+        f"({args.games} games per batch, median of timed updates ({reps}) after one untimed, one thread per "
         f"process; {record['machine']}). One update = forward through every communication step, backward, "
-        "clipping and Adam, on the shipped levers network with a 1000-id pool and 5 levers.",
+        "clipping and Adam, on the shipped levers network with a 1000-id pool and 5 levers. MindSpore runs "
+        "an update of more than 65536 agent rows as chunks of games whose gradients add up "
+        "(`CommNetLearner.max_rows`: its CPU runtime keeps every intermediate of a graph alive); peak RSS "
+        "includes the acting forward pass that builds the batch.",
         "",
         "| agents per game | rows (games x agents) | " + " | ".join(f"{b}: s (peak RSS)" for b in args.backends) + " |",
         "|---:|---:|" + "---:|" * len(args.backends),
