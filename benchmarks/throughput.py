@@ -7,8 +7,12 @@ Each cell runs in its own process with 1 framework thread, one cell at a time.
 
     python benchmarks/throughput.py --steps 100000
 
-Also times one update (MADDPG: a replay batch of ``batch_size`` transitions; COMA: one batch of
-``batch_episodes`` 25-step episodes) and one act step (8 envs) per backend.
+Also times one update (MADDPG: a replay batch of ``batch_size`` transitions; COMA and CommNet: one
+batch of ``batch_episodes`` 25-step episodes) and one act step (8 envs) per backend.
+
+Bars (issue 7), checked in the summary: mpe-fast trains >= 3x faster than mpe2 for every
+method x backend, glue <= 30% of wall time in every row, and MindSpore within 2x of torch's
+env-steps/s for every method (on mpe-fast, where the framework's share is largest).
 Results: benchmarks/results/throughput.{json,md}.
 """
 
@@ -29,6 +33,7 @@ import numpy as np
 import xmarl
 from xmarl import registry
 from xmarl.envs import make_env
+from xmarl.buffers.episode import synthetic_episodes
 
 method, backend, env_name, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 with tempfile.TemporaryDirectory() as tmp:
@@ -54,7 +59,7 @@ if method == "maddpg":  # one replay batch of batch_size transitions
     batch = core.prepare_batch(spec, batch, rng)
     out["update_batch"] = f"{B} transitions"
 else:  # on-policy: one batch of batch_episodes full 25-step episodes
-    episodes = core.synthetic_episodes(spec, mcfg.batch_episodes, 25, rng)
+    episodes = synthetic_episodes(spec, mcfg.batch_episodes, 25, rng)
     episodes["mask"][:] = 1.0
     batch = core.prepare_batch(spec, mcfg, episodes, rng, 0)
     out["update_batch"] = f"{mcfg.batch_episodes} x 25-step episodes"
@@ -75,7 +80,7 @@ print(json.dumps(out))
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--methods", nargs="+", default=["maddpg", "coma"])
+    ap.add_argument("--methods", nargs="+", default=["maddpg", "coma", "commnet"])
     ap.add_argument("--backends", nargs="+", default=["torch", "tensorflow", "mindspore"])
     ap.add_argument("--envs", nargs="+", default=["mpe/simple_spread_v3", "mpe-fast/simple_spread_v3"])
     ap.add_argument("--steps", type=int, default=100_000)
@@ -108,14 +113,36 @@ def main() -> None:
                   f"{100 * r['time_env'] / w:.0f} | {100 * r['time_act'] / w:.0f} | {100 * r['time_update'] / w:.0f} | "
                   f"{100 * glue / w:.0f} | {r['update_ms']:.2f} ({r['update_batch']}) | {r['act_ms']:.3f} |")
     md.append("")
-    for method in args.methods:
-        for b in args.backends:
-            cells = {r["env"]: r["steps_per_sec"] for r in rows if r["method"] == method and r["backend"] == b}
-            if len(cells) == 2:
-                slow, fast = (cells[e] for e in args.envs)
-                md.append(f"- {method}/{b}: {args.envs[1]} trains {fast / slow:.1f}x faster than {args.envs[0]}")
+    md += summary(rows, args.methods, args.backends, args.envs)
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
+
+
+def summary(rows: list[dict], methods: list[str], backends: list[str], envs: list[str]) -> list[str]:
+    """One line per bar of issue 7, each ending in pass/fail."""
+    def verdict(ok: bool) -> str:
+        return "pass" if ok else "FAIL"
+
+    cell = {(r["method"], r["backend"], r["env"]): r for r in rows}
+    lines = []
+    for method in methods:
+        for b in backends:
+            if len(envs) == 2 and all((method, b, e) in cell for e in envs):
+                slow, fast = (cell[method, b, e]["steps_per_sec"] for e in envs)
+                lines.append(f"- {method}/{b}: {envs[1]} trains {fast / slow:.1f}x faster than {envs[0]} "
+                             f"(bar 3x: {verdict(fast >= 3 * slow)})")
+        fast_env = envs[-1]
+        if (method, "torch", fast_env) in cell and (method, "mindspore", fast_env) in cell:
+            torch_sps, ms_sps = (cell[method, b, fast_env]["steps_per_sec"] for b in ("torch", "mindspore"))
+            ratio = torch_sps / ms_sps
+            lines.append(f"- {method}: torch / mindspore env-steps/s on {fast_env} = {ratio:.2f} "
+                         f"(bar 2: {verdict(ratio <= 2)})")
+    glue = {(r["method"], r["backend"], r["env"]): (r["time_glue"] + r["time_eval"] + r["time_checkpoint"])
+            / r["wall_time"] for r in rows}
+    worst = max(glue, key=glue.get)
+    lines.append(f"- glue: at most {100 * glue[worst]:.0f}% of wall time ({'/'.join(worst)}; bar 30%: "
+                 f"{verdict(glue[worst] <= 0.3)})")
+    return lines
 
 
 if __name__ == "__main__":

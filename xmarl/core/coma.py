@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from xmarl.buffers.episode import synthetic_episodes  # noqa: F401  (COMA's tests and parity cases use it)
 from xmarl.config.schema import COMAConfig
 from xmarl.core.actions import NEG_INF
 from xmarl.core.init import init_mlp, mlp_shapes
@@ -280,31 +281,6 @@ class COMALearnerBase(Learner):
         """Copy the critic's weights into the target critic."""
         for (_, src), (_, dst) in zip(self.critic.canonical().items(), self.target_critic.canonical().items()):
             self._write(dst, self._read(src).reshape(tuple(dst.shape)))
-
-
-def synthetic_episodes(spec: AgentSpec, n_episodes: int, max_len: int,
-                       rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Random padded episodes in :class:`~xmarl.buffers.EpisodeBuffer`'s layout, for parity
-    and reference tests: lengths between 1 and ``max_len`` (the first episode has ``max_len``),
-    some terminated and some truncated, random available-action masks that always contain the
-    taken action."""
-    B, T, A, n = n_episodes, max_len, spec.n_agents, spec.act_dim
-    lengths = rng.integers(1, T + 1, B)
-    lengths[0] = T
-    steps = np.arange(T + 1)[None, :, None]
-    valid = steps <= lengths[:, None, None]  # steps 0..L hold data (L: the final observation)
-    avail = (rng.random((B, T + 1, A, n)) < 0.7).astype(np.float32) * spec.act_mask
-    n_i = np.asarray(spec.act_dims)
-    actions = (rng.random((B, T + 1, A)) * n_i).astype(np.int64)
-    avail[np.arange(B)[:, None, None], np.arange(T + 1)[None, :, None], np.arange(A)[None, None], actions] = 1.0
-    obs_mask = (np.arange(spec.obs_dim)[None, :] < np.asarray(spec.obs_dims)[:, None]).astype(np.float32)
-    obs = rng.standard_normal((B, T + 1, A, spec.obs_dim)).astype(np.float32) * obs_mask * valid[..., None]
-    mask = (np.arange(T)[None, :] < lengths[:, None]).astype(np.float32)
-    term = np.zeros((B, T), np.float32)
-    ends = rng.random(B) < 0.5
-    term[np.flatnonzero(ends), lengths[ends] - 1] = 1.0
-    return {"obs": obs, "actions": actions * valid, "avail": avail * valid[..., None],
-            "rew": rng.standard_normal((B, T, A)).astype(np.float32) * mask[..., None], "term": term, "mask": mask}
 
 
 def parity_cases(method: str = "coma", seed: int = 0, updates: int = 3) -> list[Any]:

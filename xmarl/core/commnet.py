@@ -437,7 +437,7 @@ def parity_batch(spec: AgentSpec, cfg: CommNetConfig, n_episodes: int, max_len: 
                  rng: np.random.Generator, agent_mask: bool = False) -> dict[str, np.ndarray]:
     """A prepared batch of random padded episodes (optionally with random agent masks, each
     step keeping at least one agent)."""
-    from xmarl.core.coma import synthetic_episodes
+    from xmarl.buffers.episode import synthetic_episodes
 
     ep = synthetic_episodes(spec, n_episodes, max_len, rng)
     if cfg.encoder == "embedding":
