@@ -5,6 +5,12 @@ Adam: ``m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; w -= lr * m_hat / (sqrt(
 correction, so it is written out here). Gradient clipping: per group (the leading axis of
 every parameter: one group with shared weights, one per agent otherwise), scale by
 ``min(1, max_norm / (norm + 1e-6))``.
+
+Adam keeps the moments of all its parameters in one flat vector each and does its arithmetic
+once on the concatenated gradients: on CPU a MindSpore graph pays a launch cost per kernel that
+dwarfs the arithmetic on these small tensors, so one set of element-wise kernels over the whole
+vector replaces one set per parameter. The numbers are the same bit for bit (the arithmetic is
+element-wise), and ``get_state``/``set_state`` still exchange one ``m`` and ``v`` per parameter.
 """
 
 from __future__ import annotations
@@ -24,8 +30,12 @@ class Adam(nn.Cell):
                  name: str = "adam") -> None:
         super().__init__(auto_prefix=False)
         self.params = ParameterTuple(params)
-        self.m = self.params.clone("m", "zeros")
-        self.v = self.params.clone("v", "zeros")
+        # the moments of every parameter, flattened and concatenated in the order of ``params``
+        self.sizes = tuple(int(np.prod(p.shape)) for p in self.params)
+        self.offsets = tuple(int(o) for o in np.cumsum((0,) + self.sizes))
+        n = self.offsets[-1]
+        self.m = Parameter(Tensor(np.zeros(n, np.float32)), name=f"{name}.m", requires_grad=False)
+        self.v = Parameter(Tensor(np.zeros(n, np.float32)), name=f"{name}.v", requires_grad=False)
         self.step = Parameter(Tensor(0.0, ms.float32), name=f"{name}.step", requires_grad=False)
         b1, b2 = float(betas[0]), float(betas[1])
         self.lr, self.eps, self.beta1, self.beta2 = float(lr), float(eps), b1, b2
@@ -40,28 +50,37 @@ class Adam(nn.Cell):
         t = ops.cast(step, ms.float64)
         bc1 = ops.cast(1.0 - ops.pow(self.beta1_f64, t), ms.float32)
         bc2 = ops.cast(1.0 - ops.pow(self.beta2_f64, t), ms.float32)
-        for w, m, v, g in zip(self.params, self.m, self.v, grads):
-            m_new = self.beta1 * m + self.one_minus_beta1 * g
-            v_new = self.beta2 * v + self.one_minus_beta2 * ops.square(g)
-            ops.assign(m, m_new)
-            ops.assign(v, v_new)
-            ops.assign(w, w - self.lr * (m_new / bc1) / (ops.sqrt(v_new / bc2) + self.eps))
+        g = ops.cat([grad.reshape(-1) for grad in grads])
+        m = self.beta1 * self.m + self.one_minus_beta1 * g
+        v = self.beta2 * self.v + self.one_minus_beta2 * ops.square(g)
+        ops.assign(self.m, m)
+        ops.assign(self.v, v)
+        delta = self.lr * (m / bc1) / (ops.sqrt(v / bc2) + self.eps)
+        for w, d in zip(self.params, ops.split(delta, self.sizes)):
+            ops.assign_sub(w, d.reshape(w.shape))
         return step
+
+    def _moments(self, moment: Parameter) -> list[np.ndarray]:
+        flat = moment.asnumpy()
+        return [flat[a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:])]
 
     def get_state(self, names: Sequence[str], shapes: Sequence[tuple[int, ...]]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        for name, shape, m, v in zip(names, shapes, self.m, self.v):
-            out[f"{name}/m"] = m.asnumpy().reshape(shape).copy()
-            out[f"{name}/v"] = v.asnumpy().reshape(shape).copy()
+        for name, shape, m, v in zip(names, shapes, self._moments(self.m), self._moments(self.v)):
+            out[f"{name}/m"] = m.reshape(shape).copy()
+            out[f"{name}/v"] = v.reshape(shape).copy()
         out["step"] = np.array(int(self.step.asnumpy()), np.int64)
         return out
 
     def set_state(self, names: Sequence[str], state: dict[str, np.ndarray]) -> None:
         step = int(state["step"])
-        for name, m, v in zip(names, self.m, self.v):
-            for key, moment in (("m", m), ("v", v)):
-                value = np.zeros(moment.shape, np.float32) if step == 0 else state[f"{name}/{key}"]
-                moment.set_data(Tensor(np.asarray(value, np.float32).reshape(moment.shape)))
+        for key, moment in (("m", self.m), ("v", self.v)):
+            if step == 0:
+                flat = np.zeros(moment.shape, np.float32)
+            else:
+                flat = np.concatenate([np.asarray(state[f"{name}/{key}"], np.float32).reshape(size)
+                                       for name, size in zip(names, self.sizes)])
+            moment.set_data(Tensor(flat))
         self.step.set_data(Tensor(float(step), ms.float32))
 
 
