@@ -2,7 +2,7 @@
 episodes, mpe2 defaults) with its shipped config, in each backend, over seeds.
 
 Bar (issues 2 and 3): mean greedy evaluation return per agent (episode sum, averaged over
-agents and 20 evaluation episodes) of at least -19 within 30 minutes on a 2-core machine.
+agents and the config's evaluation episodes) of at least -19 within 30 minutes on a 2-core machine.
 For scale on this task: uniform-random actions -27.3, walk-to-own-landmark heuristic -15.5.
 
     python benchmarks/learning_spread.py --method maddpg --backends torch tensorflow mindspore --seeds 0 1 2
