@@ -64,7 +64,8 @@ def main() -> None:
         jobs = [pool.submit(one, args.method, b, s, tmp, args.env) for b in args.backends for s in args.seeds]
         runs = [j.result() for j in jobs]
     meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
-            "jobs_in_parallel": args.jobs, "bar": BAR, "method": args.method, "env": args.env}
+            "jobs_in_parallel": args.jobs, "bar": BAR, "method": args.method, "env": args.env,
+            "command": "python benchmarks/learning_spread.py " + " ".join(sys.argv[1:])}
     out = Path(args.out) if args.out else HERE / "results" / f"{args.method}_spread_learning"
     write_report(runs, meta, out, args.merge)
 
@@ -78,7 +79,13 @@ def write_report(runs: list[dict], meta: dict, out: Path, merge: bool = False) -
         runs = [r for r in old if r["backend"] not in new] + runs
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
-    lines = ["| env | backend | seed | steps | final eval return | first step at >= -19 | wall (s) | env-steps/s |",
+    lines = []
+    if "command" in meta:
+        lines += [f"Command: `{meta['command']}` ({meta['machine']}, Python {meta['python']}, "
+                  f"{meta['jobs_in_parallel']} run(s) at a time, one framework thread per run). Final eval return: "
+                  "greedy return per agent of the final policy over the config's evaluation episodes; "
+                  f"bar {BAR} as the mean of the seeds within 30 minutes per run.", ""]
+    lines += ["| env | backend | seed | steps | final eval return | first step at >= -19 | wall (s) | env-steps/s |",
              "|---|---|---|---|---|---|---|---|"]
     for r in runs:
         f = r["final"]
