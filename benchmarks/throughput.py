@@ -1,8 +1,10 @@
 """Training throughput per method x backend x env, with where the time goes.
 
 For each cell, trains with the shipped config for ``--steps`` env steps (no evaluation until the
-end) and reports env-steps/s and the share of wall time spent in the env, in acting, in
-updates, and in glue (everything else: buffer, batching, logging, checkpoints, evaluation).
+end) and reports steady-state env-steps/s (over the last 70% of the steps: graph compilation,
+tracing and warm-up fall in the first 30%, reported apart as "warm-up s") and the share of that
+window's wall time spent in the env, in acting, in updates, and in glue (everything else: buffer,
+batching, logging, the final checkpoint and evaluation).
 Each cell runs in its own process with 1 framework thread, one cell at a time.
 
     python benchmarks/throughput.py --steps 100000
@@ -27,7 +29,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ONE = """
+WARM = 0.3  # share of the steps left out of the steady-state window
+ONE = f"WARM = {WARM}\n" + """
 import importlib, json, sys, tempfile, time
 import numpy as np
 import xmarl
@@ -39,8 +42,18 @@ method, backend, env_name, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sy
 with tempfile.TemporaryDirectory() as tmp:
     r = xmarl.run(method, backend, env_name, out_dir=tmp, progress=False,
                   overrides={"train.steps": steps, "train.eval_interval": 10**9, "train.tensorboard": False,
-                             "train.checkpoint_interval": 10**9})
+                             "train.checkpoint_interval": 10**9, "train.log_interval": steps // 10})
+    rows = [json.loads(x) for x in r.metrics_path.read_text().splitlines()]
 out = dict(r.final_metrics)
+# steady state: from the first log row past WARM of the steps (graph compilation, tracing and the
+# first updates fall before it) to the end; the cumulative times of both rows give the window's
+out["whole_run_steps_per_sec"] = out["steps_per_sec"]
+mark = next(x for x in rows if "wall_time" in x and x["step"] >= WARM * steps)
+out["warmup_steps"], out["warmup_s"] = mark["step"], mark["wall_time"]
+for k in [k for k in out if k.startswith("time_") and k != "time_glue"] + ["wall_time"]:
+    out[k] -= mark[k]
+out["time_glue"] = out["wall_time"] - sum(out[k] for k in out if k.startswith("time_") and k != "time_glue")
+out["steps_per_sec"] = (out["steps"] - mark["step"]) / out["wall_time"]
 cfg = xmarl.load_config(method, env_name, backend)
 mcfg = getattr(cfg, method)
 out["num_envs"] = cfg.train.num_envs
@@ -105,13 +118,15 @@ def main() -> None:
     md = [f"Command: `{meta['command']}`; machine: {meta['machine']}, Python {meta['python']}, CPU only, "
           "1 framework thread, one run at a time.", "",
           "| method | backend | env | num envs | env-steps/s | env % | act % | update % | glue % | "
-          "update ms (batch) | act (8 envs) ms |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+          "update ms (batch) | act (8 envs) ms | whole run env-steps/s | warm-up s |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         w = r["wall_time"]
         glue = r["time_glue"] + r["time_eval"] + r["time_checkpoint"]
         md.append(f"| {r['method']} | {r['backend']} | {r['env']} | {r['num_envs']} | {r['steps_per_sec']:.0f} | "
                   f"{100 * r['time_env'] / w:.0f} | {100 * r['time_act'] / w:.0f} | {100 * r['time_update'] / w:.0f} | "
-                  f"{100 * glue / w:.0f} | {r['update_ms']:.2f} ({r['update_batch']}) | {r['act_ms']:.3f} |")
+                  f"{100 * glue / w:.0f} | {r['update_ms']:.2f} ({r['update_batch']}) | {r['act_ms']:.3f} | "
+                  f"{r['whole_run_steps_per_sec']:.0f} | {r['warmup_s']:.1f} (first {r['warmup_steps']} steps) |")
     md.append("")
     md += summary(rows, args.methods, args.backends, args.envs)
     out.with_suffix(".md").write_text("\n".join(md) + "\n")

@@ -24,6 +24,7 @@ from xmarl import registry
 from xmarl.cli import main
 from xmarl.compare import stats
 from xmarl.errors import ConfigError, RegistryError, XmarlError
+from xmarl.training.trainer import is_timing
 
 STEPS = 1500
 TINY = {"train.tensorboard": False, "train.eval_interval": 500, "train.log_interval": 500,
@@ -34,7 +35,7 @@ RUNS = [f"maddpg-target-{b}-s{s}" for s in (0, 1) for b in BACKENDS]
 def learning_record(run_dir: Path) -> dict:
     """Everything a run learned and logged, without wall-clock timings."""
     def strip(rec: dict) -> dict:
-        return {k: v for k, v in rec.items() if k not in ("steps_per_sec", "wall_time") and not k.startswith("time_")}
+        return {k: v for k, v in rec.items() if not is_timing(k)}
 
     result = json.loads((run_dir / "result.json").read_text())
     lines = [strip(json.loads(line)) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -15,6 +15,7 @@ from xmarl.compare.parity import maddpg_batch, parity_spec
 from xmarl.config import load_config
 from xmarl.core import maddpg as core
 from xmarl.core.optim import adam_step, clip_by_group_norm
+from xmarl.training.trainer import is_timing
 
 TENSOR_TYPES = {
     "torch": ("torch", "Tensor"),
@@ -75,9 +76,8 @@ def test_same_seed_same_metrics(backend, out_dir):
         r = xmarl.run("maddpg", backend, "target", out_dir=out_dir / sub, progress=False, seed=3,
                       overrides={"train.steps": 600, "train.eval_interval": 300, "maddpg.warmup_steps": 100,
                                  "maddpg.batch_size": 32, "train.tensorboard": False})
-        lines = [json.loads(x) for x in r.metrics_path.read_text().splitlines()]
-        for rec in lines:
-            rec.pop("steps_per_sec", None)
+        lines = [{k: v for k, v in json.loads(x).items() if not is_timing(k)}
+                 for x in r.metrics_path.read_text().splitlines()]
         return lines, r.learner.get_weights()
 
     (m1, w1), (m2, w2) = once("a"), once("b")

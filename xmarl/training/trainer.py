@@ -124,6 +124,11 @@ def _unique_dir(base: Path) -> Path:
     return base.with_name(f"{base.name}-{k}")
 
 
+def is_timing(key: str) -> bool:
+    """Whether a metrics entry is a wall-clock measurement (differs between identical runs)."""
+    return key in ("steps_per_sec", "wall_time") or key.startswith("time_")
+
+
 class Stopwatch:
     """Accumulated wall time per phase: ``with clock("env"): ...``; ``clock.totals`` in seconds."""
 
@@ -315,7 +320,7 @@ class Trainer:
                         if t.gif_every and len(st.curve) % t.gif_every == 0:
                             self._save_gif(st.step)
                 if st.step >= st.next_log or st.step >= t.steps:
-                    rec = self._train_record(st, start, start_step)
+                    rec = self._train_record(st, start, start_step, clock)
                     logger.log(rec)
                     bar.set_postfix(ret=f"{rec.get('train_return', float('nan')):.2f}",
                                     eval=f"{st.eval_return:.2f}", sps=f"{rec['steps_per_sec']:.0f}")
@@ -356,9 +361,11 @@ class Trainer:
         frames = episode_frames(self.learner.policy, self._render_env, seed=self.cfg.seed + EVAL_SEED_OFFSET)
         return write_gif(frames, self.run_dir / "gifs" / f"step_{step:012d}.gif")
 
-    def _train_record(self, st: LoopState, start: float, start_step: int) -> dict[str, Any]:
+    def _train_record(self, st: LoopState, start: float, start_step: int, clock: Stopwatch) -> dict[str, Any]:
+        wall = time.perf_counter() - start
         rec: dict[str, Any] = {"step": st.step, "updates": st.updates,
-                               "steps_per_sec": (st.step - start_step) / max(time.perf_counter() - start, 1e-9)}
+                               "steps_per_sec": (st.step - start_step) / max(wall, 1e-9), "wall_time": wall}
+        rec.update({f"time_{k}": v for k, v in clock.totals.items()})  # cumulative, as wall_time
         recent = self.env.completed_returns[-20:]
         if recent:
             rec["train_return"] = float(np.mean(recent))
