@@ -29,6 +29,12 @@ def test_metrics_curve_tensorboard_and_checkpoint(out_dir):
     phases = ["time_env", "time_act", "time_update", "time_eval", "time_checkpoint", "time_glue"]
     assert all(r.final_metrics[p] > 0 for p in phases)
     assert sum(r.final_metrics[p] for p in phases) == pytest.approx(r.final_metrics["wall_time"])
+    # each training row carries the cumulative times so far: they grow, and never pass the final totals
+    clocks = [[x[k] for k in ("wall_time", *phases[:-1])] for x in train]
+    final = [r.final_metrics[k] for k in ("wall_time", *phases[:-1])]
+    assert all(b >= a for row, nxt in zip(clocks, clocks[1:]) for a, b in zip(row, nxt))
+    assert all(sum(row[1:]) <= row[0] and all(v <= f for v, f in zip(row, final)) for row in clocks)
+    assert clocks[-1][3] > 0  # updates had run by the last row
     assert r.tensorboard_dir is not None and any(r.tensorboard_dir.glob("events.out.tfevents.*"))
     weights = load_weights(r.checkpoint_dir)
     for k, v in r.learner.get_weights().items():
