@@ -14,7 +14,7 @@ batch of ``batch_episodes`` 25-step episodes) and one act step (8 envs) per back
 
 Bars (issue 7), checked in the summary: mpe-fast trains >= 3x faster than mpe2 for every
 method x backend, glue <= 30% of wall time in every row, and MindSpore within 2x of torch's
-env-steps/s for every method (on mpe-fast, where the framework's share is largest).
+env-steps/s for every method (on each env).
 Results: benchmarks/results/throughput.{json,md}.
 """
 
@@ -46,7 +46,7 @@ with tempfile.TemporaryDirectory() as tmp:
     rows = [json.loads(x) for x in r.metrics_path.read_text().splitlines()]
 out = dict(r.final_metrics)
 # steady state: from the first log row past WARM of the steps (graph compilation, tracing and the
-# first updates fall before it) to the end; the cumulative times of both rows give the window's
+# first updates fall before it) to the end; the window's times are the final totals minus that row's
 out["whole_run_steps_per_sec"] = out["steps_per_sec"]
 mark = next(x for x in rows if "wall_time" in x and x["step"] >= WARM * steps)
 out["warmup_steps"], out["warmup_s"] = mark["step"], mark["wall_time"]
@@ -138,8 +138,7 @@ def write_report(rows: list[dict], meta: dict, out: Path) -> str:
           "update ms (batch) | act (8 envs) ms | whole run env-steps/s | warm-up s |",
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        w = r["wall_time"]
-        glue = r["time_glue"] + r["time_eval"] + r["time_checkpoint"]
+        w, glue = r["wall_time"], glue_share(r) * r["wall_time"]
         md.append(f"| {r['method']} | {r['backend']} | {r['env']} | {r['num_envs']} | {r['steps_per_sec']:.0f} | "
                   f"{100 * r['time_env'] / w:.0f} | {100 * r['time_act'] / w:.0f} | {100 * r['time_update'] / w:.0f} | "
                   f"{100 * glue / w:.0f} | {r['update_ms']:.2f} ({r['update_batch']}) | {r['act_ms']:.3f} | "
@@ -148,6 +147,11 @@ def write_report(rows: list[dict], meta: dict, out: Path) -> str:
     md += summary(rows, meta["methods"], meta["backends"], meta["envs"])
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
     return "\n".join(md)
+
+
+def glue_share(row: dict) -> float:
+    """Share of a row's wall time outside env, acting and updates (evaluation and checkpoints count)."""
+    return (row["time_glue"] + row["time_eval"] + row["time_checkpoint"]) / row["wall_time"]
 
 
 def summary(rows: list[dict], methods: list[str], backends: list[str], envs: list[str]) -> list[str]:
@@ -169,8 +173,7 @@ def summary(rows: list[dict], methods: list[str], backends: list[str], envs: lis
                 torch_sps, ms_sps = (cell[method, b, env]["steps_per_sec"] for b in ("torch", "mindspore"))
                 lines.append(f"- {method}: torch / mindspore env-steps/s on {env} = {torch_sps / ms_sps:.2f} "
                              f"(bar 2: {verdict(torch_sps <= 2 * ms_sps)})")
-    glue = {(r["method"], r["backend"], r["env"]): (r["time_glue"] + r["time_eval"] + r["time_checkpoint"])
-            / r["wall_time"] for r in rows}
+    glue = {(r["method"], r["backend"], r["env"]): glue_share(r) for r in rows}
     worst = max(glue, key=glue.get)
     lines.append(f"- glue: at most {100 * glue[worst]:.0f}% of wall time ({'/'.join(worst)}; bar 30%: "
                  f"{verdict(glue[worst] <= 0.3)})")

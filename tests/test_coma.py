@@ -14,6 +14,7 @@ import xmarl
 from tests.conftest import require
 from xmarl import registry
 from xmarl.buffers import EpisodeBuffer
+from xmarl.buffers.episode import synthetic_episodes
 from xmarl.compare.parity import parity_spec
 from xmarl.config import load_config
 from xmarl.core import coma
@@ -77,7 +78,7 @@ def test_backend_matches_numpy_references(backend, case):
     cfg = coma_config(backend, share, recurrent)
     learner = registry.get("learner", "coma", backend)(spec, cfg, coma.init_weights(spec, cfg, 0))
     rng = np.random.default_rng(7)
-    ep = coma.synthetic_episodes(spec, 4, 6, rng)
+    ep = synthetic_episodes(spec, 4, 6, rng)
     batch = coma.prepare_batch(spec, cfg, ep, rng, step=50_000)
     d = learner.diagnostics(batch)
     T = batch["mask"].shape[1]

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from xmarl.buffers.episode import synthetic_episodes  # noqa: F401  (COMA's tests and parity cases use it)
+from xmarl.buffers.episode import synthetic_episodes
 from xmarl.config.schema import COMAConfig
 from xmarl.core.actions import NEG_INF
 from xmarl.core.init import init_mlp, mlp_shapes
