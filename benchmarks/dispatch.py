@@ -1,13 +1,14 @@
 """What one compiled call and one kernel cost in each backend, with no learning around them.
 
-Times a chain of ``k`` ops as each backend runs an act step: numpy in, one compiled call (torch:
-eager under ``no_grad``; TensorFlow: ``tf.function``; MindSpore: ``jit`` in ``GRAPH_MODE``), numpy
-out. Two chains, each at k = 1 and k = 17: ``relu`` on a ``[48, 64]`` tensor (an element-wise
-kernel) and ``x @ w`` with ``w [64, 64]`` (a matmul of the size of an act step's layer: 16 envs x
-3 agents, 64 hidden units). From them: the fixed cost of a call (the 1-relu chain minus one relu),
-the cost of each further element-wise kernel and of each further matmul. These floors explain the
-throughput table: on mpe-fast, where the env costs little, a small act step is almost all fixed
-cost and kernels. Each backend runs in its own process with 1 framework thread.
+Times a chain of ``k`` ops called as each backend's policies act: numpy in, one compiled call
+(torch: eager under ``no_grad``; TensorFlow: a ``tf.function``'s concrete function; MindSpore:
+``jit`` in ``GRAPH_MODE``), numpy out. Two chains, each at k = 1 and k = 17: ``tanh`` on a
+``[48, 64]`` tensor (an element-wise kernel that no graph optimiser folds away, as it may a
+repeated ``relu``) and ``x @ w`` with ``w [64, 64]`` (a matmul of the size of an act step's layer:
+16 envs x 3 agents, 64 hidden units). From them: the fixed cost of a call (the 1-tanh chain minus
+one tanh), and the cost of each further element-wise kernel and of each further matmul. These
+floors explain the throughput table: on mpe-fast, where the env costs little, a small act step is
+almost all fixed cost and kernels. Each backend runs in its own process with 1 framework thread.
 
     python benchmarks/dispatch.py
 
@@ -53,16 +54,16 @@ def _calls(backend: str, x: np.ndarray, w: np.ndarray) -> dict[str, Callable[[],
                 with torch.no_grad():
                     return f(torch.from_numpy(x)).numpy()
             return run
-        relu, matmul, wt = torch.relu, torch.matmul, torch.from_numpy(w)
+        tanh, matmul, wt = torch.tanh, torch.matmul, torch.from_numpy(w)
     elif backend == "tensorflow":
         import tensorflow as tf
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
 
         def call(f: Callable) -> Callable[[], np.ndarray]:
-            g = tf.function(f, input_signature=[tf.TensorSpec(x.shape, tf.float32)])
-            return lambda: g(x).numpy()
-        relu, matmul, wt = tf.nn.relu, tf.matmul, tf.constant(w)
+            g = tf.function(f).get_concrete_function(tf.TensorSpec(x.shape, tf.float32))  # as xmarl's policies
+            return lambda: g(tf.convert_to_tensor(x)).numpy()
+        tanh, matmul, wt = tf.tanh, tf.matmul, tf.constant(w)
     elif backend == "mindspore":
         import mindspore as ms
         from mindspore import Tensor, ops
@@ -73,11 +74,11 @@ def _calls(backend: str, x: np.ndarray, w: np.ndarray) -> dict[str, Callable[[],
         def call(f: Callable) -> Callable[[], np.ndarray]:
             g = ms.jit(f)
             return lambda: g(Tensor.from_numpy(x)).asnumpy()
-        relu, matmul, wt = ops.relu, ops.matmul, Tensor(w)
+        tanh, matmul, wt = ops.tanh, ops.matmul, Tensor(w)
     else:
         raise SystemExit(f"unknown backend {backend!r}; choose torch, tensorflow or mindspore")
     for k in (1, 17):
-        chains[f"relu_{k}"] = call(_chain(k, relu))
+        chains[f"tanh_{k}"] = call(_chain(k, tanh))
         chains[f"matmul_{k}"] = call(_chain(k, matmul, wt))
     return chains
 
@@ -128,9 +129,9 @@ def main() -> None:
 
 def floors(us: dict[str, float]) -> dict[str, float]:
     """Per-kernel costs (the slope over 16 more kernels) and the fixed cost of a call."""
-    per_ew = (us["relu_17"] - us["relu_1"]) / 16
+    per_ew = (us["tanh_17"] - us["tanh_1"]) / 16
     per_mm = (us["matmul_17"] - us["matmul_1"]) / 16
-    return {"per_elementwise": per_ew, "per_matmul": per_mm, "fixed": us["relu_1"] - per_ew}
+    return {"per_elementwise": per_ew, "per_matmul": per_mm, "fixed": us["tanh_1"] - per_ew}
 
 
 def write_report(rows: list[dict], meta: dict, out: Path) -> str:
@@ -139,11 +140,11 @@ def write_report(rows: list[dict], meta: dict, out: Path) -> str:
     md = [f"Command: `{meta['command']}`; machine: {meta['machine']}, Python {meta['python']}, CPU only, "
           "1 framework thread, one backend at a time. Microseconds per call, numpy in and out, median of 5 rounds.",
           "",
-          "| backend | 1 relu | 17 relu | 1 matmul | 17 matmul | fixed cost of a call | each element-wise kernel | "
+          "| backend | 1 tanh | 17 tanh | 1 matmul | 17 matmul | fixed cost of a call | each element-wise kernel | "
           "each matmul [48,64]x[64,64] |",
           "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        md.append(f"| {r['backend']} | {r['relu_1']:.1f} | {r['relu_17']:.1f} | {r['matmul_1']:.1f} | "
+        md.append(f"| {r['backend']} | {r['tanh_1']:.1f} | {r['tanh_17']:.1f} | {r['matmul_1']:.1f} | "
                   f"{r['matmul_17']:.1f} | {r['fixed']:.1f} | {r['per_elementwise']:.1f} | {r['per_matmul']:.1f} |")
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
     return "\n".join(md)

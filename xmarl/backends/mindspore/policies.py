@@ -36,7 +36,7 @@ class _MLPHead(nn.Cell):
         return {**self.torso.canonical(), "head/kernel": self.head_kernel, "head/bias": self.head_bias}
 
     def construct(self, x: Tensor) -> Tensor:
-        return ops.matmul(self.torso(x), self.head_kernel) + self.head_bias
+        return _linear(self.torso(x), self.head_kernel, self.head_bias)
 
 
 @registry.register("policy", "maddpg_actor", backend="mindspore")
