@@ -5,9 +5,11 @@ end) and reports steady-state env-steps/s (over the last 70% of the steps: graph
 tracing and warm-up fall in the first 30%, reported apart as "warm-up s") and the share of that
 window's wall time spent in the env, in acting, in updates, and in glue (everything else: buffer,
 batching, logging, the final checkpoint and evaluation).
-Each cell runs in its own process with 1 framework thread, one cell at a time.
+Each cell runs in its own process with 1 framework thread, one cell at a time; with ``--repeats R``
+every cell runs R times, round-robin, and its run of median env-steps/s is reported (the machine's
+speed drifts over minutes, and the bars compare cells run minutes apart).
 
-    python benchmarks/throughput.py --steps 100000
+    python benchmarks/throughput.py --steps 100000 --repeats 3
 
 Also times one update (MADDPG: a replay batch of ``batch_size`` transitions; COMA and CommNet: one
 batch of ``batch_episodes`` 25-step episodes) and one act step (8 envs) per backend.
@@ -100,6 +102,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "results" / "throughput"))
     ap.add_argument("--merge", action="store_true",
                     help="re-run only the given cells and keep the other rows already recorded in --out")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="run every cell this many times, round-robin (so a slow spell of the machine hits every "
+                         "cell alike), and keep each cell's run of median env-steps/s")
     args = ap.parse_args()
     rows, kept, meta = [], [], None
     if args.merge:
@@ -107,20 +112,25 @@ def main() -> None:
         meta = recorded["meta"]
         run = {(m, b, e) for m in args.methods for b in args.backends for e in args.envs}
         kept = [r for r in recorded["rows"] if (r["method"], r["backend"], r["env"]) not in run]
-    for method in args.methods:
-        for b in args.backends:
-            for env in args.envs:
-                p = subprocess.run([sys.executable, "-c", ONE, method, b, env, str(args.steps)], capture_output=True,
-                                   text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-                if p.returncode != 0:
-                    raise SystemExit(f"{method}/{b}/{env} failed:\n{p.stderr[-3000:]}")
-                rows.append({"method": method, "backend": b, "env": env,
-                             **json.loads(p.stdout.strip().splitlines()[-1])})
-                print(method, b, env, f"{rows[-1]['steps_per_sec']:.0f} env-steps/s", flush=True)
+    cells = [(m, b, e) for m in args.methods for b in args.backends for e in args.envs]
+    runs: dict[tuple[str, str, str], list[dict]] = {c: [] for c in cells}
+    for _ in range(args.repeats):
+        for method, b, env in cells:
+            p = subprocess.run([sys.executable, "-c", ONE, method, b, env, str(args.steps)], capture_output=True,
+                               text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+            if p.returncode != 0:
+                raise SystemExit(f"{method}/{b}/{env} failed:\n{p.stderr[-3000:]}")
+            runs[method, b, env].append(json.loads(p.stdout.strip().splitlines()[-1]))
+            print(method, b, env, f"{runs[method, b, env][-1]['steps_per_sec']:.0f} env-steps/s", flush=True)
+    for (method, b, env), rs in runs.items():
+        median = sorted(rs, key=lambda r: r["steps_per_sec"])[(len(rs) - 1) // 2]
+        rows.append({"method": method, "backend": b, "env": env, **median,
+                     "steps_per_sec_runs": [r["steps_per_sec"] for r in rs]})
     command = "python benchmarks/throughput.py " + " ".join(sys.argv[1:])
     if meta is None:
         meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
-                "command": command, "methods": args.methods, "backends": args.backends, "envs": args.envs}
+                "command": command, "methods": args.methods, "backends": args.backends, "envs": args.envs,
+                "repeats": args.repeats}
     else:  # merged: the table keeps the recorded order, the re-run cells replace theirs
         meta["command"] += f"; then `{command}`"
         order = {(r["method"], r["backend"], r["env"]): i for i, r in enumerate(recorded["rows"])}
@@ -133,13 +143,17 @@ def write_report(rows: list[dict], meta: dict, out: Path) -> str:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     md = [f"Command: `{meta['command']}`; machine: {meta['machine']}, Python {meta['python']}, CPU only, "
-          "1 framework thread, one run at a time.", "",
+          "1 framework thread, one run at a time" + (f"; every cell run {meta['repeats']} times round-robin, each row "
+                                                     "is its run of median env-steps/s (range in brackets)"
+                                                     if meta.get("repeats", 1) > 1 else "") + ".", "",
           "| method | backend | env | num envs | env-steps/s | env % | act % | update % | glue % | "
           "update ms (batch) | act (8 envs) ms | whole run env-steps/s | warm-up s |",
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         w, glue = r["wall_time"], glue_share(r) * r["wall_time"]
-        md.append(f"| {r['method']} | {r['backend']} | {r['env']} | {r['num_envs']} | {r['steps_per_sec']:.0f} | "
+        runs = r.get("steps_per_sec_runs", [r["steps_per_sec"]])
+        rate = f"{r['steps_per_sec']:.0f}" + (f" ({min(runs):.0f}-{max(runs):.0f})" if len(runs) > 1 else "")
+        md.append(f"| {r['method']} | {r['backend']} | {r['env']} | {r['num_envs']} | {rate} | "
                   f"{100 * r['time_env'] / w:.0f} | {100 * r['time_act'] / w:.0f} | {100 * r['time_update'] / w:.0f} | "
                   f"{100 * glue / w:.0f} | {r['update_ms']:.2f} ({r['update_batch']}) | {r['act_ms']:.3f} | "
                   f"{r['whole_run_steps_per_sec']:.0f} | {r['warmup_s']:.1f} (first {r['warmup_steps']} steps) |")
