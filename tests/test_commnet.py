@@ -187,6 +187,23 @@ def test_500_agents_are_one_batched_computation(backend):
     assert _close(got["hiddens"], ref["hiddens"]) and _close(got["logits"], ref["logits"])
 
 
+def test_acting_follows_the_updated_weights(backend):
+    """The acting step (a graph of its own in some backends) reads the weights the update
+    wrote: after updates its logits and next state equal the full forward pass's, and moved."""
+    for name in ("commnet-plain-embedding", "commnet-recurrent-ac"):
+        case = next(c for c in core.parity_cases() if c.name == name)
+        learner = registry.get("learner", "commnet", backend)(case.spec, case.config, case.weights)
+        obs = case.batches[0]["obs"][:, :, 0].swapaxes(0, 1)  # first step of each episode, [E, A, obs_dim]
+        before, _ = learner.policy.forward_numpy(obs)
+        for batch in case.batches[:2]:
+            learner.update_recurrent(batch) if case.config.recurrent else learner.update(batch)
+        logits, state = learner.policy.forward_numpy(obs)
+        full = learner.policy.probe_numpy(obs)
+        assert _close(logits, full["logits"]) and np.abs(logits - before).max() > 1e-4, name
+        if case.config.recurrent:
+            assert _close(state, full["state"]), name
+
+
 def test_sampling_follows_the_softmax_and_respects_available_actions():
     spec = parity_spec("discrete", n_agents=2)
     learner, _ = _learner("torch", spec)
