@@ -123,7 +123,7 @@ def main() -> None:
         rows.append({"backend": b, **us, **floors(us)})
         print(b, {k: round(v, 1) for k, v in rows[-1].items() if k != "backend"}, flush=True)
     meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
-            "command": "python benchmarks/dispatch.py " + " ".join(sys.argv[1:])}
+            "command": " ".join(["python benchmarks/dispatch.py", *sys.argv[1:]])}
     print(write_report(rows, meta, Path(args.out)))
 
 

@@ -65,7 +65,7 @@ def main() -> None:
         runs = [j.result() for j in jobs]
     meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
             "jobs_in_parallel": args.jobs, "bar": BAR, "method": args.method, "env": args.env,
-            "command": "python benchmarks/learning_spread.py " + " ".join(sys.argv[1:])}
+            "command": " ".join(["python benchmarks/learning_spread.py", *sys.argv[1:]])}
     out = Path(args.out) if args.out else HERE / "results" / f"{args.method}_spread_learning"
     write_report(runs, meta, out, args.merge)
 
@@ -75,8 +75,11 @@ def write_report(runs: list[dict], meta: dict, out: Path, merge: bool = False) -
     ``out``.json are kept (to re-run one backend without re-running the others)."""
     if merge and out.with_suffix(".json").is_file():
         new = {r["backend"] for r in runs}
-        old = json.loads(out.with_suffix(".json").read_text())["runs"]
-        runs = [r for r in old if r["backend"] not in new] + runs
+        recorded = json.loads(out.with_suffix(".json").read_text())
+        runs = [r for r in recorded["runs"] if r["backend"] not in new] + runs
+        first = recorded["meta"].get("command")
+        if first:  # the kept runs came from an earlier command
+            meta = {**meta, "command": f"{first}`, then `{meta['command']}"}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
     lines = []

@@ -115,7 +115,7 @@ def main() -> None:
     for (task, name), v in results.items():
         m = med[(task, name)]
         lines.append(f"| {task} | {name} | {m:,.0f} | {min(v):,.0f} .. {max(v):,.0f} | {m / base[task]:.1f}x |")
-    cmd = "python benchmarks/mpe_fast_speed.py " + " ".join(sys.argv[1:])
+    cmd = " ".join(["python benchmarks/mpe_fast_speed.py", *sys.argv[1:]])
     meta = (
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"numpy {np.__version__}, CPU only, single process."

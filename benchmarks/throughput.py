@@ -126,7 +126,7 @@ def main() -> None:
         median = sorted(rs, key=lambda r: r["steps_per_sec"])[(len(rs) - 1) // 2]
         rows.append({"method": method, "backend": b, "env": env, **median,
                      "steps_per_sec_runs": [r["steps_per_sec"] for r in rs]})
-    command = "python benchmarks/throughput.py " + " ".join(sys.argv[1:])
+    command = " ".join(["python benchmarks/throughput.py", *sys.argv[1:]])
     if meta is None:
         meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
                 "command": command, "methods": args.methods, "backends": args.backends, "envs": args.envs,

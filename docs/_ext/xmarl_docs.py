@@ -75,8 +75,8 @@ def list_table(header: list[str], rows: list[list[str]], widths: list[int] | Non
 def md_inline(text: str) -> str:
     out = []
     for k, part in enumerate(re.split(r"(`[^`]+`)", text)):
-        if k % 2:
-            out.append(f"``{part[1:-1]}``")
+        if k % 2:  # rST inline literals cannot start or end with a space
+            out.append(f"``{part[1:-1].strip()}``")
             continue
         for j, piece in enumerate(re.split(r"(\*\*[^*]+\*\*)", part)):
             if j % 2:
