@@ -106,13 +106,12 @@ def main() -> None:
                     help="run every cell this many times, round-robin (so a slow spell of the machine hits every "
                          "cell alike), and keep each cell's run of median env-steps/s")
     args = ap.parse_args()
+    cells = [(m, b, e) for m in args.methods for b in args.backends for e in args.envs]
     rows, kept, meta = [], [], None
     if args.merge:
         recorded = json.loads(Path(args.out).with_suffix(".json").read_text())
         meta = recorded["meta"]
-        run = {(m, b, e) for m in args.methods for b in args.backends for e in args.envs}
-        kept = [r for r in recorded["rows"] if (r["method"], r["backend"], r["env"]) not in run]
-    cells = [(m, b, e) for m in args.methods for b in args.backends for e in args.envs]
+        kept = [r for r in recorded["rows"] if (r["method"], r["backend"], r["env"]) not in set(cells)]
     runs: dict[tuple[str, str, str], list[dict]] = {c: [] for c in cells}
     for _ in range(args.repeats):
         for method, b, env in cells:

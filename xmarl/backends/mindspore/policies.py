@@ -168,7 +168,8 @@ class COMACritic(_MLPHead):
 class _ActStep(nn.Cell):
     """The compiled acting step of a :class:`CommNetPolicy`: the logits (and ``h^K``, the next
     state, when recurrent) and nothing else, so the graph leaves out the value head and copies
-    out one tensor, not K + 3 (MindSpore's CPU runtime costs about 10 us per kernel and per output).
+    out one tensor, not K + 3 (MindSpore's CPU runtime charges for every kernel and every output,
+    see benchmarks/results/dispatch.md).
     A cell of its own: a jit method of the policy that returns part of ``construct``'s outputs
     breaks MindSpore's later compiles of the policy inside the update graph."""
 
