@@ -117,8 +117,16 @@ def _nest(overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def env_config_path(method: str, env: str) -> Path:
-    """``configs/<method>/<env>.yaml`` (env names may contain '/', e.g. mpe/simple_spread_v3)."""
-    return configs_dir() / method / f"{env}.yaml"
+    """``configs/<method>/<env>.yaml`` (env names may contain '/', e.g. mpe/simple_spread_v3). An
+    env with a transition-identical twin (``mpe-fast/<task>`` and ``mpe/<task>``) and no file of
+    its own reads its twin's."""
+    from xmarl.envs import config_twin
+
+    path = configs_dir() / method / f"{env}.yaml"
+    twin = config_twin(env)
+    if not path.is_file() and twin is not None:
+        return configs_dir() / method / f"{twin}.yaml"
+    return path
 
 
 def load_config(

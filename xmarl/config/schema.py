@@ -115,6 +115,11 @@ class CommNetConfig(Section):
     )
     value_coef: float = Field(ge=0.0, description="alpha: weight of the baseline's squared error (paper: 0.03).")
     entropy_coef: float = Field(ge=0.0, description="Weight of the policy-entropy bonus (0: none, as in the paper).")
+    value_norm: bool = Field(
+        description="Normalise the baseline's targets by running statistics of the returns (the value head "
+        "predicts (R - mu) / sigma). Without it, returns far from 0 saturate the network the baseline shares "
+        "with the policy."
+    )
     hidden_size: PositiveInt = Field(description="Width of the hidden state h and the communication vector c.")
     comm_steps: PositiveInt = Field(
         description="K, the number of modules f^0..f^(K-1); c^0 = 0, so K=2 gives one round of communication "

@@ -25,11 +25,17 @@ step ``t`` (zeros at an episode's start), ``c^0`` is the mean of those carried s
 encoding ``e_t = sigma(r(s_t))`` enters every module through ``B``.
 
 Training (section 2.1): with returns ``R_t`` (discounted, per agent), baseline
-``b_t`` and weights ``w = mask * agent_mask``::
+``b_t = mu + sigma v_t`` from the value head's output ``v_t`` and weights ``w = mask * agent_mask``::
 
     policy_loss = -sum w log pi(a_t | s_t) (R_t - b_t) / sum w      (advantage without gradient)
-    value_loss  =  sum w (R_t - b_t)^2 / sum w
+    value_loss  =  sum w ((R_t - b_t) / sigma)^2 / sum w
     loss        = policy_loss + value_coef * value_loss - entropy_coef * entropy
+
+``[mu, sigma]`` (the batch's ``value_stats``) are running statistics of the returns
+(:class:`~xmarl.core.value_norm.ValueNorm`) with ``value_norm``, else ``[0, 1]`` (the paper's
+loss). The baseline shares the whole network with the policy; regressing it on raw returns of
+a dense-reward task (about -10 per agent on simple_spread) saturates the shared tanh units in
+every state and leaves the policy state-independent, which the normalisation prevents.
 
 ``R_t`` is the Monte-Carlo return (REINFORCE with the learned baseline, as in the paper) or,
 with ``actor_critic``, the TD(lambda) target ``G = P b`` bootstrapped from the value head
@@ -48,6 +54,7 @@ from xmarl.core.actions import NEG_INF, gumbel
 from xmarl.core.coma import td_matrix
 from xmarl.core.interfaces import Learner, Policy, Weights
 from xmarl.core.spaces import AgentSpec
+from xmarl.core.value_norm import IDENTITY, ValueNorm
 from xmarl.errors import ConfigError
 
 NET = "commnet"  # the one network: canonical names are "commnet/<part>/<kernel|bias>"
@@ -302,6 +309,7 @@ def reference_losses(spec: AgentSpec, cfg: CommNetConfig, weights: Weights, batc
     am = batch["agent_mask"].transpose(1, 2, 0)  # [B, T+1, A]
     cm = batch.get("comm_mask")
     steps = T1 if cfg.actor_critic else T
+    mu, sigma = np.asarray(batch.get("value_stats", IDENTITY), np.float64)
     if cfg.recurrent:
         outs, state = [], None
         for t in range(steps):
@@ -316,7 +324,7 @@ def reference_losses(spec: AgentSpec, cfg: CommNetConfig, weights: Weights, batc
                               None if cm is None else cm[:, :steps].reshape(B * steps, A, A))
         logits = o["logits"].reshape(B, steps, A, -1)
         values = o["values"].reshape(B, steps, A)
-    logits, values = logits.transpose(2, 0, 1, 3), values.transpose(2, 0, 1)  # agent-major
+    logits, values = logits.transpose(2, 0, 1, 3), mu + sigma * values.transpose(2, 0, 1)  # agent-major
     avail = batch["avail"][:, :, :T]
     z = np.where(avail > 0, logits[:, :, :T], NEG_INF)
     logp = z - z.max(-1, keepdims=True)
@@ -335,7 +343,7 @@ def reference_losses(spec: AgentSpec, cfg: CommNetConfig, weights: Weights, batc
     adv = R - v
     entropy = -(wts * (np.exp(logp) * logp).sum(-1)).sum() / n
     policy_loss = -(wts * taken * adv).sum() / n
-    value_loss = (wts * adv**2).sum() / n
+    value_loss = (wts * (adv / sigma) ** 2).sum() / n
     loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
     return {"loss": loss, "policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
 
@@ -395,8 +403,9 @@ class CommNetPolicyBase(Policy):
 class CommNetLearnerBase(Learner):
     """What every backend's ``CommNetLearner`` shares: it builds the network (the backend's
     ``Policy`` class: representation, policy head and value head) and one optimiser, calls
-    :meth:`build`, and loads the initial weights. Backends supply the math: ``build``,
-    ``update``, ``gradients`` and the parameter hooks ``_read``/``_write``."""
+    :meth:`build`, and loads the initial weights; it keeps the value targets' running
+    statistics (:meth:`value_batch`), saved with the optimiser state. Backends supply the math:
+    ``build``, ``update``, ``gradients`` and the parameter hooks ``_read``/``_write``."""
 
     Policy: type
     Optimizer: type
@@ -412,8 +421,29 @@ class CommNetLearnerBase(Learner):
         self.opt = self.Optimizer(list(self.net.canonical().values()), config.lr, config.adam.betas,
                                   config.adam.eps, name="commnet_opt")
         self.optimizers = {NET: self.opt}
+        self.value_norm = ValueNorm()
         self.build()
         self.set_weights(weights)
+
+    def value_batch(self, batch: dict[str, np.ndarray], learn: bool = False) -> dict[str, np.ndarray]:
+        """``batch`` with ``value_stats`` ``[mu, sigma]`` for the backend (``[0, 1]`` without
+        ``value_norm``). With ``learn`` (an update, not a parity probe) the statistics first
+        take in the batch's discounted returns, which the value targets estimate."""
+        if not self.cfg.value_norm:
+            return {**batch, "value_stats": IDENTITY}
+        if learn:
+            T = batch["mask"].shape[1]
+            self.value_norm.update(batch["returns"], batch["mask"][None] * batch["agent_mask"][:, :, :T])
+        return {**batch, "value_stats": self.value_norm.stats()}
+
+    def get_optimizer_state(self) -> Weights:
+        """Adam's state plus the value statistics (``value_norm/mean``, ``/mean_sq``, ``/debias``)."""
+        return {**super().get_optimizer_state(), **self.value_norm.state_dict("value_norm")}
+
+    def set_optimizer_state(self, state: Weights) -> None:
+        super().set_optimizer_state(state)
+        if "value_norm/mean" in state:
+            self.value_norm.load_state_dict(state, "value_norm")
 
     def name_parameters(self) -> None:
         """Backend hook, before the optimiser exists (e.g. unique names within a graph)."""
@@ -453,7 +483,8 @@ def parity_batch(spec: AgentSpec, cfg: CommNetConfig, n_episodes: int, max_len: 
 #: default env's config, which may change them)
 BASE_OPTIONS: dict[str, Any] = {
     "gamma": 0.99, "actor_critic": False, "td_lambda": 0.8, "lr": 1e-3, "grad_clip": 10.0, "value_coef": 0.03,
-    "entropy_coef": 0.0, "hidden_size": 16, "comm_steps": 2, "activation": "tanh", "encoder": "linear", "n_ids": None,
+    "entropy_coef": 0.0, "value_norm": False, "hidden_size": 16, "comm_steps": 2, "activation": "tanh",
+    "encoder": "linear", "n_ids": None,
     "skip_connection": False, "recurrent": False, "share_parameters": True, "communicate": True, "comm_mask": None,
     "comm_range": None, "position_dims": [2, 3]}
 
@@ -470,11 +501,11 @@ def parity_cases(method: str = "commnet", seed: int = 0, updates: int = 3) -> li
 
     variants = {
         "plain-embedding": ({"encoder": "embedding", "n_ids": 11}, False),
-        "skip-static-mask": ({"skip_connection": True, "comm_mask": [[0, 1, 0, 1], [1, 0, 1, 0], [0, 0, 0, 1],
-                                                                     [1, 1, 1, 0]]}, True),
+        "skip-static-mask": ({"skip_connection": True, "value_norm": True,
+                              "comm_mask": [[0, 1, 0, 1], [1, 0, 1, 0], [0, 0, 0, 1], [1, 1, 1, 0]]}, True),
         "range-mask-per-agent-ac": ({"comm_range": 1.2, "position_dims": [0, 1], "share_parameters": False,
-                                     "actor_critic": True, "activation": "relu"}, False),
-        "recurrent-ac": ({"recurrent": True, "actor_critic": True}, True),
+                                     "actor_critic": True, "activation": "relu", "value_norm": True}, False),
+        "recurrent-ac": ({"recurrent": True, "actor_critic": True, "value_norm": True}, True),
     }
     out = []
     for name, (over, agent_mask) in variants.items():

@@ -73,6 +73,13 @@ registry.add("vector_env", _LEVERS, make_levers)  # the lever-pulling game, batc
 registry.add("env", _LEVERS, LeversParallel)
 
 
+def config_twin(name: str) -> str | None:
+    """The env whose shipped configs ``name`` shares when it has none of its own: the mpe2 task
+    of an ``mpe-fast/<task>`` (the same transitions, bit for bit), else None."""
+    prefix = "mpe-fast/"
+    return f"mpe/{name[len(prefix):]}" if name.startswith(prefix) else None
+
+
 def make_env(name: str, num_envs: int = 1, **kwargs: Any) -> VectorEnv:
     """Build ``num_envs`` copies of env ``name`` as one :class:`VectorEnv` (or its native vector env)."""
     if name in registry.names("vector_env"):
@@ -81,4 +88,4 @@ def make_env(name: str, num_envs: int = 1, **kwargs: Any) -> VectorEnv:
     return VectorEnv(lambda: factory(**kwargs), num_envs, name=name)
 
 
-__all__ = ["VectorEnv", "make_env", "MPE_TASKS"]
+__all__ = ["VectorEnv", "make_env", "config_twin", "MPE_TASKS"]

@@ -81,23 +81,26 @@ class RunResult:
         return "\n".join(lines)
 
 
-def evaluate(policy: Policy, env: VectorEnv, seed: int) -> float:
-    """Greedy return per agent (episode sum, mean over agents), one episode per env copy."""
+def episode_returns(policy: Policy, env: VectorEnv, seed: int) -> np.ndarray:
+    """Greedy returns ``[E, A]`` (episode sums per agent), one episode per env copy. ``policy``
+    is anything with the :meth:`Policy.act` signature."""
     obs = env.reset(seed=seed)
     E = env.num_envs
     finished = np.zeros(E, bool)
     acc = np.zeros((E, env.spec.n_agents))
-    returns = np.zeros(E)
     state = None
     while not finished.all():
         actions, state = policy.act(obs, state, explore=False, **_avail_kwargs(env))
         obs, _, rew, _, done = env.step(actions)
         state = reset_state(state, done)
         acc[~finished] += rew[~finished]
-        newly = done & ~finished
-        returns[newly] = acc[newly].mean(axis=1)
         finished |= done
-    return float(returns.mean())
+    return acc
+
+
+def evaluate(policy: Policy, env: VectorEnv, seed: int) -> float:
+    """Greedy return per agent (episode sum, mean over agents and episodes), one episode per env copy."""
+    return float(episode_returns(policy, env, seed).mean(axis=1).mean())
 
 
 def reset_state(state: Any, done: np.ndarray) -> Any:

@@ -34,7 +34,7 @@ from xmarl.docschema import documented
 #: batch entries the update reads, in the order the compiled cells take them (``comm_mask`` is
 #: a placeholder unless the config has ``comm_range``)
 BATCH_KEYS = ("obs", "act_onehot", "avail", "rew", "returns", "term", "mask", "agent_mask", "td_matrix", "comm_mask",
-              "norm")
+              "value_stats", "norm")
 #: axis of the episode dimension of each batch entry (td_matrix has none)
 EPISODE_AXIS = {"obs": 1, "act_onehot": 1, "avail": 1, "rew": 1, "returns": 1, "agent_mask": 1, "term": 0, "mask": 0,
                 "comm_mask": 0}
@@ -72,14 +72,16 @@ class _Loss(nn.Cell):
         return ops.stack(all_logits, 2), ops.stack(all_values, 2)
 
     def construct(self, obs: Tensor, act_onehot: Tensor, avail: Tensor, rew: Tensor, returns: Tensor, term: Tensor,
-                  mask: Tensor, agent_mask: Tensor, td_matrix: Tensor, comm_mask: Tensor,
+                  mask: Tensor, agent_mask: Tensor, td_matrix: Tensor, comm_mask: Tensor, value_stats: Tensor,
                   norm: Tensor) -> tuple[Tensor, ...]:
-        """``norm``: the batch's total weight ``max(sum(mask * agent_mask), 1)`` (of the whole batch
-        when this is one chunk of it)."""
+        """``value_stats``: ``[mu, sigma]`` of the value targets; ``norm``: the batch's total weight
+        ``max(sum(mask * agent_mask), 1)`` (of the whole batch when this is one chunk of it)."""
         A, B, T = rew.shape
         Ts = T + 1 if self.actor_critic else T
         cm = comm_mask[:, :Ts] if self.range_mode else comm_mask
         logits, values = self.outputs(obs[:, :, :Ts], agent_mask[:, :, :Ts], cm)
+        mu, sigma = value_stats[0], value_stats[1]
+        values = mu + sigma * values  # the baseline in return units
         av = avail[:, :, :T]
         logp = ops.log_softmax(ops.where(av > 0, logits[:, :, :T], NEG_INF), -1)
         taken = (act_onehot[:, :, :T] * logp).sum(-1)
@@ -92,7 +94,7 @@ class _Loss(nn.Cell):
         n = norm
         adv = returns - v
         policy_loss = -(w * taken * ops.stop_gradient(adv)).sum() / n
-        value_loss = (w * ops.square(adv)).sum() / n
+        value_loss = (w * ops.square(adv / sigma)).sum() / n
         entropy = -(w * (ops.exp(logp) * logp).sum(-1)).sum() / n
         loss = policy_loss + self.value_coef * value_loss - self.entropy_coef * entropy
         return loss, policy_loss, value_loss, entropy
@@ -171,6 +173,7 @@ class CommNetLearner(core.CommNetLearnerBase):
                      for k in BATCH_KEYS)
 
     def update(self, batch: Batch) -> dict[str, float]:
+        batch = self.value_batch(batch, learn=True)
         A, B = batch["rew"].shape[:2]
         per_episode = A * self.steps(batch)
         if B * per_episode <= self.max_rows:
@@ -192,7 +195,7 @@ class CommNetLearner(core.CommNetLearnerBase):
         return {**dict(zip(LOSSES, losses.tolist())), "grad_norm": grad_norm}
 
     def gradients(self, batch: Batch) -> Weights:
-        losses, grads = self._gradients(*self._tensors(batch))
+        losses, grads = self._gradients(*self._tensors(self.value_batch(batch)))
         names = [f"{core.NET}/{k}" for k in self.net.canonical()]
         out: Weights = {k: g.asnumpy().reshape(self.shapes[k]) for k, g in zip(names, grads)}
         out.update({f"loss/{k}": np.array(v) for k, v in zip(LOSSES, losses.asnumpy().tolist())})

@@ -43,7 +43,7 @@ class CommNetLearner(core.CommNetLearnerBase):
         self.batch_signature = {
             "obs": tf.TensorSpec([A, None, None, od], tf.float32), "act_onehot": per_step, "avail": per_step,
             "rew": per_agent, "returns": per_agent, "agent_mask": per_agent, "term": steps, "mask": steps,
-            "td_matrix": tf.TensorSpec([None, None], tf.float32)}
+            "td_matrix": tf.TensorSpec([None, None], tf.float32), "value_stats": tf.TensorSpec([2], tf.float32)}
         if core.comm_mode(self.cfg) == "range":
             self.batch_signature["comm_mask"] = tf.TensorSpec([None, None, A, A], tf.float32)
         self.params = list(self.net.canonical().values())
@@ -79,6 +79,8 @@ class CommNetLearner(core.CommNetLearnerBase):
     def _losses(self, b: TensorBatch) -> dict[str, tf.Tensor]:
         cfg, mask = self.cfg, b["mask"]
         logits, values = self._outputs(b, cfg.actor_critic)
+        mu, sigma = b["value_stats"][0], b["value_stats"][1]
+        values = mu + sigma * values  # the baseline in return units
         avail = b["avail"][:, :, :-1]
         logp = tf.nn.log_softmax(tf.where(avail > 0, logits[:, :, :tf.shape(mask)[1]], NEG_INF), -1)
         taken = tf.reduce_sum(b["act_onehot"][:, :, :-1] * logp, -1)
@@ -94,7 +96,7 @@ class CommNetLearner(core.CommNetLearnerBase):
         n = tf.maximum(tf.reduce_sum(w), 1.0)
         adv = returns - v
         policy_loss = -tf.reduce_sum(w * taken * tf.stop_gradient(adv)) / n
-        value_loss = tf.reduce_sum(w * tf.square(adv)) / n
+        value_loss = tf.reduce_sum(w * tf.square(adv / sigma)) / n
         entropy = -tf.reduce_sum(w * tf.reduce_sum(tf.exp(logp) * logp, -1)) / n
         loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
         return {"loss": loss, "policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
@@ -129,10 +131,10 @@ class CommNetLearner(core.CommNetLearnerBase):
         return {k: tf.convert_to_tensor(np.asarray(batch[k], np.float32)) for k in self.batch_signature}
 
     def update(self, batch: Batch) -> dict[str, float]:
-        return {k: float(v) for k, v in self._update_fn(self._tensors(batch)).items()}
+        return {k: float(v) for k, v in self._update_fn(self._tensors(self.value_batch(batch, learn=True))).items()}
 
     def gradients(self, batch: Batch) -> Weights:
-        losses, grads = self._gradients_fn(self._tensors(batch))
+        losses, grads = self._gradients_fn(self._tensors(self.value_batch(batch)))
         out: Weights = {}
         for k, g in zip(self.net.canonical(), grads):
             out[f"{core.NET}/{k}"] = g.numpy().reshape(self.shapes[f"{core.NET}/{k}"])

@@ -53,6 +53,8 @@ class CommNetLearner(core.CommNetLearnerBase):
         cfg, mask = self.cfg, b["mask"]
         T = mask.shape[1]
         logits, values = self._outputs(b, steps)
+        mu, sigma = b["value_stats"][0], b["value_stats"][1]
+        values = mu + sigma * values  # the baseline in return units
         avail = b["avail"][:, :, :T]
         logp = torch.log_softmax(torch.where(avail > 0, logits[:, :, :T], torch.full_like(avail, NEG_INF)), -1)
         taken = (b["act_onehot"][:, :, :T] * logp).sum(-1)
@@ -69,7 +71,7 @@ class CommNetLearner(core.CommNetLearnerBase):
         n = torch.clamp(w.sum(), min=1.0)
         adv = returns - v
         policy_loss = -(w * taken * adv.detach()).sum() / n
-        value_loss = (w * adv.pow(2)).sum() / n
+        value_loss = (w * (adv / sigma).pow(2)).sum() / n
         entropy = -(w * (logp.exp() * logp).sum(-1)).sum() / n
         loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
         return {"loss": loss, "policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
@@ -80,6 +82,7 @@ class CommNetLearner(core.CommNetLearnerBase):
         return {k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in batch.items()}
 
     def update(self, batch: Batch) -> dict[str, float]:
+        batch = self.value_batch(batch, learn=True)
         out = self._losses(self._tensors(batch), self.steps(batch))
         params = list(self.net.canonical().values())
         for p, g in zip(params, torch.autograd.grad(out["loss"], params)):
@@ -89,6 +92,7 @@ class CommNetLearner(core.CommNetLearnerBase):
         return {**{k: float(v.detach()) for k, v in out.items()}, "grad_norm": float(norm.max())}
 
     def gradients(self, batch: Batch) -> Weights:
+        batch = self.value_batch(batch)
         out = self._losses(self._tensors(batch), self.steps(batch))
         params = self.net.canonical()
         grads: Weights = {}

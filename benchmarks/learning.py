@@ -1,0 +1,282 @@
+"""Learning records of the shipped configs: every ``configs/<method>/<env>.yaml`` trained with
+``xmarl.run`` as shipped, in each backend, over seeds, and recorded in
+``benchmarks/results/learning/<method>/<env>.{json,md}`` (the same path as the config).
+
+A record holds, per run: the final greedy return per agent over the config's evaluation episodes
+(the trainer's last evaluation), the return of uniformly random actions (over the available
+actions) on the same evaluation episodes, each agent's own return, the env's success measure where
+it has one, the curve, the wall time and the env-steps/s; per backend the mean over seeds; and the
+resolved config the runs used (``tests/test_learning_records.py`` fails when a shipped config has
+no record or differs from the one recorded). A config learns when its mean beats random in every
+backend; some tasks also have a bar (``BARS``) with a time limit.
+
+    python benchmarks/learning.py commnet/mpe/simple_spread_v3 --jobs 2
+    python benchmarks/learning.py coma/mpe/simple_spread_v3 --on mpe-fast/simple_spread_v3
+    python benchmarks/learning.py --stale --jobs 2       # every config whose record is missing or stale
+
+``--on`` trains on a transition-identical twin of the config's env (``mpe-fast/<task>`` for
+``mpe/<task>``, tested step by step in tests/test_mpe_fast.py) when it reads the same config;
+the record says so. Each run is a separate process with one framework thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results" / "learning"
+CONFIGS = ROOT / "configs"
+BACKENDS = ["torch", "tensorflow", "mindspore"]
+
+#: tasks with a stated bar: (greedy return per agent to reach, minutes allowed per run, where it comes from)
+BARS: dict[str, tuple[float, float, str]] = {
+    "mpe/simple_spread_v3": (-19.0, 30, "issues 2, 3, 9: random -27.3, walk-to-own-landmark -15.5"),
+    "mpe-fast/simple_spread_v3": (-19.0, 30, "as mpe/simple_spread_v3"),
+    "levers": (0.97, 15, "issue 4; the paper's CommNet 0.94, independent agents 0.59"),
+}
+
+#: the env's own success measure, from the mean greedy return per agent and the env kwargs
+SUCCESS: dict[str, tuple[str, str, Callable[[float, dict[str, Any]], float]]] = {
+    "target": ("hit rate", "fraction of agent-steps whose action hits the agent's target",
+               lambda ret, kw: ret / kw.get("episode_len", 5)),
+    "median": ("deal quality", "mean per-round reward, 1 - 2 |offer - median| with a quorum (1 = exact median)",
+               lambda ret, kw: ret / kw.get("rounds", 3)),
+    "levers": ("distinct levers", "fraction of distinct levers pulled per game (1 = every agent its own lever)",
+               lambda ret, kw: ret),
+}
+
+ONE_RUN = r"""
+import json, sys
+import numpy as np
+import xmarl
+from xmarl.envs import make_env
+from xmarl.training.trainer import EVAL_SEED_OFFSET, episode_returns
+
+
+class Random:
+    '''Uniformly random actions (over the available ones where the env reports them).'''
+
+    def __init__(self, env, seed):
+        self.env, self.rng = env, np.random.default_rng(seed)
+
+    def act(self, obs, state=None, explore=False, avail=None, **_):
+        spec = self.env.spec
+        if spec.discrete:
+            ok = spec.act_mask if avail is None else avail * spec.act_mask
+            ok = np.broadcast_to(ok, obs.shape[:2] + (spec.act_dim,))
+            return np.where(ok > 0, self.rng.gumbel(size=ok.shape), -np.inf).argmax(-1), state
+        return self.env.sample_actions(self.rng), state
+
+
+method, backend, env_name, seed, out = sys.argv[1:6]
+seed = int(seed)
+r = xmarl.run(method, backend, env_name, seed=seed, out_dir=out, progress=False,
+              overrides={"train.tensorboard": False})
+cfg = xmarl.load_config(method, env_name)
+env = make_env(env_name, cfg.train.eval_episodes, **cfg.env_kwargs)
+greedy = episode_returns(r.learner.policy, env, seed + EVAL_SEED_OFFSET)
+rand = episode_returns(Random(env, seed), env, seed + EVAL_SEED_OFFSET)
+print(json.dumps({"final": r.final_metrics, "curve": r.curve, "agents": env.agents,
+                  "agent_returns": greedy.mean(0).tolist(), "random_return": float(rand.mean()),
+                  "random_agent_returns": rand.mean(0).tolist()}))
+"""
+
+
+def shipped_configs() -> list[str]:
+    """``<method>/<env>`` of every shipped config file (defaults.yaml excluded)."""
+    return sorted(str(p.relative_to(CONFIGS).with_suffix("")) for p in CONFIGS.rglob("*.yaml")
+                  if p.name != "defaults.yaml")
+
+
+def resolved(method: str, env: str) -> dict[str, Any]:
+    """The config a shipped pairing resolves to, as plain data, without the keys that only say
+    where and how a run is shown (env name, backend, seed, output folders, progress, logging)."""
+    from xmarl.config import load_config
+
+    cfg = load_config(method=method, env=env).model_dump(mode="json")
+    return comparable(cfg)
+
+
+def comparable(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Keys of a resolved config that decide what a run learns."""
+    train = {k: v for k, v in cfg["train"].items() if k in ("steps", "num_envs", "eval_interval", "eval_episodes")}
+    return {"method": cfg["method"], "env_kwargs": cfg["env_kwargs"], "train": train,
+            cfg["method"]: cfg[cfg["method"]]}
+
+
+def record_path(config: str) -> Path:
+    return RESULTS / config
+
+
+def is_stale(config: str) -> bool:
+    """Whether ``config`` has no record, or its record ran a different resolved config."""
+    path = record_path(config).with_suffix(".json")
+    if not path.is_file():
+        return True
+    method, env = config.split("/", 1)
+    return json.loads(path.read_text())["meta"]["config"] != resolved(method, env)
+
+
+def one(method: str, backend: str, run_env: str, seed: int, out: str) -> dict[str, Any]:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", ONE_RUN, method, backend, run_env, str(seed), out],
+                       capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        raise RuntimeError(f"{method} {backend} {run_env} seed {seed} failed:\n{p.stderr[-3000:]}")
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    res.update(backend=backend, seed=seed, process_wall_s=time.perf_counter() - t0)
+    print(f"{method} {backend} {run_env} seed {seed}: {res['final']['eval_return']:.3f} "
+          f"(random {res['random_return']:.3f}) in {res['final']['wall_time']:.0f}s", flush=True)
+    return res
+
+
+def run_config(config: str, on: str | None, backends: list[str], seeds: list[int], jobs: int, merge: bool,
+               command: str) -> None:
+    from xmarl.envs import config_twin
+
+    method, env = config.split("/", 1)
+    run_env = on or env
+    if run_env != env and config_twin(run_env) != env:
+        sys.exit(f"--on {run_env}: not a transition-identical twin of {env}")
+    want = resolved(method, env)
+    if run_env != env and resolved(method, run_env) != want:
+        sys.exit(f"--on {run_env}: {method} on {run_env} reads another config than {config}; run it on {env}")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(jobs) as pool:
+        futures = [pool.submit(one, method, b, run_env, s, tmp) for b in backends for s in seeds]
+        runs = [f.result() for f in futures]
+    meta = {"config": want, "method": method, "env": env, "run_env": run_env,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
+            "jobs_in_parallel": jobs, "command": command, "date": time.strftime("%Y-%m-%d")}
+    write_record(config, runs, meta, merge)
+
+
+def write_record(config: str, runs: list[dict[str, Any]], meta: dict[str, Any], merge: bool = False) -> None:
+    """``<config>.json`` (everything) and ``<config>.md`` (the tables); with ``merge``, runs of
+    other backends already recorded under the same config are kept."""
+    out = record_path(config)
+    if merge and out.with_suffix(".json").is_file():
+        old = json.loads(out.with_suffix(".json").read_text())
+        if old["meta"]["config"] == meta["config"]:
+            new = {r["backend"] for r in runs}
+            runs = [r for r in old["runs"] if r["backend"] not in new] + runs
+            meta = {**meta, "command": f"{old['meta']['command']}`, then `{meta['command']}"}
+    runs = sorted(runs, key=lambda r: (BACKENDS.index(r["backend"]) if r["backend"] in BACKENDS else 9, r["seed"]))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown(config, runs, meta))
+    print(markdown(config, runs, meta))
+
+
+def summary(runs: list[dict[str, Any]], env: str) -> dict[str, dict[str, Any]]:
+    """Per backend: mean final return, mean random return, whether it beats random and the bar."""
+    bar = BARS.get(env)
+    out = {}
+    for b in dict.fromkeys(r["backend"] for r in runs):
+        rs = [r for r in runs if r["backend"] == b]
+        mean = sum(r["final"]["eval_return"] for r in rs) / len(rs)
+        rand = sum(r["random_return"] for r in rs) / len(rs)
+        worst = max(r["final"]["wall_time"] for r in rs)
+        row = {"seeds": len(rs), "mean": mean, "random": rand, "beats_random": mean > rand, "max_wall_s": worst}
+        if bar is not None:
+            row["bar_met"] = mean >= bar[0] and worst <= bar[1] * 60
+        out[b] = row
+    return out
+
+
+def markdown(config: str, runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    env, run_env = meta["env"], meta["run_env"]
+    bar = BARS.get(env)
+    succ = SUCCESS.get(env)
+    kw = meta["config"]["env_kwargs"]
+    steps = meta["config"]["train"]["steps"]
+    lines = [f"# {meta['method']} on {env}: learning record of `configs/{config}.yaml`", "",
+             f"Command: `{meta['command']}` ({meta['machine']}, Python {meta['python']}, "
+             f"{meta['jobs_in_parallel']} run(s) at a time, one framework thread per run, {meta['date']}).",
+             f"Budget: the shipped config as it is, {steps} env steps per run"
+             + (f", trained on `{run_env}` (transition-identical to `{env}`)" if run_env != env else "") + ".",
+             "Return: greedy return per agent (episode sum, mean over agents) of the final policy over the config's "
+             f"{meta['config']['train']['eval_episodes']} evaluation episodes; random: uniformly random (available) "
+             "actions on the same episodes."]
+    if bar is not None:
+        lines.append(f"Bar: mean of the seeds >= {bar[0]} within {bar[1]:.0f} minutes per run ({bar[2]}).")
+    if succ is not None:
+        lines.append(f"Success measure ({succ[0]}): {succ[1]}.")
+    else:
+        lines.append("Success measure: the env has none of its own; the return is the measure.")
+    lines += ["", "| backend | seed | final return | random | " + (f"{succ[0]} | " if succ else "")
+              + ("first step at bar | " if bar else "") + "wall (s) | env-steps/s |",
+              "|---|---:|---:|---:|" + ("---:|" if succ else "") + ("---:|" if bar else "") + "---:|---:|"]
+    for r in runs:
+        f = r["final"]
+        first = next((s for s, v in r["curve"] if v >= bar[0]), None) if bar else None
+        cells = [r["backend"], str(r["seed"]), f"{f['eval_return']:.3f}", f"{r['random_return']:.3f}"]
+        if succ:
+            cells.append(f"{succ[2](f['eval_return'], kw):.3f}")
+        if bar:
+            cells.append("-" if first is None else str(first))
+        cells += [f"{f['wall_time']:.0f}", f"{f['steps_per_sec']:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "| backend | seeds | mean final return | mean random | beats random |"
+              + (" bar met |" if bar else "") + " slowest run (s) |",
+              "|---|---:|---:|---:|---|" + ("---|" if bar else "") + "---:|"]
+    for b, s in summary(runs, env).items():
+        lines.append(f"| {b} | {s['seeds']} | **{s['mean']:.3f}** | {s['random']:.3f} | "
+                     f"{'yes' if s['beats_random'] else 'NO'} |"
+                     + ((" yes |" if s["bar_met"] else " NO |") if bar else "") + f" {s['max_wall_s']:.0f} |")
+    agents = runs[0]["agents"]
+    if len(set(tuple(r["agents"]) for r in runs)) == 1 and len(agents) > 1:
+        lines += ["", "Each agent's return (mean over every run of the backend; random in brackets):", "",
+                  "| backend | " + " | ".join(agents) + " |", "|---|" + "---:|" * len(agents)]
+        for b in dict.fromkeys(r["backend"] for r in runs):
+            rs = [r for r in runs if r["backend"] == b]
+            cells = []
+            for i in range(len(agents)):
+                g = sum(r["agent_returns"][i] for r in rs) / len(rs)
+                x = sum(r["random_agent_returns"][i] for r in rs) / len(rs)
+                cells.append(f"{g:.2f} ({x:.2f})")
+            lines.append(f"| {b} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("configs", nargs="*", help="<method>/<env> of shipped configs, e.g. commnet/mpe/simple_spread_v3")
+    ap.add_argument("--stale", action="store_true", help="every shipped config whose record is missing or stale")
+    ap.add_argument("--on", default=None, help="train on this transition-identical twin of the config's env")
+    ap.add_argument("--backends", nargs="+", default=BACKENDS)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--merge", action="store_true", help="keep other backends' runs of the same config")
+    ap.add_argument("--list", action="store_true", help="list shipped configs and whether their record is current")
+    args = ap.parse_args()
+    configs = list(args.configs)
+    if args.list:
+        for c in shipped_configs():
+            print(f"{c}: {'missing or stale' if is_stale(c) else 'recorded'}")
+        return
+    if args.stale:
+        configs += [c for c in shipped_configs() if is_stale(c) and c not in configs]
+    unknown = [c for c in configs if c not in shipped_configs()]
+    if unknown:
+        sys.exit(f"not shipped configs: {unknown}; see --list")
+    command = " ".join(["python benchmarks/learning.py", *sys.argv[1:]])
+    for c in configs:
+        run_config(c, args.on, args.backends, args.seeds, args.jobs, args.merge, command)
+
+
+if __name__ == "__main__":
+    main()
