@@ -44,7 +44,7 @@ import json, resource, statistics, sys, time
 import numpy as np
 from xmarl import registry
 from xmarl.config import load_config
-from xmarl.core import commnet as core
+from xmarl.core.commnet import COMMNET as core
 from xmarl.envs.levers import Levers
 
 backend, games, reps, agents = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), [int(a) for a in sys.argv[4:]]

@@ -33,12 +33,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 WARM = 0.3  # share of the steps left out of the steady-state window
 ONE = f"WARM = {WARM}\n" + """
-import importlib, json, sys, tempfile, time
+import json, sys, tempfile, time
 import numpy as np
 import xmarl
 from xmarl import registry
 from xmarl.envs import make_env
-from xmarl.buffers.episode import synthetic_episodes
+from xmarl.compare.reference.data import synthetic_episodes
 
 method, backend, env_name, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 with tempfile.TemporaryDirectory() as tmp:
@@ -60,7 +60,7 @@ cfg = xmarl.load_config(method, env_name, backend)
 mcfg = getattr(cfg, method)
 out["num_envs"] = cfg.train.num_envs
 spec = make_env(env_name, 1, **cfg.env_kwargs).spec
-core = importlib.import_module(registry.get("method", method).core)
+core = registry.get("method", method).core
 learner = registry.get("learner", method, backend)(spec, mcfg, core.init_weights(spec, mcfg, 0))
 rng = np.random.default_rng(0)
 A = spec.n_agents
@@ -71,7 +71,7 @@ if method == "maddpg":  # one replay batch of batch_size transitions
              "rew": rng.standard_normal((A, B)).astype(np.float32),
              "next_obs": rng.standard_normal((A, B, spec.obs_dim)).astype(np.float32),
              "done": np.zeros((A, B), np.float32)}
-    batch = core.prepare_batch(spec, batch, rng)
+    batch = core.prepare_batch(spec, mcfg, batch, rng, 0)
     out["update_batch"] = f"{B} transitions"
 else:  # on-policy: one batch of batch_episodes full 25-step episodes
     episodes = synthetic_episodes(spec, mcfg.batch_episodes, 25, rng)

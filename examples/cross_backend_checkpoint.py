@@ -5,7 +5,7 @@ import numpy as np
 
 import xmarl
 from xmarl import registry
-from xmarl.core import maddpg as core
+from xmarl.core.maddpg import MADDPG as core
 from xmarl.training.checkpoint import load_weights
 
 result = xmarl.run("maddpg", "torch", "target", progress=False)

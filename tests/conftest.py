@@ -1,9 +1,12 @@
-"""Shared fixtures. Backends that are not installed are skipped, unless
-XMARL_REQUIRE_BACKENDS=1 (set by CI), which turns a missing backend into a failure."""
+"""Shared fixtures. Backends (``require``) and the other packages CI installs (``require_module``:
+mpe2, pygame, Ray, the demo plugin, the docs tools) that are not installed are skipped, unless
+XMARL_REQUIRE_BACKENDS=1 (set by CI), which turns a missing one into a failure."""
 
 from __future__ import annotations
 
+import importlib
 import os
+from types import ModuleType
 
 import pytest
 
@@ -17,6 +20,23 @@ def require(backend: str) -> None:
         if os.environ.get("XMARL_REQUIRE_BACKENDS") == "1":
             pytest.fail(f"backend {backend} must be installed (XMARL_REQUIRE_BACKENDS=1)")
         pytest.skip(f"{backend} not installed")
+
+
+def require_module(name: str, install: str) -> ModuleType:
+    """Import and return module ``name`` (e.g. ``"mpe2.simple_spread_v3"``, ``"ray"``,
+    ``"xmarl_demo_plugin"``). When it (or a package above it) is not installed, skip the test,
+    or fail it under XMARL_REQUIRE_BACKENDS=1; ``install`` is the command that installs it. An
+    installed module that fails to import is an error either way, never a skip. Works at a test
+    module's top level too (skips or fails the whole module)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        parts = name.split(".")
+        if e.name not in {".".join(parts[:i]) for i in range(1, len(parts) + 1)}:
+            raise  # the module is there but imports something missing: a broken install, not a skip
+        if os.environ.get("XMARL_REQUIRE_BACKENDS") == "1":
+            pytest.fail(f"{name} must be installed (XMARL_REQUIRE_BACKENDS=1): {install}")
+        pytest.skip(f"{name} not installed: {install}", allow_module_level=True)  # also at a module's top
 
 
 @pytest.fixture(params=BACKENDS)

@@ -13,7 +13,8 @@ from gymnasium import spaces
 import xmarl
 from xmarl import registry
 from xmarl.config import load_config, parse_overrides
-from xmarl.core.methods import MethodSpec
+from xmarl.core.maddpg import MADDPG
+from xmarl.core.method import MethodSpec
 from xmarl.envs.games import TargetGame
 from xmarl.errors import XmarlError
 
@@ -66,7 +67,7 @@ def bad_envs():
         registry.add("env", name, cls)
     registry.add("method", "discrete_only", MethodSpec(
         name="discrete_only", config_model=load_config("maddpg").maddpg.__class__, trainer="off_policy",
-        action_kinds=("discrete",), paper="test", core="xmarl.core.maddpg",
+        action_kinds=("discrete",), paper="test", core=MADDPG,
         defaults=load_config("maddpg").maddpg.model_dump(mode="json")))
     yield
     for name in ENVS:

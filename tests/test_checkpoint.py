@@ -7,10 +7,11 @@ import pytest
 
 from tests.conftest import BACKENDS, require
 from xmarl import registry
-from xmarl.compare.parity import parity_spec
+from xmarl.compare.reference.data import parity_spec
 from xmarl.config import load_config
-from xmarl.core import maddpg as core
-from xmarl.training.checkpoint import atomic_save_npz, atomic_write_text, load_weights, save_checkpoint
+from xmarl.core.maddpg import MADDPG as core
+from xmarl.files import atomic_save_npz, atomic_write_text
+from xmarl.training.checkpoint import load_weights, save_checkpoint
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path):

@@ -13,9 +13,12 @@ import pytest
 import xmarl
 from tests.conftest import BACKENDS, require
 from xmarl import registry
-from xmarl.compare.parity import ATOL, RTOL, method_config, parity_spec
+from xmarl.compare.parity import ATOL, RTOL
+from xmarl.compare.reference import commnet as cref
+from xmarl.compare.reference.data import method_config, parity_spec
 from xmarl.config import load_config
 from xmarl.core import commnet as core
+from xmarl.core.commnet import COMMNET
 from xmarl.core.spaces import AgentSpec
 from xmarl.envs import make_env
 from xmarl.envs.levers import Levers, random_reward
@@ -38,8 +41,8 @@ def report():
 
 
 def _cfg(**over):
-    """A CommNet config with every option the tests rely on pinned (see ``core.BASE_OPTIONS``)."""
-    return method_config("commnet", {**core.BASE_OPTIONS, **over})
+    """A CommNet config with every option the tests rely on pinned (see ``cref.BASE_OPTIONS``)."""
+    return method_config("commnet", {**cref.BASE_OPTIONS, **over})
 
 
 def _close(a: np.ndarray, b: np.ndarray) -> bool:
@@ -49,10 +52,10 @@ def _close(a: np.ndarray, b: np.ndarray) -> bool:
 # -- parity and the numpy reference ---------------------------------------------------------------
 def test_parity_across_backends(report):
     assert report.ok, report.summary() + "\n" + report.table()
-    names = {c.name for c in core.parity_cases()}
+    names = {c.name for c in cref.parity_cases()}
     assert names == {"commnet-plain-embedding", "commnet-skip-static-mask", "commnet-range-mask-per-agent-ac",
                      "commnet-recurrent-ac"}
-    for case in core.parity_cases():
+    for case in cref.parity_cases():
         ref = report.results["commnet"][case.name][report.backends[0]]
         K = case.config.comm_steps
         # hidden states after every communication step, the losses, gradients and 3 updates are compared
@@ -62,22 +65,22 @@ def test_parity_across_backends(report):
         assert float(ref["optimizer/opt/commnet/step"]) == 3
         moved = np.abs(ref["weights/commnet/policy/kernel"] - case.weights["commnet/policy/kernel"]).max()
         assert moved > 1e-4
-    masked = [c for c in core.parity_cases() if "agent_mask" in c.batches[0] and c.batches[0]["agent_mask"].min() == 0]
+    masked = [c for c in cref.parity_cases() if "agent_mask" in c.batches[0] and c.batches[0]["agent_mask"].min() == 0]
     assert masked and any(c.config.skip_connection for c in masked)
 
 
 def test_every_backend_matches_the_numpy_reference(report):
     """The forward pass (h^0..h^K, logits, values) and the losses of every backend, from the
-    parity run, against :func:`core.reference_forward` / :func:`core.reference_losses`."""
-    for case in core.parity_cases():
+    parity run, against :func:`cref.reference_forward` / :func:`cref.reference_losses`."""
+    for case in cref.parity_cases():
         b0 = case.batches[0]
         obs = b0["obs"][:, :, 0].transpose(1, 0, 2)
         am = b0["agent_mask"][:, :, 0].T
         cm = b0["comm_mask"][:, 0] if "comm_mask" in b0 else None
         state = (np.random.default_rng(0).standard_normal((obs.shape[0], 4, case.config.hidden_size)) * 0.5
                  ).astype(np.float32) if case.config.recurrent else None
-        fwd = core.reference_forward(case.spec, case.config, case.weights, obs, am, cm, state)
-        losses = core.reference_losses(case.spec, case.config, case.weights, b0)
+        fwd = cref.reference_forward(case.spec, case.config, case.weights, obs, am, cm, state)
+        losses = cref.reference_losses(case.spec, case.config, case.weights, b0)
         for backend in report.backends:
             got = report.results["commnet"][case.name][backend]
             for i, h in enumerate(fwd["hiddens"]):
@@ -91,16 +94,16 @@ def test_reference_losses_are_the_paper_formula():
     """A one-agent-pair, one-step batch computed by hand: -log pi(a) (R - b) and (R - b)^2."""
     spec = parity_spec("discrete", n_agents=2)
     cfg = _cfg(hidden_size=4, value_coef=0.5, entropy_coef=0.0)
-    w = core.init_weights(spec, cfg, 3)
+    w = COMMNET.init_weights(spec, cfg, 3)
     ep = {"obs": np.ones((1, 2, 2, spec.obs_dim), np.float32), "actions": np.array([[[1, 2], [0, 0]]]),
           "avail": np.ones((1, 2, 2, spec.act_dim), np.float32), "rew": np.array([[[2.0, 2.0]]], np.float32),
           "term": np.ones((1, 1), np.float32), "mask": np.ones((1, 1), np.float32)}
-    batch = core.prepare_batch(spec, cfg, ep, np.random.default_rng(0), 0)
-    out = core.reference_forward(spec, cfg, w, ep["obs"][:, 0])
+    batch = COMMNET.prepare_batch(spec, cfg, ep, np.random.default_rng(0), 0)
+    out = cref.reference_forward(spec, cfg, w, ep["obs"][:, 0])
     logits, b = out["logits"][0], out["values"][0]
     logp = [logits[j] - np.log(np.exp(logits[j][: spec.act_dims[j]]).sum()) for j in range(2)]
     taken = np.array([logp[0][1], logp[1][2]])
-    losses = core.reference_losses(spec, cfg, w, batch)
+    losses = cref.reference_losses(spec, cfg, w, batch)
     assert losses["policy_loss"] == pytest.approx(-np.mean(taken * (2.0 - b)), rel=1e-6)
     assert losses["value_loss"] == pytest.approx(np.mean((2.0 - b) ** 2), rel=1e-6)
     assert losses["loss"] == pytest.approx(losses["policy_loss"] + 0.5 * losses["value_loss"], rel=1e-6)
@@ -109,7 +112,7 @@ def test_reference_losses_are_the_paper_formula():
 # -- communication ----------------------------------------------------------------------------------
 def _learner(backend: str, spec: AgentSpec, **over):
     cfg = _cfg(hidden_size=8, **over)
-    return registry.get("learner", "commnet", backend)(spec, cfg, core.init_weights(spec, cfg, 1)), cfg
+    return registry.get("learner", "commnet", backend)(spec, cfg, COMMNET.init_weights(spec, cfg, 1)), cfg
 
 
 def test_range_mask_an_agent_that_cannot_hear_another_is_independent_of_it(backend):
@@ -134,7 +137,7 @@ def test_range_mask_an_agent_that_cannot_hear_another_is_independent_of_it(backe
     h = rng.standard_normal((4, 3, 5))
     h2 = h.copy()
     h2[:, 2] += 10.0
-    c, c2 = core.comm_vectors(h, np.ones((4, 3)), mask), core.comm_vectors(h2, np.ones((4, 3)), mask)
+    c, c2 = cref.comm_vectors(h, np.ones((4, 3)), mask), cref.comm_vectors(h2, np.ones((4, 3)), mask)
     np.testing.assert_array_equal(c[:, 0], c2[:, 0])
     np.testing.assert_allclose(c[:, 1], (h[:, 0] + h[:, 2]) / 2)
 
@@ -153,7 +156,7 @@ def test_agent_mask_inactive_agents_neither_speak_nor_count(backend):
     unmasked = learner.policy.probe_numpy(obs), learner.policy.probe_numpy(changed)  # agent 2 active: it counts
     assert np.abs(unmasked[0]["logits"][:, active] - unmasked[1]["logits"][:, active]).max() > 1e-4
     h = rng.standard_normal((3, 4, 2))
-    c = core.comm_vectors(h, am, None)
+    c = cref.comm_vectors(h, am, None)
     np.testing.assert_allclose(c[:, 0], (h[:, 1] + h[:, 3]) / 2)  # mean over the 2 active others
 
 
@@ -170,7 +173,7 @@ def test_static_adjacency_and_communication_switched_off(backend):
     assert np.abs(a["logits"][:, 2] - b["logits"][:, 2]).max() > 1e-4
     # no communication: nobody depends on anybody else, and no C weights exist
     learner, cfg = _learner(backend, spec, communicate=False)
-    assert not any("/comm/" in k for k in core.param_shapes(spec, cfg))
+    assert not any("/comm/" in k for k in COMMNET.param_shapes(spec, cfg))
     a, b = learner.policy.probe_numpy(obs), learner.policy.probe_numpy(changed)
     np.testing.assert_allclose(a["logits"][:, [0, 2]], b["logits"][:, [0, 2]], atol=1e-6)
 
@@ -182,7 +185,7 @@ def test_500_agents_are_one_batched_computation(backend):
     learner, cfg = _learner(backend, spec, encoder="embedding", n_ids=1000, skip_connection=True)
     ids = np.random.default_rng(3).permutation(1000)[:1000].reshape(2, 500, 1).astype(np.float32)
     got = learner.policy.probe_numpy(ids)
-    ref = core.reference_forward(spec, cfg, learner.get_weights(), ids)
+    ref = cref.reference_forward(spec, cfg, learner.get_weights(), ids)
     assert got["hiddens"].shape == (3, 2, 500, 8)
     assert _close(got["hiddens"], ref["hiddens"]) and _close(got["logits"], ref["logits"])
 
@@ -191,12 +194,12 @@ def test_acting_follows_the_updated_weights(backend):
     """The acting step (a graph of its own in some backends) reads the weights the update
     wrote: after updates its logits and next state equal the full forward pass's, and moved."""
     for name in ("commnet-plain-embedding", "commnet-recurrent-ac"):
-        case = next(c for c in core.parity_cases() if c.name == name)
+        case = next(c for c in cref.parity_cases() if c.name == name)
         learner = registry.get("learner", "commnet", backend)(case.spec, case.config, case.weights)
         obs = case.batches[0]["obs"][:, :, 0].swapaxes(0, 1)  # first step of each episode, [E, A, obs_dim]
         before, _ = learner.policy.forward_numpy(obs)
         for batch in case.batches[:2]:
-            learner.update_recurrent(batch) if case.config.recurrent else learner.update(batch)
+            learner.update(batch)
         logits, state = learner.policy.forward_numpy(obs)
         full = learner.policy.probe_numpy(obs)
         assert _close(logits, full["logits"]) and np.abs(logits - before).max() > 1e-4, name
@@ -252,11 +255,11 @@ def test_config_errors_are_one_line():
     spec = AgentSpec(("a", "b"), (1, 1), "discrete", (2, 2), np.zeros((2, 2), np.float32),
                      np.zeros((2, 2), np.float32))
     with pytest.raises(ConfigError, match="commnet.n_ids"):
-        core.init_weights(spec, _cfg(encoder="embedding"), 0)
+        COMMNET.init_weights(spec, _cfg(encoder="embedding"), 0)
     with pytest.raises(ConfigError, match="2x2"):
-        core.init_weights(spec, _cfg(comm_mask=[[0, 1, 1]]), 0)
+        COMMNET.init_weights(spec, _cfg(comm_mask=[[0, 1, 1]]), 0)
     with pytest.raises(ConfigError, match="position_dims"):
-        core.init_weights(spec, _cfg(comm_range=1.0, position_dims=[2, 3]), 0)
+        COMMNET.init_weights(spec, _cfg(comm_range=1.0, position_dims=[2, 3]), 0)
     cfg = _cfg(encoder="embedding", n_ids=3)
     with pytest.raises(ValueError, match="n_ids"):
         core.check_ids(cfg, np.array([[[0.0], [3.0]]]))
@@ -275,7 +278,7 @@ def _levers_batch(env: Levers, learner, cfg, rng: np.random.Generator) -> dict[s
     ep = {"obs": np.stack([obs, final], 1), "actions": np.stack([actions, final_actions], 1),
           "avail": np.ones((E, 2, m, env.n_levers), np.float32), "rew": rew[:, None], "term": np.ones((E, 1)),
           "mask": np.ones((E, 1), np.float32)}
-    return core.prepare_batch(learner.spec, cfg, ep, rng, 0)
+    return COMMNET.prepare_batch(learner.spec, cfg, ep, rng, 0)
 
 
 def _greedy(env: Levers, learner) -> float:
@@ -292,7 +295,7 @@ def test_levers_small_pool_is_learned_with_communication_only(backend):
         cfg = _cfg(encoder="embedding", n_ids=8, hidden_size=32, lr=0.01, communicate=communicate)
         env = Levers(128, n_pool=8, n_agents=3)
         env.reset(seed=0)
-        learner = registry.get("learner", "commnet", backend)(env.spec, cfg, core.init_weights(env.spec, cfg, 0))
+        learner = registry.get("learner", "commnet", backend)(env.spec, cfg, COMMNET.init_weights(env.spec, cfg, 0))
         rng = np.random.default_rng(0)
         for _ in range(120):
             learner.update(_levers_batch(env, learner, cfg, rng))
@@ -361,15 +364,15 @@ def test_reference_value_loss_is_normalised():
     """With ``value_stats`` [mu, sigma] the baseline is mu + sigma v and its loss ((R - b) / sigma)^2."""
     spec = parity_spec("discrete", n_agents=2)
     cfg = _cfg(hidden_size=4, value_coef=0.5)
-    w = core.init_weights(spec, cfg, 3)
+    w = COMMNET.init_weights(spec, cfg, 3)
     ep = {"obs": np.ones((1, 2, 2, spec.obs_dim), np.float32), "actions": np.array([[[1, 2], [0, 0]]]),
           "avail": np.ones((1, 2, 2, spec.act_dim), np.float32), "rew": np.array([[[-9.0, -9.0]]], np.float32),
           "term": np.ones((1, 1), np.float32), "mask": np.ones((1, 1), np.float32)}
-    batch = {**core.prepare_batch(spec, cfg, ep, np.random.default_rng(0), 0),
+    batch = {**COMMNET.prepare_batch(spec, cfg, ep, np.random.default_rng(0), 0),
              "value_stats": np.array([-10.0, 4.0], np.float32)}
-    v = core.reference_forward(spec, cfg, w, ep["obs"][:, 0])["values"][0]
+    v = cref.reference_forward(spec, cfg, w, ep["obs"][:, 0])["values"][0]
     b = -10.0 + 4.0 * v
-    losses = core.reference_losses(spec, cfg, w, batch)
+    losses = cref.reference_losses(spec, cfg, w, batch)
     assert losses["value_loss"] == pytest.approx(np.mean(((-9.0 - b) / 4.0) ** 2), rel=1e-6)
     for backend in _installed():  # every backend's loss at the same statistics
         learner = registry.get("learner", "commnet", backend)(spec, cfg.model_copy(update={"value_norm": True}), w)
@@ -394,7 +397,7 @@ def test_mindspore_update_in_chunks_equals_one_update():
     every intermediate of a graph alive): the summed chunk gradients give the same update."""
     require("mindspore")
     for name in ("commnet-range-mask-per-agent-ac",):  # every kind of batch entry, comm_mask included
-        case = next(c for c in core.parity_cases() if c.name == name)
+        case = next(c for c in cref.parity_cases() if c.name == name)
         whole, parts = (registry.get("learner", "commnet", "mindspore")(case.spec, case.config, case.weights)
                         for _ in range(2))
         parts.max_rows = 40  # 4 agents x 5 steps per episode: 2 episodes per chunk, 3 chunks

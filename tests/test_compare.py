@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import xmarl
-from tests.conftest import BACKENDS, require
+from tests.conftest import BACKENDS, require, require_module
 from xmarl import registry
 from xmarl.cli import main
 from xmarl.compare import stats
@@ -147,7 +147,7 @@ def test_compare_on_the_local_pool_writes_the_report(pool_compare):
 
 
 def test_compare_on_local_ray_gives_the_same_results(pool_compare, tmp_path):
-    ray = pytest.importorskip("ray", reason="pip install 'xmarl[ray]'")
+    ray = require_module("ray", "pip install 'xmarl[ray]'")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         result = xmarl.compare("maddpg", BACKENDS, "target", seeds=2, steps=STEPS, overrides=TINY,
@@ -222,6 +222,30 @@ def test_compare_bad_inputs_are_one_line_errors_and_write_nothing(tmp_path):
             xmarl.compare(**args)
         assert "\n" not in str(e.value)
     assert not out.exists()
+
+
+def test_plan_lists_every_run_without_running_or_writing_anything(tmp_path):
+    """Methods x envs x seeds x backends in that nesting, each with its folder and overrides."""
+    for b in BACKENDS:
+        require(b)
+    from xmarl.compare.runner import plan, validate
+
+    out = tmp_path / "planned"
+    args = validate("maddpg", BACKENDS, ["target", "median"], seeds=[3, 5], steps=200, overrides=TINY,
+                    out_dir=out, workers=4)
+    p = plan(args)
+    cells = [(m, e, s, b) for m in ["maddpg"] for e in ["target", "median"] for s in [3, 5] for b in BACKENDS]
+    assert [(t.method, t.env, t.seed, t.backend) for t in p.tasks] == cells
+    assert p.pairs == [("maddpg", "target"), ("maddpg", "median")] and p.todo == p.tasks
+    assert not p.skipped and not p.resumed and p.steps == [200] and p.workers == 4
+    assert p.root == out and p.runs_dir == out / "runs"
+    task = p.tasks[1]
+    assert task.name == "maddpg-target-tensorflow-s3" and task.run_dir == str(out / "runs" / task.name)
+    assert task.overrides == {**TINY, "train.steps": 200, "train.threads": 1, "seed": 3, "out_dir": str(out / "runs"),
+                              "name": task.name, "train.progress": False}
+    assert task.config is None and not task.resume and task.threads == 1
+    assert p.spec["envs"] == ["target", "median"] and p.spec["workers"] == 4
+    assert not out.exists()  # planning writes nothing
 
 
 def test_cli_compare_bad_seeds_is_a_one_line_error(capsys):

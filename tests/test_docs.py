@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import BACKENDS, require
+from tests.conftest import BACKENDS, require, require_module
 from xmarl import docschema, registry
 from xmarl.cli import main
 from xmarl.docschema.check import check, check_class, placeholders, shipped_methods
@@ -39,12 +39,7 @@ def _require_all() -> None:
 
 def _require_docs_tools() -> None:
     for module in ("sphinx", "furo", "sphinx_design", "bs4"):
-        try:
-            __import__(module)
-        except ImportError:
-            if os.environ.get("XMARL_REQUIRE_BACKENDS") == "1":
-                pytest.fail(f"{module} must be installed to build the docs (pip install -e '.[docs]')")
-            pytest.skip(f"{module} not installed")
+        require_module(module, "pip install -e '.[docs]'")
 
 
 def _backend_classes() -> list[tuple[str, str, str, type]]:

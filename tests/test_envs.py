@@ -1,4 +1,5 @@
-"""The PettingZoo adapter and vector env: shapes, padding, auto-reset, seeding, bad envs."""
+"""The PettingZoo adapter and vector env: shapes, padding, auto-reset, seeding, bad envs; every
+vectorised env implements :class:`VectorEnvBase` and shares its returns bookkeeping."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from xmarl.envs import make_env
+from xmarl import registry
+from xmarl.envs import VectorEnvBase, make_env
 from xmarl.envs.games import TargetGame
 from xmarl.envs.pettingzoo import VectorEnv
+from xmarl.envs.snapshot import restore, snapshot
 from xmarl.errors import EnvError
 
 
@@ -94,3 +97,47 @@ def test_unsupported_action_space():
     with pytest.raises(EnvError) as e:
         VectorEnv(Multi, 1, name="multi")
     assert "MultiDiscrete" in str(e.value)
+
+
+# -- the vectorised-env base ----------------------------------------------------------------------
+
+def test_every_vector_env_implements_the_base_which_is_abstract():
+    names = registry.names("vector_env")
+    assert {"levers", "mpe-fast/simple_spread_v3"} <= set(names)
+    for env in [make_env(name, 2) for name in names] + [make_env("target", 2)]:
+        assert isinstance(env, VectorEnvBase), env.name
+        assert isinstance(env, VectorEnv) == (env.name == "target")  # native envs are not the adapter
+        assert env.num_envs == 2 and env.agents == list(env.spec.agents)
+    assert isinstance(VectorEnv(TargetGame, 1), VectorEnvBase)
+    with pytest.raises(TypeError, match="abstract"):
+        VectorEnvBase("base", make_env("target").spec, 1)
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("target", {"episode_len": 3}), ("mpe/simple_speaker_listener_v4", {"max_cycles": 2}),
+    ("mpe-fast/simple_spread_v3", {"max_cycles": 3}), ("mpe-fast/simple_speaker_listener_v4", {"max_cycles": 4}),
+    ("mpe-fast/simple_reference_v3", {"max_cycles": 2}), ("levers", {"n_pool": 12, "n_agents": 3}),
+])
+def test_completed_returns_and_lengths_are_kept_alike(name, kwargs):
+    """Each finished episode adds its per-agent mean return and its length, in copy order; a reset
+    restarts the counters; a snapshot taken mid-episode carries on with the same numbers."""
+    env = make_env(name, 3, **kwargs)
+    rng = np.random.default_rng(0)
+    ret, length = np.zeros((3, env.spec.n_agents)), np.zeros(3, np.int64)
+    returns, lengths = [], []
+    env.reset(seed=1)
+    for t in range(10):
+        if t == 4:  # mid-episode: drop the partial episodes
+            env.reset(seed=2)
+            ret[:], length[:] = 0.0, 0
+        if t == 6:
+            env = restore(snapshot(env))
+        *_, rew, _, done = env.step(env.sample_actions(rng))
+        ret += rew
+        length += 1
+        for e in np.flatnonzero(done):
+            returns.append(ret[e].mean())
+            lengths.append(int(length[e]))
+            ret[e], length[e] = 0.0, 0
+    assert len(lengths) >= 6 and env.completed_lengths == lengths and env.completed_returns == returns
+    assert all(type(x) is float for x in env.completed_returns) and all(type(n) is int for n in lengths)

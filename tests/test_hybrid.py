@@ -15,13 +15,14 @@ from pettingzoo import ParallelEnv
 import xmarl
 from tests.conftest import BACKENDS
 from xmarl import registry
-from xmarl.compare.parity import maddpg_batch, parity_spec
+from xmarl.compare.reference.data import parity_spec
+from xmarl.compare.reference.maddpg import update_batch as maddpg_batch
 from xmarl.config import load_config
 from xmarl.config.loader import configs_dir
 from xmarl.config.schema import MADDPGConfig
-from xmarl.core import maddpg as core
 from xmarl.core.actions import select_actions, squash
-from xmarl.core.methods import MethodSpec
+from xmarl.core.maddpg import MADDPG as core
+from xmarl.core.method import MethodSpec
 from xmarl.core.spaces import AgentSpec
 from xmarl.envs import VectorEnv, make_env
 from xmarl.envs.median import MedianGame
@@ -231,7 +232,7 @@ def no_hybrid_method():
     defaults = yaml.safe_load((configs_dir() / "defaults.yaml").read_text())["maddpg"]
     registry.add("method", "no_hybrid", MethodSpec(
         name="no_hybrid", config_model=MADDPGConfig, trainer="off_policy", action_kinds=("discrete", "continuous"),
-        core="xmarl.core.maddpg", paper="(test)", defaults=defaults))
+        core=core, paper="(test)", defaults=defaults))
     yield "no_hybrid"
     registry._ENTRIES.pop(("method", "no_hybrid", None), None)
 

@@ -11,10 +11,11 @@ import pytest
 
 import xmarl
 from xmarl import registry
-from xmarl.compare.parity import maddpg_batch, parity_spec
+from xmarl.compare.reference.data import parity_spec
+from xmarl.compare.reference.maddpg import update_batch as maddpg_batch
+from xmarl.compare.reference.optim import adam_step, clip_by_group_norm
 from xmarl.config import load_config
-from xmarl.core import maddpg as core
-from xmarl.core.optim import adam_step, clip_by_group_norm
+from xmarl.core.maddpg import MADDPG as core
 from xmarl.training.trainer import is_timing
 
 TENSOR_TYPES = {

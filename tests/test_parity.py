@@ -23,10 +23,11 @@ from xmarl.compare.parity import (
     cases,
     compare_quantities,
     parity_methods,
-    parity_spec,
     sanity_rows,
 )
-from xmarl.core.methods import MethodSpec
+from xmarl.compare.reference.data import parity_spec
+from xmarl.core.maddpg import MADDPG
+from xmarl.core.method import MethodSpec
 from xmarl.errors import RegistryError, XmarlError
 
 METHODS = parity_methods()
@@ -119,11 +120,11 @@ def test_parity_bad_inputs_are_one_line_errors():
     with pytest.raises(XmarlError, match="at least two backends"):
         xmarl.parity("maddpg", ["torch"])
     registry.add("method", "no_hook", MethodSpec(name="no_hook", config_model=object, trainer="off_policy",
-                                                 action_kinds=("discrete",), paper="test", core="xmarl.core.spaces"))
+                                                 action_kinds=("discrete",), paper="test", core=MADDPG))
     try:
         assert "no_hook" not in parity_methods()
-        with pytest.raises(XmarlError, match=r"add parity_cases\(method, seed, updates\) -> list\[ParityCase\] to "
-                                             r"xmarl.core.spaces") as e:
+        with pytest.raises(XmarlError, match=r"register parity_cases\(method, seed, updates\) -> list\[ParityCase\] "
+                                             r"as registry.add\('parity', 'no_hook', ...\)") as e:
             cases("no_hook")
         assert "\n" not in str(e.value)
     finally:

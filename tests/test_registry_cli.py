@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import xmarl
+from tests.conftest import require, require_module
 from xmarl import registry
 from xmarl.cli import main
 from xmarl.errors import RegistryError
@@ -36,8 +37,8 @@ def test_backend_module_is_imported_on_first_use_only():
 
 
 def test_plugin_entry_point_adds_env_and_method(out_dir):
-    pytest.importorskip("xmarl_demo_plugin", reason="pip install tests/fixtures/xmarl_demo_plugin")
-    import xmarl_demo_plugin
+    xmarl_demo_plugin = require_module("xmarl_demo_plugin", "pip install ./tests/fixtures/xmarl_demo_plugin")
+    require("torch")  # the plugin registers a torch learner only
 
     assert "demo/four_targets" in registry.names("env")
     assert "demo_maddpg" in registry.names("method")

@@ -18,8 +18,10 @@ def _frames(path) -> int:
         return im.n_frames
 
 
-def test_render_trained_spread_policy_to_gif(out_dir, tmp_path, capsys):
-    r = xmarl.run("maddpg", "torch", "mpe/simple_spread_v3", out_dir=out_dir, progress=False,
+def test_render_trained_spread_policy_to_gif(backend, out_dir, tmp_path, capsys):
+    """In every backend: GIFs during training, and ``xmarl render`` from the checkpoint (which
+    rebuilds that backend's policy), show the trained greedy policy."""
+    r = xmarl.run("maddpg", backend, "mpe/simple_spread_v3", out_dir=out_dir, progress=False,
                   overrides={**TINY, "train.gif_every": 2})
     gifs = sorted((r.run_dir / "gifs").glob("*.gif"))
     assert [g.name for g in gifs] == ["step_000000000600.gif"]  # evaluations at 300 and 600: every 2nd

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import xmarl
+from tests.conftest import require
 from xmarl.config import load_config
 from xmarl.training.checkpoint import latest_checkpoint, load_weights
 from xmarl.training.trainer import OffPolicyTrainer, is_timing
@@ -62,10 +63,12 @@ def test_interrupted_then_resumed_equals_uninterrupted(backend, out_dir, env):
 
 
 def test_resume_refuses_another_backend(out_dir):
+    require("tensorflow")
     r = xmarl.run("maddpg", "torch", "target", out_dir=out_dir, overrides={**OV, "train.steps": 300})
-    with pytest.raises(xmarl.errors.XmarlError, match="checkpoint .* is maddpg/torch/target"):
-        xmarl.run(resume=r.run_dir, backend="tensorflow" if "tensorflow" in sys.modules else "torch",
-                  env="mpe/simple_spread_v3")
+    with pytest.raises(xmarl.errors.XmarlError, match="checkpoint .* is maddpg/torch/target, not maddpg/tensorflow/"):
+        xmarl.run(resume=r.run_dir, backend="tensorflow")
+    with pytest.raises(xmarl.errors.XmarlError, match="checkpoint .* is maddpg/torch/target, not maddpg/torch/mpe/"):
+        xmarl.run(resume=r.run_dir, env="mpe/simple_spread_v3")
 
 
 def test_kill_9_loses_at_most_one_checkpoint_interval(out_dir):

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(word: str, options: Iterable[str], cutoff: float = 0.6, prefix: str = "") -> str:
+    """``"; did you mean '<prefix>x'?"`` with the closest of ``options`` to ``word``, or ``""``:
+    the hint every unknown-name error ends with."""
+    match = difflib.get_close_matches(str(word), list(options), n=1, cutoff=cutoff)
+    return f"; did you mean '{prefix}{match[0]}'?" if match else ""
+
 
 class XmarlError(Exception):
     """Base class of every error xmarl raises on purpose."""

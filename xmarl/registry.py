@@ -12,7 +12,6 @@ Backend-neutral entries (methods, environments) use ``backend=None``.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
-from xmarl.errors import BackendNotInstalledError, RegistryError
+from xmarl.errors import BackendNotInstalledError, RegistryError, did_you_mean
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -80,17 +79,12 @@ def backend_installed(name: str) -> bool:
     return importlib.util.find_spec(info.framework) is not None
 
 
-def _closest(word: str, options: list[str]) -> str:
-    match = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
-    return f"; did you mean '{match[0]}'?" if match else ""
-
-
 def _backend_info(name: str) -> BackendInfo:
     load_plugins()
     if name not in _BACKENDS:
         valid = sorted(_BACKENDS)
         raise RegistryError(
-            f"unknown backend '{name}'{_closest(name, valid)} (valid: {', '.join(valid)})"
+            f"unknown backend '{name}'{did_you_mean(name, valid, cutoff=0.5)} (valid: {', '.join(valid)})"
         )
     return _BACKENDS[name]
 
@@ -139,10 +133,16 @@ def get(kind: str, name: str, backend: str | None = None) -> Any:
         valid = sorted({n for (k, n, b) in _ENTRIES if k == kind and b == backend})
         where = f" for backend '{backend}'" if backend else ""
         raise RegistryError(
-            f"unknown {kind} '{name}'{where}{_closest(name, valid)} "
+            f"unknown {kind} '{name}'{where}{did_you_mean(name, valid, cutoff=0.5)} "
             f"(valid: {', '.join(valid) or 'none'})"
         )
     return _ENTRIES[key]
+
+
+def find(kind: str, name: str, backend: str | None = None) -> Any | None:
+    """The object registered under ``(kind, name, backend)``, or None (no error, no backend import)."""
+    load_plugins()
+    return _ENTRIES.get((kind, name, backend))
 
 
 def entries() -> list[tuple[str, str, str | None]]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from xmarl.core.spaces import AgentSpec
+    pass
 
 STEP_KEYS = ("obs", "actions", "avail")  # one entry per step plus the final one ([.., T+1, ..])
 REWARD_KEYS = ("rew", "term")  # one entry per step ([.., T, ..])
@@ -143,28 +143,3 @@ class EpisodeBuffer:
         for v in self.work.values():
             v[:] = 0
         self.t[:] = 0
-
-
-def synthetic_episodes(spec: AgentSpec, n_episodes: int, max_len: int,
-                       rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Random padded episodes in :class:`~xmarl.buffers.EpisodeBuffer`'s layout, for parity
-    and reference tests: lengths between 1 and ``max_len`` (the first episode has ``max_len``),
-    some terminated and some truncated, random available-action masks that always contain the
-    taken action."""
-    B, T, A, n = n_episodes, max_len, spec.n_agents, spec.act_dim
-    lengths = rng.integers(1, T + 1, B)
-    lengths[0] = T
-    steps = np.arange(T + 1)[None, :, None]
-    valid = steps <= lengths[:, None, None]  # steps 0..L hold data (L: the final observation)
-    avail = (rng.random((B, T + 1, A, n)) < 0.7).astype(np.float32) * spec.act_mask
-    n_i = np.asarray(spec.act_dims)
-    actions = (rng.random((B, T + 1, A)) * n_i).astype(np.int64)
-    avail[np.arange(B)[:, None, None], np.arange(T + 1)[None, :, None], np.arange(A)[None, None], actions] = 1.0
-    obs_mask = (np.arange(spec.obs_dim)[None, :] < np.asarray(spec.obs_dims)[:, None]).astype(np.float32)
-    obs = rng.standard_normal((B, T + 1, A, spec.obs_dim)).astype(np.float32) * obs_mask * valid[..., None]
-    mask = (np.arange(T)[None, :] < lengths[:, None]).astype(np.float32)
-    term = np.zeros((B, T), np.float32)
-    ends = rng.random(B) < 0.5
-    term[np.flatnonzero(ends), lengths[ends] - 1] = 1.0
-    return {"obs": obs, "actions": actions * valid, "avail": avail * valid[..., None],
-            "rew": rng.standard_normal((B, T, A)).astype(np.float32) * mask[..., None], "term": term, "mask": mask}

@@ -56,3 +56,7 @@ class ReplayBuffer:
         for k in ("obs", "next_obs", "act", "rew", "done"):
             getattr(self, k)[:n] = state[k]
         self.pos, self.size = int(state["pos"]), n
+
+    def drop_in_progress(self) -> None:
+        """Nothing to drop: transitions are stored whole (the episode buffer's counterpart keeps
+        partial episodes)."""

@@ -20,30 +20,30 @@ others). The report gives the largest absolute difference and the largest relati
 values near zero do not inflate it). A case also fails when it proves nothing: gradients that
 are all zero, or weights that did not move in ``K`` updates.
 
-**The per-method hook.** A method takes part by giving the module named by its ``MethodSpec.core``
-(``xmarl.core.<method>``) one function::
+**The per-method hook.** A method takes part by registering one function under
+``("parity", <method name>)`` in :mod:`xmarl.registry`::
 
     def parity_cases(method: str, seed: int = 0, updates: int = 3) -> list[ParityCase]: ...
 
-``method`` is the registered name being checked (several methods may share one core module):
-use it for the config section and as the prefix of every case name. Each :class:`ParityCase`
-is plain numpy, built deterministically from ``seed``: the method's validated config section
-(:func:`method_config` gives one with small networks), an :class:`~xmarl.core.spaces.AgentSpec`
-(:func:`parity_spec` gives heterogeneous ones, so that padding is exercised), canonical
-initial weights (the core's ``init_weights``), ``updates`` frozen batches in exactly the
-layout the method's ``Learner.update`` takes (with any random noise the update needs drawn in
-numpy, as the trainer's batch preparation does), and the observations for the policy's
-forward pass. The learner is built as
-``registry.get("learner", method, backend)(case.spec, case.config, case.weights)``, which is
-how the trainer builds it. See ``parity_cases`` in :mod:`xmarl.core.maddpg`.
+``method`` is the registered name being checked (several methods may share one function): use
+it for the config section and as the prefix of every case name. Each :class:`ParityCase` is
+plain numpy, built deterministically from ``seed``: the method's validated config section
+(:func:`xmarl.compare.reference.data.method_config` gives one with small networks), an
+:class:`~xmarl.core.spaces.AgentSpec` (:func:`~xmarl.compare.reference.data.parity_spec` gives
+heterogeneous ones, so that padding is exercised), canonical initial weights (the method
+core's ``init_weights``), ``updates`` frozen batches in exactly the layout the method's
+``Learner.update`` takes (with any random noise the update needs drawn in numpy, as the
+method core's ``prepare_batch`` does), and the observations for the policy's forward pass.
+The learner is built as ``registry.get("learner", method, backend)(case.spec, case.config,
+case.weights)``, which is how the trainer builds it. The built-in methods' cases live in
+:mod:`xmarl.compare.reference` (beside the numpy references they are checked against), e.g.
+:mod:`xmarl.compare.reference.maddpg`; a plugin registers its own.
 
-A method whose update is more than ``learner.update(batch)`` (a target copy every n updates,
-a recurrent update) or whose policy's forward takes more than observations sets the case's
-``update`` and ``probes`` (and ``obs=None``), e.g.::
+A method whose update is more than ``learner.update(batch)`` (a target copy every n updates)
+or whose policy's forward takes more than observations sets the case's ``update`` and
+``probes`` (and ``obs=None``), e.g.::
 
     def parity_cases(method: str, seed: int = 0, updates: int = 3) -> list:
-        from xmarl.compare.parity import ParityCase, method_config, parity_spec
-
         out = []
         for recurrent in (False, True):
             cfg = method_config(method, {"recurrent": recurrent, "hidden_sizes": [16, 16]})
@@ -52,21 +52,21 @@ a recurrent update) or whose policy's forward takes more than observations sets 
 
             def update(learner, batch, k, cfg=cfg):
                 metrics = learner.update(batch)
-                after_update(learner, cfg, k + 1)  # as the trainer does after update k
+                METHOD.after_update(learner, cfg, k + 1)  # as the trainer does after update k
                 return metrics
 
             out.append(ParityCase(
-                f"{method}-{'gru' if recurrent else 'mlp'}", spec, cfg, init_weights(spec, cfg, seed), batches,
-                obs=None, probes=lambda learner, b=batches[0]: learner.diagnostics(b), update=update))
+                f"{method}-{'gru' if recurrent else 'mlp'}", spec, cfg, METHOD.init_weights(spec, cfg, seed),
+                batches, obs=None, probes=lambda learner, b=batches[0]: learner.diagnostics(b), update=update))
         return out
+
+    registry.add("parity", "my_method", parity_cases)
 
 ``xmarl parity`` and ``tests/test_parity.py`` pick the method up from then on.
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -76,16 +76,15 @@ from typing import Any
 import numpy as np
 
 from xmarl import registry
-from xmarl.config import load_config
 from xmarl.core.spaces import AgentSpec
-from xmarl.errors import RegistryError, XmarlError
+from xmarl.errors import RegistryError, XmarlError, did_you_mean
 
 #: ``|a - b| <= ATOL + RTOL * |b|``, elementwise, for every quantity (unless a case states its own)
 ATOL = 1e-5
 RTOL = 1e-5
 
-#: name of the per-method hook in the method's core module
-HOOK = "parity_cases"
+#: registry kind of the per-method hook
+HOOK = "parity"
 
 #: default order of backends (the first installed one is the reference); others follow by name
 PREFERRED = ("torch", "tensorflow", "mindspore")
@@ -124,96 +123,19 @@ class ParityCase:
     rtol: float = RTOL
 
 
-# -- helpers for hooks ---------------------------------------------------------------------------
-
-def parity_spec(kind: str, n_agents: int = 3) -> AgentSpec:
-    """A synthetic task: heterogeneous observation and action sizes, so padding is exercised.
-
-    Agent ``i`` observes ``6 + 2i`` entries. Discrete and continuous agents have ``3 + i % 2``
-    action entries (continuous bounds ``[-1 - i, 1 + 0.5 i]``); ``"hybrid"`` agents have
-    ``n_i = 2 + i % 2`` choices and ``d_i = 1 + i % 3`` continuous entries (for three agents:
-    2+1, 3+2 and 2+3 entries, padded to 5).
-    """
-    agents = tuple(f"agent_{i}" for i in range(n_agents))
-    obs_dims = tuple(6 + 2 * i for i in range(n_agents))
-    disc_dims: tuple[int, ...] = ()
-    if kind == "hybrid":
-        disc_dims = tuple(2 + i % 2 for i in range(n_agents))
-        act_dims = tuple(n + 1 + i % 3 for i, n in enumerate(disc_dims))
-    else:
-        act_dims = tuple(3 + (i % 2) for i in range(n_agents))
-    ad = max(act_dims)
-    low = np.zeros((n_agents, ad), np.float32)
-    high = np.zeros((n_agents, ad), np.float32)
-    if kind in ("continuous", "hybrid"):
-        for i, d in enumerate(act_dims):
-            start = disc_dims[i] if disc_dims else 0
-            low[i, start:d], high[i, start:d] = -1.0 - i, 1.0 + 0.5 * i
-    return AgentSpec(agents, obs_dims, kind, act_dims, low, high, disc_dims)
-
-
-def random_observations(spec: AgentSpec, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """Standard-normal observations ``[A, *shape, obs_dim]``, zero on each agent's padding."""
-    obs_mask = np.zeros((spec.n_agents, spec.obs_dim), np.float32)
-    for i, d in enumerate(spec.obs_dims):
-        obs_mask[i, :d] = 1.0
-    obs = rng.standard_normal((spec.n_agents, *shape, spec.obs_dim)).astype(np.float32)
-    return obs * obs_mask.reshape((spec.n_agents,) + (1,) * len(shape) + (spec.obs_dim,))
-
-
-def random_actions(spec: AgentSpec, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-    """Valid action vectors ``[A, B, act_dim]``: one-hot choices on categorical entries,
-    uniform points within the bounds on continuous ones, zero on padding."""
-    A, ad = spec.n_agents, spec.act_dim
-    if spec.discrete:
-        idx = (rng.random((A, batch_size)) * np.asarray(spec.act_dims)[:, None]).astype(int)
-        return (np.eye(ad, dtype=np.float32)[idx] * spec.act_mask[:, None, :]).astype(np.float32)
-    u = rng.random((A, batch_size, ad)).astype(np.float32)
-    act = spec.low[:, None] + u * (spec.high - spec.low)[:, None]
-    if spec.hybrid:  # one-hot choice on the categorical entries, the uniform point after them
-        idx = (rng.random((A, batch_size)) * np.asarray(spec.disc_dims)[:, None]).astype(int)
-        act = np.where(spec.disc_mask[:, None] > 0, np.eye(ad, dtype=np.float32)[idx], act)
-    return act.astype(np.float32)
-
-
-def random_transitions(spec: AgentSpec, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """A replay-style batch ``{obs, act, rew, next_obs, done}``, agent-major (``[A, B, ...]``)."""
-    act = random_actions(spec, batch_size, rng)
-    return {
-        "obs": random_observations(spec, (batch_size,), rng),
-        "act": act,
-        "rew": rng.standard_normal((spec.n_agents, batch_size)).astype(np.float32),
-        "next_obs": random_observations(spec, (batch_size,), rng),
-        "done": (rng.random((spec.n_agents, batch_size)) < 0.1).astype(np.float32),
-    }
-
-
-def maddpg_batch(spec: AgentSpec, batch_size: int, seed: int) -> dict[str, np.ndarray]:
-    """A MADDPG update batch (transitions plus the update's Gumbel noise) from ``seed``."""
-    from xmarl.core.maddpg import prepare_batch
-
-    rng = np.random.default_rng(seed)
-    return prepare_batch(spec, random_transitions(spec, batch_size, rng), rng)
-
-
-def method_config(method: str, overrides: dict[str, Any] | None = None) -> Any:
-    """``method``'s validated config section from the shipped defaults, with ``overrides``
-    given relative to the section (``{"hidden_sizes": [16, 16]}``)."""
-    cfg = load_config(method, overrides={f"{method}.{k}": v for k, v in (overrides or {}).items()})
-    return getattr(cfg, method)
-
-
 # -- running and comparing -----------------------------------------------------------------------
 
 def hook(method: str) -> Callable[..., list[ParityCase]] | None:
-    """``method``'s ``parity_cases`` function, or None when its core module has none."""
-    spec = registry.get("method", method)  # unknown method -> closest name
-    return getattr(importlib.import_module(spec.core), HOOK, None)
+    """``method``'s registered ``parity_cases`` function, or None when it has none."""
+    import xmarl.compare.reference  # noqa: F401  (registers the built-in methods' cases)
+
+    registry.get("method", method)  # unknown method -> closest name
+    return registry.find(HOOK, method)
 
 
 def parity_methods(backends: Sequence[str] | None = None) -> list[str]:
-    """Registered methods whose core module provides the parity hook (and, when ``backends``
-    is given, that have a learner in each of them; this imports those backends)."""
+    """Registered methods with parity cases (and, when ``backends`` is given, with a learner in
+    each of them; this imports those backends)."""
     found = [m for m in registry.names("method") if hook(m) is not None]
     if backends is not None:
         found = [m for m in found if all(m in registry.names("learner", b) for b in backends)]
@@ -221,16 +143,15 @@ def parity_methods(backends: Sequence[str] | None = None) -> list[str]:
 
 
 def cases(method: str, seed: int = 0, updates: int = 3) -> list[ParityCase]:
-    """The parity cases of ``method``; a one-line error when its core has no hook."""
+    """The parity cases of ``method``; a one-line error when it registered none."""
     fn = hook(method)
     if fn is None:
-        core = registry.get("method", method).core
-        raise XmarlError(f"method '{method}' has no parity cases: add {HOOK}(method, seed, updates) -> "
-                         f"list[ParityCase] to {core} (see xmarl.compare.parity)")
+        raise XmarlError(f"method '{method}' has no parity cases: register parity_cases(method, seed, updates) -> "
+                         f"list[ParityCase] as registry.add('{HOOK}', '{method}', ...) (see xmarl.compare.parity)")
     made = list(fn(method, seed=seed, updates=updates))
     names = [c.name for c in made]
     if not made or len(set(names)) != len(names):
-        raise XmarlError(f"{method}'s {HOOK} must return at least one case with unique names, got {names}")
+        raise XmarlError(f"{method}'s parity cases must be at least one, with unique names, got {names}")
     return made
 
 
@@ -243,7 +164,7 @@ def run_case(backend: str, method: str, case: ParityCase) -> dict[str, np.ndarra
     learner = registry.get("learner", method, backend)(case.spec, case.config, _copy(case.weights))
     out: dict[str, np.ndarray] = {}
     if case.obs is not None:
-        out["forward/policy"] = np.asarray(learner.policy.forward_numpy(case.obs.copy()))
+        out["forward/policy"] = np.asarray(learner.policy.forward_numpy(case.obs.copy())[0])
     if case.probes is not None:
         out.update({f"forward/{k}": np.asarray(v) for k, v in case.probes(learner).items()})
     for k, v in learner.gradients(_copy(case.batches[0])).items():
@@ -389,9 +310,7 @@ def check_backends(backends: Sequence[str]) -> list[str]:
     out = []
     for b in backends:
         if b not in known:
-            close = difflib.get_close_matches(b, known, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise RegistryError(f"unknown backend '{b}'{hint} (valid: {', '.join(known)})")
+            raise RegistryError(f"unknown backend '{b}'{did_you_mean(b, known)} (valid: {', '.join(known)})")
         if not registry.backend_installed(b):
             registry.load_backend(b)  # raises the one-line "pip install 'xmarl[...]'" error
         if b not in out:
@@ -419,7 +338,7 @@ def parity(
     compared. ``atol``/``rtol``: override every case's tolerance. ``out``: also write the
     report as JSON (every quantity) to this path, atomically. See the module docstring.
     """
-    from xmarl.training.checkpoint import atomic_write_text
+    from xmarl.files import atomic_write_text
 
     if updates < 1:
         raise XmarlError(f"updates={updates}: parity needs at least one update (weights after K >= 1 updates)")
@@ -466,6 +385,5 @@ def parity(
     return report
 
 
-__all__ = ["ParityCase", "ParityReport", "parity", "parity_spec", "random_transitions", "random_actions",
-           "random_observations", "method_config", "run_case", "compare_quantities", "cases", "parity_methods",
+__all__ = ["ParityCase", "ParityReport", "parity", "run_case", "compare_quantities", "cases", "parity_methods",
            "ATOL", "RTOL"]

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from xmarl.training.checkpoint import atomic_write_bytes, atomic_write_text
+from xmarl.files import atomic_write_bytes, atomic_write_text
 
 #: line colour, style and marker per curve, in order (backends that agree draw on top of each
 #: other, so styles and markers keep every line visible)

@@ -31,7 +31,6 @@ Scripts that call :func:`compare` with the local executor must guard the call wi
 from __future__ import annotations
 
 import contextlib
-import difflib
 import json
 import multiprocessing
 import os
@@ -53,8 +52,9 @@ import yaml
 from xmarl import registry
 from xmarl.compare.parity import check_backends, installed_backends
 from xmarl.config import load_config
-from xmarl.errors import ConfigError, XmarlError
-from xmarl.training.checkpoint import CHECKPOINTS, atomic_write_text
+from xmarl.errors import ConfigError, XmarlError, did_you_mean
+from xmarl.files import atomic_write_text
+from xmarl.training.checkpoint import CHECKPOINTS
 
 EXECUTORS = ("local", "ray")
 RUN_FILES = ("config.yaml", "metrics.jsonl", "result.json")  # result.json last: it marks a finished run
@@ -281,6 +281,50 @@ class CompareResult:
                 f"{len(self.skipped)} already finished\nreport: {self.report}")
 
 
+@dataclass(frozen=True)
+class CompareArgs:
+    """:func:`compare`'s arguments once :func:`validate` has checked and normalised them."""
+
+    methods: list[str]
+    envs: list[str]  # as given; empty: each method's configured env
+    backends: list[str]  # installed, without repeats
+    seeds: list[int]
+    overrides: dict[str, Any]  # every run's overrides, with train.steps and train.threads set
+    given_overrides: dict[str, Any]  # as passed, for the command line in the report
+    config: str | None  # as passed (report), or None
+    config_path: str | None  # absolute path of an existing YAML file, or None
+    out_dir: str | os.PathLike[str] | None  # as passed; None: compare/<methods>-<envs>
+    executor: str
+    workers: int | None  # as passed
+    address: str | None
+    threads: int  # framework threads per run (train.threads when overridden)
+    progress: bool
+
+
+@dataclass
+class ComparePlan:
+    """Every run of a compare, decided (and each run's config validated) before any file is written."""
+
+    args: CompareArgs
+    root: Path  # the report folder
+    runs_dir: Path  # absolute for Ray (a worker may start in another folder)
+    pairs: list[tuple[str, str]]  # (method, env) tasks, in report order
+    tasks: list[RunTask]  # every run: pairs x seeds x backends
+    todo: list[RunTask]  # the runs to train or continue
+    skipped: list[str]  # finished runs, reused
+    resumed: list[str]  # runs continued from their newest checkpoint
+    steps: list[int]  # the distinct train.steps of the runs, sorted
+    workers: int | None  # parallel runs (None: Ray schedules them)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """What was asked, as written to ``compare.json``."""
+        a = self.args
+        return {"methods": a.methods, "envs": [e for _, e in self.pairs], "backends": a.backends, "seeds": a.seeds,
+                "steps": self.steps, "overrides": dict(a.overrides), "config": a.config_path,
+                "executor": a.executor, "workers": self.workers, "threads": a.threads, "address": a.address}
+
+
 def compare(
     method: str | Sequence[str],
     backends: Sequence[str] | None = None,
@@ -308,22 +352,43 @@ def compare(
     gets that many CPUs); ``address``: a Ray cluster to join; ``threads``: framework threads
     per run. Finished runs in ``out_dir`` are reused and interrupted ones continued (see the
     module docstring). Returns a :class:`CompareResult`.
+
+    The four steps, in order: :func:`validate`, :func:`plan`, :func:`execute`, :func:`write_report`.
     """
+    args = validate(method, backends, env, seeds, steps, overrides, config=config, out_dir=out_dir,
+                    executor=executor, workers=workers, address=address, threads=threads, progress=progress)
+    planned = plan(args)
+    ran = execute(planned)
+    return write_report(planned, ran)
+
+
+def validate(
+    method: str | Sequence[str],
+    backends: Sequence[str] | None = None,
+    env: str | Sequence[str] | None = None,
+    seeds: int | Sequence[int] = 3,
+    steps: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    config: str | os.PathLike[str] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    executor: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    threads: int = 1,
+    progress: bool = True,
+) -> CompareArgs:
+    """Step 1: check :func:`compare`'s arguments (same names and defaults) and the backends, raising
+    a one-line error for the first bad one; returns them normalised as :class:`CompareArgs`.
+    Reads no config beyond checking that ``config`` exists, and writes nothing."""
     if executor not in EXECUTORS:
-        close = difflib.get_close_matches(str(executor), EXECUTORS, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(f"unknown executor '{executor}'{hint} (valid: {', '.join(EXECUTORS)})")
+        raise ConfigError(f"unknown executor '{executor}'{did_you_mean(executor, EXECUTORS)} "
+                          f"(valid: {', '.join(EXECUTORS)})")
     if workers is not None and workers < 1:
         raise ConfigError(f"workers={workers}: pass a number of parallel runs >= 1")
     if threads < 1:
         raise ConfigError(f"threads={threads}: pass a number of framework threads per run >= 1")
-    ov = dict(overrides or {})
-    for key, arg in (("seed", "seeds"), ("out_dir", "out_dir"), ("name", "out_dir"), ("backend", "backends"),
-                     ("method", "method"), ("env", "env")):
-        if key in ov:
-            raise ConfigError(f"override '{key}' is set per run by compare; pass {arg}=... instead")
-    if steps is not None:
-        ov["train.steps"] = steps
+    ov = _run_overrides(overrides, steps)
     if isinstance(ov.get("train.threads"), int):  # a bad value is left to the config schema's message
         threads = ov["train.threads"]
     ov.setdefault("train.threads", threads)
@@ -334,93 +399,133 @@ def compare(
     chosen = check_backends(installed_backends() if backends is None else _as_list(backends))
     if not chosen:
         raise XmarlError("no backend is installed: pip install 'xmarl[torch]'")
-    envs = _as_list(env) if env is not None else []
     config_path = str(Path(config).resolve()) if config is not None else None
     if config_path is not None and not Path(config_path).is_file():
         raise ConfigError(f"config file '{config}' does not exist; pass the path of a YAML file")
-    pairs = [(m, e) for m in methods for e in (envs or [load_config(m, config=config_path).env])]
-    tag = "+".join(methods) + "-" + "+".join(dict.fromkeys(e.replace("/", "_") for _, e in pairs))
-    root = Path(out_dir) if out_dir is not None else Path("compare") / tag
+    return CompareArgs(methods, _as_list(env) if env is not None else [], chosen, seed_list, ov,
+                       dict(overrides or {}), str(config) if config else None, config_path,
+                       out_dir, executor, workers, address, threads, progress)
+
+
+def _run_overrides(overrides: dict[str, Any] | None, steps: int | None) -> dict[str, Any]:
+    """The overrides every run shares (``steps`` as ``train.steps``); an error for keys compare sets per run."""
+    ov = dict(overrides or {})
+    for key, arg in (("seed", "seeds"), ("out_dir", "out_dir"), ("name", "out_dir"), ("backend", "backends"),
+                     ("method", "method"), ("env", "env")):
+        if key in ov:
+            raise ConfigError(f"override '{key}' is set per run by compare; pass {arg}=... instead")
+    if steps is not None:
+        ov["train.steps"] = steps
+    return ov
+
+
+def plan(args: CompareArgs) -> ComparePlan:
+    """Step 2: the matrix of runs (method × env × seed × backend, in that nesting) with each run's
+    folder, overrides and validated config, which runs are finished, to resume or to train, and
+    how many run in parallel. Reads configs and run folders; writes and runs nothing. Raises
+    when a config is invalid or a finished or partial run was made with another config."""
+    pairs = [(m, e) for m in args.methods for e in (args.envs or [load_config(m, config=args.config_path).env])]
+    tag = "+".join(args.methods) + "-" + "+".join(dict.fromkeys(e.replace("/", "_") for _, e in pairs))
+    root = Path(args.out_dir) if args.out_dir is not None else Path("compare") / tag
     # a Ray worker may start in another folder: it gets an absolute path; local runs keep the path as given
-    runs_dir = root / "runs" if executor == "local" else (root / "runs").resolve()
+    runs_dir = root / "runs" if args.executor == "local" else (root / "runs").resolve()
+    cells = [_plan_run(args, runs_dir, m, e, b, s) for m, e in pairs for s in args.seeds for b in args.backends]
+    tasks = [task for task, _, _ in cells]
+    todo = [task for task, finished, _ in cells if not finished]
+    workers = args.workers if args.workers is not None else max(1, (os.cpu_count() or 1) // args.threads)
+    workers = max(1, min(workers, len(todo))) if args.executor == "local" or args.workers is not None else None
+    return ComparePlan(args, root, runs_dir, pairs, tasks, todo, [t.name for t, finished, _ in cells if finished],
+                       [t.name for t in todo if t.resume], sorted({n for _, _, n in cells}), workers)
 
-    # plan every run and validate its config before any file is written
-    tasks, todo, skipped, resumed = [], [], [], []
-    total_steps = set()
-    for m, e in pairs:
-        for s in seed_list:
-            for b in chosen:
-                name = f"{m}-{e.replace('/', '_')}-{b}-s{s}"
-                run_ov = {**ov, "seed": s, "out_dir": str(runs_dir), "name": name, "train.progress": False}
-                cfg = load_config(m, e, b, config_path, run_ov)
-                total_steps.add(cfg.train.steps)
-                folder = runs_dir / name
-                finished = (folder / "result.json").is_file()
-                can_resume = (folder / CHECKPOINTS / "latest").is_file()
-                if finished or can_resume:
-                    differ = _config_difference(cfg.model_dump(mode="json"), folder / "config.yaml")
-                    if differ is not None:
-                        raise XmarlError(f"run folder {folder} was made with another config ({differ}); "
-                                         "pass another out_dir or delete that folder")
-                task = RunTask(m, e, b, s, str(folder), config_path, run_ov, can_resume and not finished, threads)
-                tasks.append(task)
-                if finished:
-                    skipped.append(name)
-                else:
-                    todo.append(task)
-                    if task.resume:
-                        resumed.append(name)
 
-    root.mkdir(parents=True, exist_ok=True)
-    for task in todo:  # a folder without result.json or checkpoint is a run that never got going
+def _plan_run(args: CompareArgs, runs_dir: Path, method: str, env: str, backend: str,
+              seed: int) -> tuple[RunTask, bool, int]:
+    """One run of the matrix, whether it is finished, and its ``train.steps``; an error if its
+    folder holds a run made with another config."""
+    name = f"{method}-{env.replace('/', '_')}-{backend}-s{seed}"
+    run_ov = {**args.overrides, "seed": seed, "out_dir": str(runs_dir), "name": name, "train.progress": False}
+    cfg = load_config(method, env, backend, args.config_path, run_ov)
+    folder = runs_dir / name
+    finished = (folder / "result.json").is_file()
+    can_resume = (folder / CHECKPOINTS / "latest").is_file()
+    if finished or can_resume:
+        differ = _config_difference(cfg.model_dump(mode="json"), folder / "config.yaml")
+        if differ is not None:
+            raise XmarlError(f"run folder {folder} was made with another config ({differ}); "
+                             "pass another out_dir or delete that folder")
+    task = RunTask(method, env, backend, seed, str(folder), args.config_path, run_ov, can_resume and not finished,
+                   args.threads)
+    return task, finished, cfg.train.steps
+
+
+def execute(plan: ComparePlan) -> list[str]:
+    """Step 3: create the report folder, clear runs that never got going, write ``compare.json``
+    and train the plan's unfinished runs on its executor (local process pool or Ray), storing
+    each finished run's files. Returns the names of the runs trained from scratch (resumed ones
+    are ``plan.resumed``). Raises on the first failed run; Ctrl-C leaves a resumable compare."""
+    args = plan.args
+    plan.root.mkdir(parents=True, exist_ok=True)
+    for task in plan.todo:  # a folder without result.json or checkpoint is a run that never got going
         if not task.resume and Path(task.run_dir).exists():
             shutil.rmtree(task.run_dir)
-    n_workers = workers if workers is not None else max(1, (os.cpu_count() or 1) // threads)
-    n_workers = max(1, min(n_workers, len(todo))) if executor == "local" or workers is not None else None
-    spec = {"methods": methods, "envs": [e for _, e in pairs], "backends": chosen, "seeds": seed_list,
-            "steps": sorted(total_steps), "overrides": {k: v for k, v in ov.items()}, "config": config_path,
-            "executor": executor, "workers": n_workers, "threads": threads, "address": address}
-    atomic_write_text(root / "compare.json", json.dumps(spec, indent=1, default=str))
-    command = _command(methods, envs, chosen, seed_list, next(iter(total_steps)) if len(total_steps) == 1 else 0,
-                       overrides or {}, str(config) if config else None, root, executor, workers, threads)
-
-    def say(msg: str) -> None:
-        if progress:
-            print(msg, file=sys.stderr, flush=True)
-
-    if skipped:
-        say(f"xmarl compare: {len(skipped)} of {len(tasks)} runs already finished in {runs_dir}")
+    atomic_write_text(plan.root / "compare.json", json.dumps(plan.spec, indent=1, default=str))
+    if plan.skipped:
+        _say(args.progress, f"xmarl compare: {len(plan.skipped)} of {len(plan.tasks)} runs already finished in "
+                            f"{plan.runs_dir}")
     ran: list[str] = []
-    if todo:
-        say(f"xmarl compare: {len(todo)} runs on the {executor} executor"
-            + (f" with {n_workers} workers" if n_workers else ""))
-        records = (_local if executor == "local" else _ray)(todo, n_workers, address)
-        t0 = time.perf_counter()
-        try:
-            for k, rec in enumerate(records, 1):
-                if rec["status"] != "done":
-                    what = rec.get("error", "interrupted")
-                    raise XmarlError(f"run {rec['name']} {rec['status']}: {what}; finished runs are kept in "
-                                     f"{runs_dir}, run the same compare again to resume")
-                _store(runs_dir / rec["name"], rec["files"])
-                atomic_write_text(runs_dir / rec["name"] / EXECUTION, json.dumps(
-                    {"executor": executor, "workers": n_workers, "threads": threads, "host": rec["host"],
-                     "seconds": rec["seconds"], "resumed": rec["name"] in resumed}))
-                ran.append(rec["name"])
-                final = json.loads(rec["files"]["result.json"])["final_metrics"]
-                say(f"[{k}/{len(todo)}] {rec['name']}: final return {final.get('eval_return', float('nan')):.3f}, "
-                    f"{rec['seconds']:.1f}s ({time.perf_counter() - t0:.0f}s elapsed)")
-        except KeyboardInterrupt:
-            say(f"xmarl compare: interrupted; {len(skipped) + len(ran)} of {len(tasks)} runs are finished, "
-                "run the same compare again to resume")
-            raise
-        finally:
-            close = getattr(records, "close", None)
-            if close is not None:
-                close()
-    ran = [n for n in ran if n not in resumed]
-    summary, figures = _report(root, runs_dir, tasks, pairs, chosen, seed_list, spec, command)
-    return CompareResult(root, root / "report.md", figures, summary, ran, resumed, skipped)
+    if not plan.todo:
+        return ran
+    _say(args.progress, f"xmarl compare: {len(plan.todo)} runs on the {args.executor} executor"
+                        + (f" with {plan.workers} workers" if plan.workers else ""))
+    records = (_local if args.executor == "local" else _ray)(plan.todo, plan.workers, args.address)
+    t0 = time.perf_counter()
+    try:
+        for k, rec in enumerate(records, 1):
+            _keep_record(plan, rec)
+            ran.append(rec["name"])
+            final = json.loads(rec["files"]["result.json"])["final_metrics"]
+            _say(args.progress, f"[{k}/{len(plan.todo)}] {rec['name']}: final return "
+                                f"{final.get('eval_return', float('nan')):.3f}, {rec['seconds']:.1f}s "
+                                f"({time.perf_counter() - t0:.0f}s elapsed)")
+    except KeyboardInterrupt:
+        _say(args.progress, f"xmarl compare: interrupted; {len(plan.skipped) + len(ran)} of {len(plan.tasks)} runs "
+                            "are finished, run the same compare again to resume")
+        raise
+    finally:
+        close = getattr(records, "close", None)
+        if close is not None:
+            close()
+    return [n for n in ran if n not in plan.resumed]
+
+
+def _keep_record(plan: ComparePlan, rec: dict[str, Any]) -> None:
+    """Store a worker's record of a finished run (its files and how it ran); an error for a run
+    that failed or was interrupted."""
+    if rec["status"] != "done":
+        what = rec.get("error", "interrupted")
+        raise XmarlError(f"run {rec['name']} {rec['status']}: {what}; finished runs are kept in "
+                         f"{plan.runs_dir}, run the same compare again to resume")
+    _store(plan.runs_dir / rec["name"], rec["files"])
+    atomic_write_text(plan.runs_dir / rec["name"] / EXECUTION, json.dumps(
+        {"executor": plan.args.executor, "workers": plan.workers, "threads": plan.args.threads, "host": rec["host"],
+         "seconds": rec["seconds"], "resumed": rec["name"] in plan.resumed}))
+
+
+def _say(progress: bool, msg: str) -> None:
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def write_report(plan: ComparePlan, ran: list[str]) -> CompareResult:
+    """Step 4: statistics over every run of the plan (finished now or before), the learning-curve
+    PNGs, ``report.md``, ``summary.json`` and ``runs.csv`` in ``plan.root``; returns the
+    :class:`CompareResult` (``ran``: what :func:`execute` trained from scratch)."""
+    a = plan.args
+    command = _command(a.methods, a.envs, a.backends, a.seeds, plan.steps[0] if len(plan.steps) == 1 else 0,
+                       a.given_overrides, a.config, plan.root, a.executor, a.workers, a.threads)
+    summary, figures = _report(plan.root, plan.runs_dir, plan.tasks, plan.pairs, a.backends, a.seeds, plan.spec,
+                               command)
+    return CompareResult(plan.root, plan.root / "report.md", figures, summary, ran, plan.resumed, plan.skipped)
 
 
 def _store(folder: Path, files: dict[str, str]) -> None:
@@ -496,4 +601,5 @@ def _report(root: Path, runs_dir: Path, tasks: list[RunTask], pairs: list[tuple[
     return summary, figures
 
 
-__all__ = ["compare", "CompareResult", "RunTask", "run_task", "EXECUTORS"]
+__all__ = ["compare", "validate", "plan", "execute", "write_report", "CompareArgs", "ComparePlan",
+           "CompareResult", "RunTask", "run_task", "EXECUTORS"]

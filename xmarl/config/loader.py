@@ -8,9 +8,7 @@ closest valid key.
 from __future__ import annotations
 
 import copy
-import difflib
 import os
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +17,10 @@ from pydantic import BaseModel, ValidationError
 
 from xmarl import registry
 from xmarl.config.schema import RunBase, run_model
-from xmarl.errors import ConfigError
+from xmarl.errors import ConfigError, did_you_mean
+from xmarl.files import atomic_write_text, configs_dir
 
 Path_ = tuple[str, ...]
-
-
-def configs_dir() -> Path:
-    """Folder of the shipped YAML configs."""
-    return Path(str(resources.files("xmarl._configs")))
 
 
 def _compose(text: str, source: str) -> tuple[Any, dict[Path_, str]]:
@@ -151,9 +145,7 @@ def load_config(
     specs = method_specs()
     if method not in specs:
         valid = sorted(specs)
-        close = difflib.get_close_matches(str(method), valid, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(f"unknown method '{method}'{hint} (valid: {', '.join(valid)})")
+        raise ConfigError(f"unknown method '{method}'{did_you_mean(method, valid)} (valid: {', '.join(valid)})")
     for name, spec in specs.items():
         if name not in merged and spec.defaults:
             merged[name] = copy.deepcopy(spec.defaults)
@@ -178,8 +170,7 @@ def load_config(
         raise ConfigError(_explain(exc, merged, where)) from None
     if cfg.backend not in registry.backends():
         valid = registry.backends()
-        close = difflib.get_close_matches(cfg.backend, valid, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        hint = did_you_mean(cfg.backend, valid)
         raise ConfigError(f"unknown backend '{cfg.backend}'{hint} (valid: {', '.join(valid)})")
     return cfg
 
@@ -206,8 +197,7 @@ def _explain(exc: ValidationError, merged: dict[str, Any], where: dict[Path_, st
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     if err["type"] == "extra_forbidden":
         valid = _valid_keys(tuple(path[:-1]))
-        close = difflib.get_close_matches(path[-1], valid, n=1, cutoff=0.4)
-        hint = f"; did you mean '{'.'.join(path[:-1] + [close[0]])}'?" if close else ""
+        hint = did_you_mean(path[-1], valid, cutoff=0.4, prefix="".join(p + "." for p in path[:-1]))
         return f"unknown config key '{dotted}' at {source}{hint}{more}"
     if err["type"] == "missing":
         return f"config key '{dotted}' is missing; add it to your YAML or pass --set {dotted}=...{more}"
@@ -232,8 +222,6 @@ def _valid_keys(parent: Path_) -> list[str]:
 
 def save_config(cfg: BaseModel, path: str | os.PathLike[str]) -> None:
     """Write the resolved config as YAML (atomically)."""
-    from xmarl.training.checkpoint import atomic_write_text
-
     atomic_write_text(path, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
 

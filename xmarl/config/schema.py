@@ -8,15 +8,11 @@ model is assembled from the registered methods, so a plugin method gets validati
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, create_model
+from pydantic import BaseModel, Field, PositiveInt, create_model
 
-
-class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, assignments are validated."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+from xmarl.core.config import AdamConfig, COMAConfig, CommNetConfig, MADDPGConfig, Section
 
 
 class TrainConfig(Section):
@@ -32,126 +28,6 @@ class TrainConfig(Section):
     progress: bool = Field(description="Show a progress bar.")
     tensorboard: bool = Field(description="Also write TensorBoard logs when tensorboardX is installed.")
     gif_every: int = Field(ge=0, description="Save a greedy-episode GIF every this many evaluations (0: never).")
-
-
-class AdamConfig(Section):
-    """One Adam definition for every backend: ``w -= lr * m_hat / (sqrt(v_hat) + eps)``."""
-
-    betas: tuple[float, float] = Field(description="Decay rates of the first and second moments.")
-    eps: PositiveFloat = Field(description="Added to sqrt(v_hat), after bias correction.")
-
-
-class MADDPGConfig(Section):
-    """MADDPG (Lowe et al. 2017) hyper-parameters."""
-
-    gamma: float = Field(ge=0.0, le=1.0, description="Discount factor.")
-    tau: float = Field(gt=0.0, le=1.0, description="Soft target update rate.")
-    lr_actor: PositiveFloat = Field(description="Actor learning rate.")
-    lr_critic: PositiveFloat = Field(description="Critic learning rate.")
-    adam: AdamConfig = Field(description="Optimiser constants shared by every backend.")
-    grad_clip: PositiveFloat | None = Field(description="Max global gradient norm per agent network (None: off).")
-    batch_size: PositiveInt = Field(description="Transitions per update.")
-    buffer_size: PositiveInt = Field(description="Replay capacity in transitions.")
-    warmup_steps: int = Field(ge=0, description="Env steps of uniform-random actions before learning.")
-    update_every: PositiveInt = Field(description="Env steps between update rounds.")
-    updates_per_round: PositiveInt = Field(description="Gradient updates per round.")
-    hidden_sizes: list[PositiveInt] = Field(description="Hidden layer widths of actor and critic MLPs.")
-    share_parameters: bool = Field(
-        description="One actor and one critic for all agents, with an agent-id one-hot input; "
-        "otherwise per-agent weights held as one batched tensor."
-    )
-    policy_reg: float = Field(ge=0.0, description="Weight of the mean squared pre-activation penalty on the actor.")
-    gumbel_temperature: PositiveFloat = Field(description="Gumbel-softmax temperature (discrete actions).")
-    exploration_noise: float = Field(
-        ge=0.0, description="Gaussian action noise, as a fraction of the action range (continuous)."
-    )
-
-
-class COMAConfig(Section):
-    """COMA (Foerster et al. 2018) hyper-parameters."""
-
-    gamma: float = Field(ge=0.0, le=1.0, description="Discount factor.")
-    td_lambda: float = Field(ge=0.0, le=1.0, description="lambda of the critic's TD(lambda) targets.")
-    lr_actor: PositiveFloat = Field(description="Actor learning rate.")
-    lr_critic: PositiveFloat = Field(description="Critic learning rate.")
-    adam: AdamConfig = Field(description="Optimiser constants shared by every backend.")
-    grad_clip: PositiveFloat | None = Field(description="Max global gradient norm per network group (None: off).")
-    batch_episodes: PositiveInt = Field(description="Completed episodes per batch (on-policy).")
-    update_epochs: PositiveInt = Field(
-        description="Updates on each batch; 1 is the paper's algorithm, more reuse the batch (each recomputes "
-        "targets and advantages at the current weights)."
-    )
-    hidden_sizes: list[PositiveInt] = Field(description="Hidden layer widths of the feed-forward actor.")
-    recurrent: bool = Field(description="GRU actor trained over whole padded episodes (update_recurrent).")
-    rnn_hidden_dim: PositiveInt = Field(description="Width of the recurrent actor's dense layer and GRU.")
-    critic_hidden_sizes: list[PositiveInt] = Field(description="Hidden layer widths of the centralised critic.")
-    share_parameters: bool = Field(
-        description="One actor and one critic for all agents, with an agent-id one-hot input; "
-        "otherwise per-agent weights held as one batched tensor."
-    )
-    target_update_interval: PositiveInt = Field(description="Updates between hard copies of the critic to its target.")
-    epsilon_start: float = Field(ge=0.0, le=1.0,
-                                 description="Exploration floor at the start: pi = (1-e) softmax + e/|avail|.")
-    epsilon_finish: float = Field(ge=0.0, le=1.0, description="Exploration floor after annealing.")
-    epsilon_anneal_steps: int = Field(ge=0, description="Env steps over which the floor decays linearly.")
-
-
-class CommNetConfig(Section):
-    """CommNet (Sukhbaatar et al. 2016) hyper-parameters."""
-
-    gamma: float = Field(ge=0.0, le=1.0, description="Discount factor of the returns (multi-step tasks).")
-    actor_critic: bool = Field(
-        description="Advantage from TD(lambda) targets bootstrapped from the value head (multi-step tasks); "
-        "otherwise REINFORCE with the learned baseline, R - b(s), as in the paper."
-    )
-    td_lambda: float = Field(ge=0.0, le=1.0, description="lambda of the actor-critic targets.")
-    lr: PositiveFloat = Field(description="Learning rate of the one network (policy and baseline together).")
-    adam: AdamConfig = Field(description="Optimiser constants shared by every backend.")
-    grad_clip: PositiveFloat | None = Field(description="Max global gradient norm per weight group (None: off).")
-    batch_episodes: PositiveInt = Field(description="Completed episodes per batch (on-policy).")
-    update_epochs: PositiveInt = Field(
-        description="Updates on each batch; 1 is the paper's algorithm, more reuse the batch (each recomputes "
-        "targets and advantages at the current weights)."
-    )
-    value_coef: float = Field(ge=0.0, description="alpha: weight of the baseline's squared error (paper: 0.03).")
-    entropy_coef: float = Field(ge=0.0, description="Weight of the policy-entropy bonus (0: none, as in the paper).")
-    value_norm: bool = Field(
-        description="Normalise the baseline's targets by running statistics of the returns (the value head "
-        "predicts (R - mu) / sigma). Without it, returns far from 0 saturate the network the baseline shares "
-        "with the policy."
-    )
-    hidden_size: PositiveInt = Field(description="Width of the hidden state h and the communication vector c.")
-    comm_steps: PositiveInt = Field(
-        description="K, the number of modules f^0..f^(K-1); c^0 = 0, so K=2 gives one round of communication "
-        "(a recurrent net communicates at every step)."
-    )
-    activation: Literal["tanh", "relu"] = Field(description="sigma, the non-linearity of the encoder and modules.")
-    encoder: Literal["linear", "embedding"] = Field(
-        description="h^0 = sigma(s W + b) (linear), or a lookup table of the agent's integer id given as its "
-        "one observation entry (embedding, e.g. levers)."
-    )
-    n_ids: PositiveInt | None = Field(description="Rows of the embedding table (the id pool size); embedding only.")
-    skip_connection: bool = Field(description="Feed h^0 into every module: h^(i+1) = sigma(H h^i + C c^i + B h^0).")
-    recurrent: bool = Field(
-        description="Temporal recurrence: h carries over env steps, the encoding enters every module through "
-        "the skip weights, and c^0 is the mean of the carried hidden states."
-    )
-    share_parameters: bool = Field(
-        description="One set of module weights for all agents (the paper's choice); otherwise per-agent weights "
-        "held as one batched tensor."
-    )
-    communicate: bool = Field(
-        description="Off: every c is zero and no C weights exist (the no-communication ablation)."
-    )
-    comm_mask: list[list[int]] | None = Field(
-        description="Static adjacency [A, A]: row j lists with 1 the agents j hears (the diagonal is ignored)."
-    )
-    comm_range: PositiveFloat | None = Field(
-        description="Agents hear only agents within this distance, from positions read off the observations."
-    )
-    position_dims: list[int] = Field(
-        description="Observation entries holding the agent's own position (for comm_range; MPE: [2, 3])."
-    )
 
 
 class RunBase(Section):
@@ -174,3 +50,7 @@ def run_model(method_models: dict[str, type[BaseModel]], selected: str | None = 
         m: (model, ...) if m == selected else (model | None, None) for m, model in sorted(method_models.items())
     }
     return create_model("RunConfig", __base__=RunBase, **fields)
+
+#: the method sections are defined in :mod:`xmarl.core.config` and belong to this schema too
+__all__ = ["Section", "TrainConfig", "AdamConfig", "MADDPGConfig", "COMAConfig", "CommNetConfig", "RunBase",
+           "run_model"]

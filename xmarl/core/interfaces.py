@@ -28,17 +28,14 @@ Batch = dict[str, np.ndarray]
 class Representation:
     output_dim: int
 
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Canonical parameter names (relative) and shapes."""
-        raise NotImplementedError
-
 
 @documented
 class Policy:
     spec: AgentSpec
 
-    def forward_numpy(self, obs: np.ndarray) -> np.ndarray:
-        """Raw policy outputs ``[E, A, act_dim]`` for observations ``[E, A, obs_dim]``."""
+    def forward_numpy(self, obs: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+        """Raw outputs ``[E, A, act_dim]`` for observations ``[E, A, obs_dim]`` and the next
+        recurrent state (``None`` for feed-forward policies)."""
         raise NotImplementedError
 
     def act(self, obs: np.ndarray, state: Any = None, explore: bool = False,
@@ -51,7 +48,7 @@ class Policy:
         actions where the env reports them."""
         from xmarl.core.actions import NEG_INF, select_actions
 
-        out = self.forward_numpy(np.ascontiguousarray(obs, dtype=np.float32))
+        out, state = self.forward_numpy(np.ascontiguousarray(obs, dtype=np.float32), state)
         if avail is not None and self.spec.discrete:
             out = np.where(avail > 0, out, NEG_INF)
         return select_actions(self.spec, out, explore=explore, rng=rng, noise_scale=noise_scale), state
@@ -73,45 +70,25 @@ class Learner:
         """Gradients of every loss at the current weights, under canonical names (for parity)."""
         raise NotImplementedError
 
-    def _read(self, param: Any) -> np.ndarray:
-        """A framework parameter as a numpy array."""
-        raise NotImplementedError
-
-    def _write(self, param: Any, value: np.ndarray) -> None:
-        """Assign a numpy array (already in the parameter's shape) to a framework parameter."""
+    def diagnostics(self, batch: Batch) -> dict[str, np.ndarray]:
+        """Intermediate quantities of one update at the current weights (for tests and parity)."""
         raise NotImplementedError
 
     def get_weights(self) -> Weights:
         """All network weights (including targets) as canonical numpy arrays."""
-        return {f"{n}/{k}": self._read(p).reshape(self.shapes[f"{n}/{k}"]).copy()
-                for n, net in self.nets.items() for k, p in net.canonical().items()}
+        raise NotImplementedError
 
     def set_weights(self, weights: Weights) -> None:
         """Load canonical numpy arrays; every name must be present with the canonical shape."""
-        check_weights(self.shapes, weights, f"{type(self).__name__}({self.backend}).set_weights")
-        for n, net in self.nets.items():
-            for k, p in net.canonical().items():
-                self._write(p, np.asarray(weights[f"{n}/{k}"], np.float32).reshape(tuple(p.shape)))
-
-    def _opt_names(self, net: str) -> tuple[list[str], list[tuple[int, ...]]]:
-        names = [f"{net}/{k}" for k in self.nets[net].canonical()]
-        return names, [self.shapes[n] for n in names]
+        raise NotImplementedError
 
     def get_optimizer_state(self) -> Weights:
         """Optimiser moments (``opt/<param>/m``, ``/v``) and step counts (``opt/<net>/step``)."""
-        out: Weights = {}
-        for net, opt in self.optimizers.items():
-            names, shapes = self._opt_names(net)
-            out.update({f"opt/{net}/{k}" if k == "step" else f"opt/{k}": v
-                        for k, v in opt.get_state(names, shapes).items()})
-        return out
+        raise NotImplementedError
 
     def set_optimizer_state(self, state: Weights) -> None:
-        for net, opt in self.optimizers.items():
-            names, _ = self._opt_names(net)
-            sub = {k[len("opt/"):]: v for k, v in state.items() if k.startswith(f"opt/{net}/")}
-            sub["step"] = state[f"opt/{net}/step"]
-            opt.set_state(names, sub)
+        """Load what :meth:`get_optimizer_state` returned."""
+        raise NotImplementedError
 
 
 def check_weights(expected: dict[str, tuple[int, ...]], weights: Weights, where: str) -> None:

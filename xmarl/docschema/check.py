@@ -143,6 +143,9 @@ def check_class(cls: type, key: str | None = None, schema: Schema | None = None,
     for k in real:
         if k in documented:
             problems += compare_method(f"{where}.{k}", documented[k], real[k], backend)
+    if cls.__dict__.get("__xmarl_inline_doc__"):
+        problems.append(f"{where}: has its own docstring, which the schema entry '{key}' replaces; move its text "
+                        f"into the schema (xmarl/docschema/schema.yaml) and delete it")
     if (cls.__doc__ or "") != render_entry(key, schema):
         problems.append(f"{where}: docstring is not the one rendered from schema entry '{key}' "
                         f"(decorate the class with @documented)")
@@ -175,7 +178,7 @@ def shipped_methods() -> list[str]:
     import yaml
 
     from xmarl import registry
-    from xmarl.config.loader import configs_dir
+    from xmarl.files import configs_dir
 
     defaults = yaml.safe_load((configs_dir() / "defaults.yaml").read_text())
     return [m for m in registry.names("method") if m in defaults]

@@ -164,6 +164,8 @@ def documented(target: Any = None) -> Any:
         key = key or cls.__name__
         cls.__xmarl_doc__ = key  # type: ignore[attr-defined]
         if key in classes():
+            if cls.__dict__.get("__doc__"):  # text the schema would silently replace: the check reports it
+                cls.__xmarl_inline_doc__ = cls.__doc__  # type: ignore[attr-defined]
             cls.__doc__ = render(key)
         return cls
 

@@ -1,7 +1,9 @@
 """Environments: the PettingZoo adapter, MPE tasks and small built-in games.
 
-``make_env(name, num_envs, **kwargs)`` builds a :class:`VectorEnv`. Names are registered
-under kind ``"env"``: ``mpe/<task>`` for the mpe2 tasks and built-in games by name.
+Every vectorised env implements :class:`VectorEnvBase` (``xmarl.envs.base``); the PettingZoo
+adapter :class:`VectorEnv` is one of them. ``make_env(name, num_envs, **kwargs)`` builds one.
+Names are registered under kind ``"env"``: ``mpe/<task>`` for the mpe2 tasks and built-in games
+by name.
 Natively vectorised envs (``mpe-fast/simple_spread_v3``, ``mpe-fast/simple_speaker_listener_v4``,
 ``mpe-fast/simple_reference_v3``, ``levers``) also register a factory
 ``(num_envs, **kwargs) -> env`` under kind ``"vector_env"``, which ``make_env`` prefers; their
@@ -15,6 +17,7 @@ import importlib
 from typing import Any
 
 from xmarl import registry
+from xmarl.envs.base import VectorEnvBase
 from xmarl.envs.pettingzoo import VectorEnv
 from xmarl.errors import BackendNotInstalledError, EnvError
 
@@ -80,12 +83,13 @@ def config_twin(name: str) -> str | None:
     return f"mpe/{name[len(prefix):]}" if name.startswith(prefix) else None
 
 
-def make_env(name: str, num_envs: int = 1, **kwargs: Any) -> VectorEnv:
-    """Build ``num_envs`` copies of env ``name`` as one :class:`VectorEnv` (or its native vector env)."""
+def make_env(name: str, num_envs: int = 1, **kwargs: Any) -> VectorEnvBase:
+    """Build ``num_envs`` copies of env ``name`` as one vectorised env: its native one (kind
+    ``"vector_env"``) when registered, else the PettingZoo adapter :class:`VectorEnv`."""
     if name in registry.names("vector_env"):
         return registry.get("vector_env", name)(num_envs, **kwargs)
     factory = registry.get("env", name)
     return VectorEnv(lambda: factory(**kwargs), num_envs, name=name)
 
 
-__all__ = ["VectorEnv", "make_env", "config_twin", "MPE_TASKS"]
+__all__ = ["VectorEnvBase", "VectorEnv", "make_env", "config_twin", "MPE_TASKS"]

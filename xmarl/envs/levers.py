@@ -11,8 +11,8 @@ so 1 means every agent pulled a different lever. Episodes are one step long and 
 Agents acting independently at random score ``(m (1 - (1 - 1/m)^m) - 1) / (m - 1)``, 0.59 for
 ``m = 5``; the best policy needs the agents to agree who pulls which lever, i.e. to communicate.
 
-``Levers`` speaks :class:`~xmarl.envs.pettingzoo.VectorEnv`'s array interface (``reset``,
-``step``, ``sample_actions``, ``render``, ``close``, ``spec``, ``completed_returns``), stepping
+``Levers`` implements :class:`~xmarl.envs.base.VectorEnvBase` (``reset``, ``step``,
+``sample_actions``, ``render``, ``close``, ``spec``, ``completed_returns``), stepping
 ``num_envs`` games as one array computation; the env registers under kind ``"vector_env"``
 as ``levers``.
 """
@@ -26,7 +26,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from xmarl.core.spaces import AgentSpec
-from xmarl.envs.pettingzoo import VectorEnv
+from xmarl.envs.base import VectorEnvBase
 from xmarl.errors import EnvError
 
 NAME = "levers"
@@ -42,7 +42,7 @@ def random_reward(m: int, n_levers: int | None = None) -> float:
     return (distinct - 1.0) / (min(m, k) - 1.0)
 
 
-class Levers(VectorEnv):
+class Levers(VectorEnvBase):
     """``num_envs`` lever-pulling games stepped together (see the module docstring).
 
     Args: ``num_envs`` games; ``n_pool`` agents in the pool (N); ``n_agents`` agents per game
@@ -59,18 +59,16 @@ class Levers(VectorEnv):
         n_levers = int(n_agents if n_levers is None else n_levers)
         if n_levers < 2:
             raise EnvError(f"{NAME}: n_levers must be >= 2, got {n_levers}")
-        self.name = NAME
-        self.num_envs, self.n_pool, self.n_agents, self.n_levers = int(num_envs), int(n_pool), int(n_agents), n_levers
-        self.agents = [f"agent_{j}" for j in range(self.n_agents)]
+        self.n_pool, self.n_agents, self.n_levers = int(n_pool), int(n_agents), n_levers
+        agents = [f"agent_{j}" for j in range(self.n_agents)]
         obs_space = spaces.Box(0.0, float(n_pool - 1), (1,), np.float32)
-        self.spec = AgentSpec.from_spaces(self.agents, {a: obs_space for a in self.agents},
-                                          {a: spaces.Discrete(n_levers) for a in self.agents}, env_name=NAME)
+        super().__init__(NAME, AgentSpec.from_spaces(agents, {a: obs_space for a in agents},
+                                                     {a: spaces.Discrete(n_levers) for a in agents}, env_name=NAME),
+                         int(num_envs))
         self._norm = 1.0 / (min(self.n_agents, n_levers) - 1)
         self._rng = np.random.default_rng()
         self._ids = np.zeros((self.num_envs, self.n_agents), np.int64)
         self._last = np.zeros((self.num_envs, self.n_agents), np.int64)  # levers pulled last step (render)
-        self.completed_returns: list[float] = []  # per-agent mean return of each finished episode
-        self.completed_lengths: list[int] = []
         self._draw()
 
     def _draw(self) -> None:
@@ -104,7 +102,7 @@ class Levers(VectorEnv):
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Pull levers ``[E, m]`` (ints in ``0..n_levers-1``). Returns ``(obs, final_obs, rewards,
-        terminated, done)`` as :meth:`VectorEnv.step`: every game ends (terminated), ``obs`` are
+        terminated, done)`` as :meth:`VectorEnvBase.step`: every game ends (terminated), ``obs`` are
         the next games' ids, ``final_obs`` the ids that just played."""
         E, m = self.num_envs, self.n_agents
         a = np.asarray(actions)
@@ -116,18 +114,14 @@ class Levers(VectorEnv):
         rew = np.repeat(team[:, None], m, axis=1)
         final = self._observe()
         self._last = a.astype(np.int64)
-        self.completed_returns.extend(team.astype(np.float64).tolist())
-        self.completed_lengths.extend([1] * E)
+        self._record(team.astype(np.float64), np.ones(E, np.int64))  # one-step episodes: the return is the reward
         self._draw()
         return self._observe(), final, rew, np.ones((E, m), np.float32), np.ones(E, bool)
 
     def sample_actions(self, rng: np.random.Generator) -> np.ndarray:
-        """Uniform random levers ``[E, m]``."""
+        """Uniform random levers ``[E, m]`` (its own random stream: ``rng.integers``, not the base's
+        ``rng.random``)."""
         return rng.integers(0, self.n_levers, (self.num_envs, self.n_agents)).astype(np.int64)
-
-    def avail_actions(self) -> np.ndarray | None:
-        """Every lever is always available."""
-        return None
 
     def render(self, index: int = 0) -> np.ndarray:
         """An RGB frame ``[H, W, 3]`` of game ``index``: one column per agent, coloured by the

@@ -8,10 +8,10 @@ truncation against mpe2 itself):
 * :class:`FastSpeakerListener`, ``mpe-fast/simple_speaker_listener_v4``;
 * :class:`FastReference`, ``mpe-fast/simple_reference_v3``.
 
-They share :class:`FastMPE`, which speaks the same array interface as
-:class:`~xmarl.envs.pettingzoo.VectorEnv` (``reset``/``step``/``sample_actions``/``render``/``close``,
-``spec``, ``completed_returns``), so the trainer uses them unchanged, but keeps the whole world
-in arrays and never builds a PettingZoo environment:
+They share :class:`FastMPE`, an implementation of :class:`~xmarl.envs.base.VectorEnvBase` (the
+same array interface as the PettingZoo adapter :class:`~xmarl.envs.pettingzoo.VectorEnv`), so the
+trainer uses them unchanged, but keeps the whole world in arrays and never builds a PettingZoo
+environment:
 
 * ``p_pos``, ``p_vel``: ``[B, A + L, 2]`` float64, entities ordered agents then landmarks, as in
   mpe2's ``world.entities``;
@@ -56,7 +56,7 @@ import numpy as np
 from gymnasium import spaces
 
 from xmarl.core.spaces import AgentSpec
-from xmarl.envs.pettingzoo import VectorEnv
+from xmarl.envs.base import VectorEnvBase
 from xmarl.errors import BackendNotInstalledError, EnvError
 
 NAME = "mpe-fast/simple_spread_v3"
@@ -79,18 +79,15 @@ SPEAKER_LISTENER_COLORS = np.array([[0.65, 0.15, 0.15], [0.15, 0.65, 0.15], [0.1
 REFERENCE_COLORS = np.array([[0.75, 0.25, 0.25], [0.25, 0.75, 0.25], [0.25, 0.25, 0.75]])
 
 
-class FastMPE(VectorEnv):
+class FastMPE(VectorEnvBase):
     """The batched mpe2 world shared by the ``mpe-fast`` tasks (see the module docstring).
 
     A subclass fixes the task's agents (``movable``/``silent``), landmarks, communication size,
     goals and observation sizes through ``__init__``, and writes :meth:`_observe` and
     :meth:`_rewards` (and extends :meth:`_geometry` when it needs more pairwise quantities).
-    Everything else (actions, physics, communication, auto-reset, returns bookkeeping, state
-    copy, rendering, pickling) lives here.
-
-    This class shares :class:`VectorEnv`'s public contract (so it is accepted wherever a
-    ``VectorEnv`` is) but none of its PettingZoo machinery: ``__init__`` and every public method
-    are its own.
+    Everything else (actions, physics, communication, auto-reset, state copy, rendering,
+    pickling) lives here; returns bookkeeping, uniform random actions and the (absent) action
+    masks come from :class:`~xmarl.envs.base.VectorEnvBase`.
     """
 
     #: mpe2 module whose ``raw_env`` draws the frames of :meth:`render`
@@ -125,12 +122,10 @@ class FastMPE(VectorEnv):
             raise EnvError(f"{name}: num_envs must be an integer >= 1, got {num_envs}")
         if int(max_cycles) != max_cycles or max_cycles < 1:
             raise EnvError(f"{name}: max_cycles must be an integer >= 1, got {max_cycles}")
-        self.name = name
-        self.num_envs = B = int(num_envs)
+        B = int(num_envs)
         self.max_cycles = int(max_cycles)
         self.continuous_actions = bool(continuous_actions)
-        self.agents = list(agents)
-        self.n_agents = A = len(self.agents)
+        self.n_agents = A = len(agents)
         self.n_landmarks = L = int(n_landmarks)
         self.dim_c = int(dim_c)
         self.movable = np.array(movable, bool)
@@ -149,7 +144,7 @@ class FastMPE(VectorEnv):
         # action spaces, as mpe2's SimpleEnv.__init__ composes them
         act_spaces: dict[str, spaces.Space] = {}
         act_n = []
-        for a, m, s in zip(self.agents, self.movable, self.silent):
+        for a, m, s in zip(agents, self.movable, self.silent):
             if self.continuous_actions:
                 d = (N_MOVES if m else 0) + (0 if s else self.dim_c)
                 act_spaces[a] = spaces.Box(0.0, 1.0, (d,))
@@ -159,9 +154,9 @@ class FastMPE(VectorEnv):
             act_n.append(d)
         obs_spaces = {
             a: spaces.Box(-np.float32(np.inf), np.float32(np.inf), (int(d),), np.float32)
-            for a, d in zip(self.agents, obs_dims)
+            for a, d in zip(agents, obs_dims)
         }
-        self.spec = AgentSpec.from_spaces(self.agents, obs_spaces, act_spaces, env_name=name)
+        super().__init__(name, AgentSpec.from_spaces(list(agents), obs_spaces, act_spaces, env_name=name), B)
         self.obs_dim = self.spec.obs_dim
         self._act_n = np.array(act_n, np.int64)  # discrete choices per agent
         self._act_n_min = int(self._act_n.min())
@@ -184,10 +179,6 @@ class FastMPE(VectorEnv):
         self.goal = np.zeros((B, len(goals)), np.int64)
         self.steps = np.zeros(B, np.int64)
         self._cam0 = np.ones(B)  # camera range at episode start (mpe2's original_cam_range, for render)
-        self._ret = np.zeros((B, A), np.float64)
-        self._len = np.zeros(B, np.int64)
-        self.completed_returns: list[float] = []  # per-agent mean return of each finished episode
-        self.completed_lengths: list[int] = []
         self._rng = np.random.default_rng()
         self._render_env: Any = None
         self._draw(np.ones(B, bool))
@@ -326,8 +317,7 @@ class FastMPE(VectorEnv):
             self._rng = np.random.default_rng(seed)
         self._draw(np.ones(self.num_envs, bool))
         self._geometry()
-        self._ret[:] = 0.0
-        self._len[:] = 0
+        self._restart_episodes()
         return self._observe()
 
     def _decode(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -382,7 +372,7 @@ class FastMPE(VectorEnv):
 
         ``actions`` is ``[B, A]`` ints (discrete) or ``[B, A, act_dim]`` floats (continuous, each
         agent's entries first, padding ignored). Returns ``(obs, final_obs, rewards, terminated,
-        done)`` exactly as :meth:`VectorEnv.step`: ``obs`` already reset where an episode ended,
+        done)`` exactly as :meth:`VectorEnvBase.step`: ``obs`` already reset where an episode ended,
         ``final_obs`` the true next observation, ``rewards``/``terminated`` ``[B, A]`` float32,
         ``done`` ``[B]``.
         """
@@ -402,27 +392,13 @@ class FastMPE(VectorEnv):
             raise EnvError(f"{self.name}: reward of agent '{self.agents[bad[1]]}' is {rew[tuple(bad)]}")
         term = np.zeros((self.num_envs, self.n_agents), np.float32)  # these tasks never terminate
         done = self.steps >= self.max_cycles  # truncation
-        self._ret += rew
-        self._len += 1
+        self._track(rew, done)
         obs = final
         if done.any():
-            idx = np.flatnonzero(done)
-            self.completed_returns.extend(self._ret[idx].mean(axis=1).tolist())
-            self.completed_lengths.extend(self._len[idx].tolist())
-            self._ret[idx] = 0.0
-            self._len[idx] = 0
             self._draw(done)
             self._geometry()
             obs = self._observe()
         return obs.copy() if obs is final else obs, final, rew, term, done
-
-    def sample_actions(self, rng: np.random.Generator) -> np.ndarray:
-        """Uniform random actions for every copy and agent (for warm-up), laid out as in :meth:`step`."""
-        B, A = self.num_envs, self.n_agents
-        if self.spec.discrete:
-            return (rng.random((B, A)) * self._act_n).astype(np.int64)
-        u = rng.random((B, A, self.spec.act_dim)).astype(np.float32)
-        return self.spec.low + u * (self.spec.high - self.spec.low)
 
     def render(self, index: int = 0) -> Any:
         """RGB frame ``[700, 700, 3]`` of copy ``index``, drawn by mpe2's renderer (needs mpe2)."""

@@ -1,9 +1,9 @@
 """Adapter from any PettingZoo ``ParallelEnv`` to xmarl's vectorised array interface.
 
-``VectorEnv`` steps ``num_envs`` copies together and speaks arrays only:
-observations ``[E, A, obs_dim]``, rewards ``[E, A]``, terminated ``[E, A]``. Episodes that end
-are reset in place; the true last observation is returned separately (``final_obs``) so
-that replay stores the right next state.
+``VectorEnv`` steps ``num_envs`` copies together in-process and implements
+:class:`~xmarl.envs.base.VectorEnvBase`: observations ``[E, A, obs_dim]``, rewards ``[E, A]``,
+terminated ``[E, A]``. Episodes that end are reset in place; the true last observation is
+returned separately (``final_obs``) so that replay stores the right next state.
 """
 
 from __future__ import annotations
@@ -14,33 +14,28 @@ from typing import Any
 import numpy as np
 
 from xmarl.core.spaces import AgentSpec
+from xmarl.envs.base import VectorEnvBase
 from xmarl.errors import EnvError
 
 
-class VectorEnv:
+class VectorEnv(VectorEnvBase):
     """``num_envs`` PettingZoo parallel environments stepped together as arrays."""
 
     def __init__(self, make: Callable[[], Any], num_envs: int, name: str = "env") -> None:
         if num_envs < 1:
             raise EnvError(f"{name}: num_envs must be >= 1, got {num_envs}")
-        self.name = name
         self.envs = [make() for _ in range(num_envs)]
         e0 = self.envs[0]
-        self.agents = list(e0.possible_agents)
-        self.spec = AgentSpec.from_spaces(
-            self.agents,
-            {a: e0.observation_space(a) for a in self.agents},
-            {a: e0.action_space(a) for a in self.agents},
+        agents = list(e0.possible_agents)
+        spec = AgentSpec.from_spaces(
+            agents,
+            {a: e0.observation_space(a) for a in agents},
+            {a: e0.action_space(a) for a in agents},
             env_name=name,
         )
-        self.num_envs = num_envs
-        A, od = self.spec.n_agents, self.spec.obs_dim
-        self._obs = np.zeros((num_envs, A, od), np.float32)
-        self._ret = np.zeros((num_envs, A), np.float64)
-        self._len = np.zeros(num_envs, np.int64)
+        super().__init__(name, spec, num_envs)
+        self._obs = np.zeros((num_envs, spec.n_agents, spec.obs_dim), np.float32)
         self._avail: np.ndarray | None = None  # [E, A, act_dim], once the env reports action masks
-        self.completed_returns: list[float] = []  # per-agent mean return of each finished episode
-        self.completed_lengths: list[int] = []
 
     # -- conversion -------------------------------------------------------------------------
     def _write_obs(self, out: np.ndarray, obs: dict[str, np.ndarray]) -> None:
@@ -72,8 +67,7 @@ class VectorEnv:
     def avail_actions(self) -> np.ndarray | None:
         """Available actions ``[E, A, act_dim]`` at the current observations, or ``None`` when
         the env reports none (every action of the agent's space is then available)."""
-        avail = getattr(self, "_avail", None)  # natively batched subclasses may not report masks
-        return None if avail is None else avail.copy()
+        return None if self._avail is None else self._avail.copy()
 
     def _to_env_actions(self, actions: np.ndarray) -> list[dict[str, Any]]:
         if self.spec.discrete:
@@ -99,8 +93,7 @@ class VectorEnv:
             obs, infos = env.reset(seed=None if seed is None else seed + e)
             self._write_obs(self._obs[e], obs)
             self._write_avail(e, infos)
-        self._ret[:] = 0.0
-        self._len[:] = 0
+        self._restart_episodes()
         return self._obs.copy()
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -126,14 +119,9 @@ class VectorEnv:
                 rew[e, i] = r[a]
                 term[e, i] = te[a]
             done[e] = all(te[a] or tr[a] for a in self.agents) or not env.agents
-        self._ret += rew
-        self._len += 1
+        self._track(rew, done)
         obs_next = final.copy()
         for e in np.flatnonzero(done):
-            self.completed_returns.append(float(self._ret[e].mean()))
-            self.completed_lengths.append(int(self._len[e]))
-            self._ret[e] = 0.0
-            self._len[e] = 0
             o, infos = self.envs[e].reset()
             obs_next[e] = 0.0
             self._write_obs(obs_next[e], o)
@@ -141,22 +129,11 @@ class VectorEnv:
         self._obs = obs_next
         return obs_next.copy(), final, rew, term, done
 
-    def sample_actions(self, rng: np.random.Generator) -> np.ndarray:
-        """Uniform random actions for every copy and agent (for warm-up), laid out as in :meth:`step`."""
-        E, A = self.num_envs, self.spec.n_agents
-        if self.spec.discrete:
-            n = np.asarray(self.spec.act_dims)
-            return (rng.random((E, A)) * n).astype(np.int64)
-        u = rng.random((E, A, self.spec.act_dim)).astype(np.float32)
-        act = self.spec.low + u * (self.spec.high - self.spec.low)
-        if self.spec.hybrid:
-            choice = (rng.random((E, A)) * np.asarray(self.spec.disc_dims)).astype(np.int64)
-            act = np.where(self.spec.disc_mask > 0, np.eye(self.spec.act_dim, dtype=np.float32)[choice], act)
-        return act.astype(np.float32)
-
     def render(self, index: int = 0) -> Any:
+        """Copy ``index``'s own ``render()`` (its ``render_mode`` decides what it returns)."""
         return self.envs[index].render()
 
     def close(self) -> None:
+        """Close every copy."""
         for env in self.envs:
             env.close()

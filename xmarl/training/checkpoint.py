@@ -1,9 +1,9 @@
-"""Atomic files and framework-neutral checkpoints.
+"""Framework-neutral checkpoints.
 
-Every file is written to a temporary name in the same folder and renamed into place, and a
-checkpoint folder is filled under a temporary name and renamed whole, so a crash or Ctrl-C
-never leaves a half-written file or checkpoint. Weights are canonical numpy arrays in an
-``.npz``, so a checkpoint written by one backend loads into any other.
+Every file is written atomically (:mod:`xmarl.files`), and a checkpoint folder is filled under
+a temporary name and renamed whole, so a crash or Ctrl-C never leaves a half-written file or
+checkpoint. Weights are canonical numpy arrays in an ``.npz``, so a checkpoint written by one
+backend loads into any other.
 """
 
 from __future__ import annotations
@@ -11,43 +11,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from xmarl.errors import XmarlError
+from xmarl.files import atomic_write_text
 
 CHECKPOINTS = "checkpoints"
-
-
-def _atomic(path: str | os.PathLike[str], write: Any, mode: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    return _atomic(path, lambda f: f.write(text), "w")
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    return _atomic(path, lambda f: f.write(data), "wb")
-
-
-def atomic_save_npz(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> Path:
-    return _atomic(path, lambda f: np.savez(f, **arrays), "wb")
 
 
 def save_checkpoint(run_dir: str | os.PathLike[str], step: int, arrays: dict[str, dict[str, np.ndarray]],

@@ -11,12 +11,13 @@ import numpy as np
 
 from xmarl import registry
 from xmarl.core.interfaces import Policy
-from xmarl.envs import VectorEnv, make_env
+from xmarl.envs import VectorEnvBase, make_env
 from xmarl.errors import EnvError, XmarlError
-from xmarl.training.checkpoint import atomic_write_bytes, latest_checkpoint, load_weights
+from xmarl.files import atomic_write_bytes
+from xmarl.training.checkpoint import latest_checkpoint, load_weights
 
 
-def episode_frames(policy: Policy, env: VectorEnv, seed: int, max_frames: int = 1000) -> list[np.ndarray]:
+def episode_frames(policy: Policy, env: VectorEnvBase, seed: int, max_frames: int = 1000) -> list[np.ndarray]:
     """RGB frames of one greedy episode in copy 0 of ``env`` (made with ``render_mode="rgb_array"``)."""
 
     def frame() -> np.ndarray:
@@ -41,7 +42,7 @@ def episode_frames(policy: Policy, env: VectorEnv, seed: int, max_frames: int = 
     return frames
 
 
-def make_render_env(name: str, env_kwargs: dict[str, Any]) -> VectorEnv:
+def make_render_env(name: str, env_kwargs: dict[str, Any]) -> VectorEnvBase:
     """One copy of env ``name`` that renders ``rgb_array`` frames."""
     if name in registry.names("vector_env"):  # natively batched envs render frames without a render mode
         return make_env(name, 1, **env_kwargs)

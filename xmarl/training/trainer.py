@@ -14,7 +14,6 @@ The learner is the only backend-specific object.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import pickle
@@ -36,7 +35,8 @@ from xmarl import registry
 from xmarl.buffers import EpisodeBuffer, ReplayBuffer
 from xmarl.config import save_config
 from xmarl.core.interfaces import Learner, Policy
-from xmarl.envs import VectorEnv, make_env
+from xmarl.core.method import MethodCore, MethodSpec
+from xmarl.envs import VectorEnvBase, make_env
 from xmarl.envs.snapshot import restore, snapshot
 from xmarl.errors import EnvError, TrainingError, XmarlError
 from xmarl.training.checkpoint import (
@@ -81,7 +81,7 @@ class RunResult:
         return "\n".join(lines)
 
 
-def episode_returns(policy: Policy, env: VectorEnv, seed: int) -> np.ndarray:
+def episode_returns(policy: Policy, env: VectorEnvBase, seed: int) -> np.ndarray:
     """Greedy returns ``[E, A]`` (episode sums per agent), one episode per env copy. ``policy``
     is anything with the :meth:`Policy.act` signature."""
     obs = env.reset(seed=seed)
@@ -98,7 +98,7 @@ def episode_returns(policy: Policy, env: VectorEnv, seed: int) -> np.ndarray:
     return acc
 
 
-def evaluate(policy: Policy, env: VectorEnv, seed: int) -> float:
+def evaluate(policy: Policy, env: VectorEnvBase, seed: int) -> float:
     """Greedy return per agent (episode sum, mean over agents and episodes), one episode per env copy."""
     return float(episode_returns(policy, env, seed).mean(axis=1).mean())
 
@@ -111,10 +111,9 @@ def reset_state(state: Any, done: np.ndarray) -> Any:
     return state
 
 
-def _avail_kwargs(env: VectorEnv) -> dict[str, np.ndarray]:
-    """``{"avail": [E, A, n]}`` when the env reports available actions (see :meth:`VectorEnv.avail_actions`)."""
-    avail = getattr(env, "avail_actions", None)
-    out = avail() if avail is not None else None
+def _avail_kwargs(env: VectorEnvBase) -> dict[str, np.ndarray]:
+    """``{"avail": [E, A, n]}`` when the env reports available actions, else ``{}``."""
+    out = env.avail_actions()
     return {} if out is None else {"avail": out}
 
 
@@ -197,9 +196,9 @@ class Trainer:
 
     def __init__(self, cfg: BaseModel, resume: str | os.PathLike[str] | None = None) -> None:
         self.cfg = cfg
-        self.mcfg = getattr(cfg, cfg.method)
-        spec = registry.get("method", cfg.method)
-        self.core = importlib.import_module(spec.core)
+        self.mcfg = getattr(cfg, cfg.method)  # the method's config section
+        spec: MethodSpec = registry.get("method", cfg.method)
+        self.core: MethodCore = spec.core
         registry.get("runtime", "configure", cfg.backend)(cfg.train.threads)
         self.env = make_env(cfg.env, cfg.train.num_envs, **cfg.env_kwargs)
         if self.env.spec.action_kind not in spec.action_kinds:
@@ -219,7 +218,7 @@ class Trainer:
         self.obs: np.ndarray | None = None
         self.carry: Any = None  # the policy's recurrent state between steps (None for feed-forward)
         self._warned_snapshot = False
-        self._render_env: VectorEnv | None = None
+        self._render_env: VectorEnvBase | None = None
         self.resume_from: Path | None = None
         if resume is not None:
             self.resume_from = latest_checkpoint(resume)
@@ -287,8 +286,7 @@ class Trainer:
         else:  # the env could not be snapshotted: start fresh episodes, deterministically
             self.obs = self.env.reset(seed=self.cfg.seed + saved["step"])
             self.carry = None
-            if hasattr(self.buffer, "drop_in_progress"):
-                self.buffer.drop_in_progress()
+            self.buffer.drop_in_progress()
         self.rng.bit_generator.state = saved["rng"]
         loop = saved["loop"]
         loop["curve"] = [tuple(c) for c in loop["curve"]]
@@ -395,7 +393,8 @@ class OffPolicyTrainer(Trainer):
                 actions = env.sample_actions(rng)
             else:
                 actions, _ = self.learner.policy.act(self.obs, explore=True, rng=rng,
-                                                     noise_scale=self.core.exploration(m), **_avail_kwargs(env))
+                                                     noise_scale=self.core.exploration(m, st.step),
+                                                     **_avail_kwargs(env))
         with clock("env"):
             next_obs, final_obs, rew, term, _ = env.step(actions)
         _check_finite(st.step + env.num_envs, self.cfg.env, env.agents, final_obs=final_obs, reward=rew)
@@ -404,7 +403,7 @@ class OffPolicyTrainer(Trainer):
         st.step += env.num_envs
         while st.step >= st.next_update:
             for _ in range(m.updates_per_round):
-                batch = self.core.prepare_batch(env.spec, self.buffer.sample(m.batch_size, rng), rng)
+                batch = self.core.prepare_batch(env.spec, m, self.buffer.sample(m.batch_size, rng), rng, st.step)
                 with clock("update"):
                     metrics = self.learner.update(batch)
                 self._record_update(metrics)
@@ -418,9 +417,8 @@ class OnPolicyTrainer(Trainer):
     exploration (``core.exploration(cfg, step)``) over the available actions; ended episodes
     get the policy's action at their final observation too (targets bootstrap from it) and
     move to the episode buffer. Once ``batch_episodes`` episodes are complete they become one
-    batch (``core.prepare_batch``) for ``update_epochs`` calls (default 1) of ``learner.update``
-    (``update_recurrent`` when the method's config says ``recurrent``), each followed by
-    ``core.after_update`` if the core defines it (e.g. COMA's target-critic copy).
+    batch (``core.prepare_batch``) for ``core.update_epochs(cfg)`` calls of ``learner.update``,
+    each followed by ``core.after_update`` (e.g. COMA's target-critic copy).
     """
 
     def _make_buffer(self) -> EpisodeBuffer:
@@ -447,14 +445,11 @@ class OnPolicyTrainer(Trainer):
         st.step += E
         if len(self.buffer) >= m.batch_episodes:
             batch = self.core.prepare_batch(spec, m, self.buffer.take(), rng, st.step)
-            update = self.learner.update_recurrent if getattr(m, "recurrent", False) else self.learner.update
-            after = getattr(self.core, "after_update", None)
-            for _ in range(getattr(m, "update_epochs", 1)):
+            for _ in range(self.core.update_epochs(m)):
                 with clock("update"):
-                    metrics = update(batch)
+                    metrics = self.learner.update(batch)
                 self._record_update(metrics)
-                if after is not None:
-                    after(self.learner, m, st.updates)
+                self.core.after_update(self.learner, m, st.updates)
 
 
 def _check_finite(step: int, env: str, agents: list[str], **arrays: np.ndarray) -> None:

@@ -3,17 +3,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from mindspore import Parameter, Tensor, jit, nn, ops
 
 from xmarl import registry
-from xmarl.backends.mindspore.representations import GRU, MLP, CommNet, _group_dense, _linear, _zeros
-from xmarl.core import coma, commnet
-from xmarl.core.coma import COMAPolicy
+from xmarl.backends.mindspore import ops as ms_ops
+from xmarl.backends.mindspore.representations import GRU, MLP, CommNet, _group_dense, _linear
+from xmarl.core import commnet
+from xmarl.core.coma import COMA, COMAPolicy
+from xmarl.core.config import COMAConfig, CommNetConfig, MADDPGConfig
 from xmarl.core.interfaces import Policy
-from xmarl.core.maddpg import groups, input_dims
+from xmarl.core.layout import Layout, mlp_sizes
+from xmarl.core.maddpg import MADDPG
 from xmarl.core.spaces import AgentSpec
 from xmarl.docschema import documented
 
@@ -24,13 +27,15 @@ def _agent_ids(n_agents: int) -> Tensor:
 
 
 class _MLPHead(nn.Cell):
-    """An :class:`MLP` torso followed by a linear head, with canonical parameter names."""
+    """An :class:`MLP` torso followed by a linear head, allocated from a core layout
+    (``torso/dense_k/*``, ``head/*``)."""
 
-    def __init__(self, in_dim: int, hidden_sizes: Sequence[int], out_dim: int, groups: int) -> None:
+    def __init__(self, layout: Layout) -> None:
         super().__init__()
-        self.torso = MLP(in_dim, hidden_sizes, groups)
-        self.head_kernel = Parameter(_zeros(groups, self.torso.output_dim, out_dim), name="head_kernel")
-        self.head_bias = Parameter(_zeros(groups, 1, out_dim), name="head_bias")
+        G, in_dim, hidden, out_dim = mlp_sizes(layout)
+        self.torso = MLP(in_dim, hidden, G)
+        self.head_kernel = ms_ops.parameter(layout["head/kernel"], name="head_kernel")
+        self.head_bias = ms_ops.parameter((G, 1, out_dim), name="head_bias")
 
     def canonical(self) -> dict[str, Parameter]:
         return {**self.torso.canonical(), "head/kernel": self.head_kernel, "head/bias": self.head_bias}
@@ -42,13 +47,11 @@ class _MLPHead(nn.Cell):
 @registry.register("policy", "maddpg_actor", backend="mindspore")
 @documented
 class MADDPGActor(_MLPHead, Policy):
-    def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool) -> None:
-        A = spec.n_agents
-        super().__init__(input_dims(spec, share_parameters)[0], hidden_sizes, spec.act_dim,
-                         groups(spec, share_parameters))
+    def __init__(self, spec: AgentSpec, config: MADDPGConfig) -> None:
+        super().__init__(MADDPG.layout(spec, config, "actor"))
         self.spec = spec
-        self.share_parameters = share_parameters
-        self.agent_ids = _agent_ids(A)  # [A, 1, A]
+        self.share_parameters = config.share_parameters
+        self.agent_ids = _agent_ids(spec.n_agents)  # [A, 1, A]
 
     def construct(self, obs: Tensor) -> Tensor:
         if self.share_parameters:
@@ -61,21 +64,21 @@ class MADDPGActor(_MLPHead, Policy):
         """The compiled forward pass (a jit method skips ``Cell.__call__``'s per-call checks)."""
         return self.construct(obs)
 
-    def forward_numpy(self, obs: np.ndarray) -> np.ndarray:
+    def forward_numpy(self, obs: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
         """Raw outputs ``[E, A, act_dim]`` for observations ``[E, A, obs_dim]`` (one compiled graph per E)."""
         out = self._forward(Tensor.from_numpy(np.ascontiguousarray(obs.swapaxes(0, 1), np.float32)))
-        return out.asnumpy().swapaxes(0, 1)
+        ms_ops._sigint_to_python()
+        return out.asnumpy().swapaxes(0, 1), None
 
 
 @registry.register("policy", "central_critic", backend="mindspore")
 @documented
 class CentralCritic(_MLPHead):
-    def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool) -> None:
-        A = spec.n_agents
-        super().__init__(input_dims(spec, share_parameters)[1], hidden_sizes, 1, groups(spec, share_parameters))
-        self.share_parameters = share_parameters
-        self.n_agents = A
-        self.agent_ids = _agent_ids(A)
+    def __init__(self, spec: AgentSpec, config: MADDPGConfig) -> None:
+        super().__init__(MADDPG.layout(spec, config, "critic"))
+        self.share_parameters = config.share_parameters
+        self.n_agents = spec.n_agents
+        self.agent_ids = _agent_ids(spec.n_agents)
 
     def construct(self, joint: Tensor) -> Tensor:
         A, B = self.n_agents, joint.shape[1]
@@ -88,22 +91,17 @@ class CentralCritic(_MLPHead):
 @registry.register("policy", "coma_actor", backend="mindspore")
 @documented
 class COMAActor(nn.Cell, COMAPolicy):
-    """Decentralised categorical actor ``pi_a(u | tau_a)``: logits over the agent's actions
-    from its observation (plus its one-hot id with shared weights), through an MLP or, when
-    ``recurrent``, a dense layer and a :class:`GRU` over the episode."""
-
-    def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool, recurrent: bool,
-                 rnn_hidden_dim: int) -> None:
+    def __init__(self, spec: AgentSpec, config: COMAConfig) -> None:
         super().__init__()
-        A, G = spec.n_agents, coma.groups(spec, share_parameters)
-        in_dim = coma.input_dims(spec, share_parameters)[0]
-        self.spec, self.share_parameters, self.recurrent = spec, share_parameters, recurrent
-        self.torso = MLP(in_dim, [rnn_hidden_dim] if recurrent else hidden_sizes, G)
-        self.gru = GRU(rnn_hidden_dim, rnn_hidden_dim, G) if recurrent else None
-        self.hidden_dim = rnn_hidden_dim
-        self.head_kernel = Parameter(_zeros(G, self.torso.output_dim, spec.act_dim), name="head_kernel")
-        self.head_bias = Parameter(_zeros(G, 1, spec.act_dim), name="head_bias")
-        self.agent_ids = _agent_ids(A)  # [A, 1, A]
+        layout = COMA.layout(spec, config, "actor")
+        G, in_dim, hidden, _ = mlp_sizes(layout)
+        self.spec, self.share_parameters, self.recurrent = spec, config.share_parameters, config.recurrent
+        self.torso = MLP(in_dim, hidden, G)
+        self.hidden_dim = self.torso.output_dim
+        self.gru = GRU(self.hidden_dim, self.hidden_dim, G) if "gru/kernel" in layout else None
+        self.head_kernel = ms_ops.parameter(layout["head/kernel"], name="head_kernel")
+        self.head_bias = ms_ops.parameter((G, 1, spec.act_dim), name="head_bias")
+        self.agent_ids = _agent_ids(spec.n_agents)  # [A, 1, A]
 
     def canonical(self) -> dict[str, Parameter]:
         gru = self.gru.canonical() if self.gru is not None else {}
@@ -147,19 +145,18 @@ class COMAActor(nn.Cell, COMAPolicy):
         if self.gru is not None:
             h = Tensor.from_numpy(np.ascontiguousarray(self.state_or_zeros(obs, state).swapaxes(0, 1)))
             logits, h = self._recurrent_logits(x, h)
+            ms_ops._sigint_to_python()
             return logits.asnumpy().swapaxes(0, 1), h.asnumpy().swapaxes(0, 1)
-        return self._logits(x).asnumpy().swapaxes(0, 1), None
+        logits = self._logits(x)
+        ms_ops._sigint_to_python()
+        return logits.asnumpy().swapaxes(0, 1), None
 
 
 @registry.register("policy", "coma_critic", backend="mindspore")
 @documented
 class COMACritic(_MLPHead):
-    """Centralised critic ``Q_a(s, u^-a, .)``: inputs ``[A, N, in]`` (built by
-    :func:`xmarl.core.coma.critic_inputs`) to one value per action of agent ``a``, ``[A, N, n]``."""
-
-    def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool) -> None:
-        super().__init__(coma.input_dims(spec, share_parameters)[1], hidden_sizes, spec.act_dim,
-                         coma.groups(spec, share_parameters))
+    def __init__(self, spec: AgentSpec, config: COMAConfig) -> None:
+        super().__init__(COMA.layout(spec, config, "critic"))
 
     def construct(self, x: Tensor) -> Tensor:
         return _linear(self.torso(x), self.head_kernel, self.head_bias)
@@ -191,18 +188,19 @@ class _ActStep(nn.Cell):
 @registry.register("policy", "commnet", backend="mindspore")
 @documented
 class CommNetPolicy(nn.Cell, commnet.CommNetPolicyBase):
-    def __init__(self, spec: AgentSpec, config: commnet.CommNetConfig) -> None:
+    def __init__(self, spec: AgentSpec, config: CommNetConfig) -> None:
         super().__init__()
         self.spec, self.cfg = spec, config
-        G, H, n = commnet.groups(spec, config.share_parameters), config.hidden_size, spec.act_dim
-        self.rep = CommNet(commnet.encoder_in(spec, config), H, config.comm_steps, G,
+        layout = commnet.COMMNET.layout(spec, config, commnet.NET)
+        G = layout["encoder/kernel"][0]
+        self.rep = CommNet(commnet.encoder_in(spec, config), config.hidden_size, config.comm_steps, G,
                            activation=config.activation, embedding=config.encoder == "embedding",
                            skip_connection=config.skip_connection, recurrent=config.recurrent,
                            communicate=config.communicate)
-        self.policy_kernel = Parameter(_zeros(G, H, n), name="policy.kernel")
-        self.policy_bias = Parameter(_zeros(G, 1, n), name="policy.bias")
-        self.value_kernel = Parameter(_zeros(G, H, 1), name="value.kernel")
-        self.value_bias = Parameter(_zeros(G, 1, 1), name="value.bias")
+        self.policy_kernel = ms_ops.parameter(layout["policy/kernel"], name="policy.kernel")
+        self.policy_bias = ms_ops.parameter((G, 1, spec.act_dim), name="policy.bias")
+        self.value_kernel = ms_ops.parameter(layout["value/kernel"], name="value.kernel")
+        self.value_bias = ms_ops.parameter((G, 1, 1), name="value.bias")
         static = commnet.static_mask(spec, config)
         self.static_mask = None if static is None else Tensor(static)
         self.range_mode = commnet.comm_mode(config) == "range"
@@ -244,6 +242,7 @@ class CommNetPolicy(nn.Cell, commnet.CommNetPolicyBase):
                       comm_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Logits ``[E, A, n]`` for observations ``[E, A, obs_dim]`` and the next recurrent state."""
         out = self._act_step.run(*self._inputs(obs, state, agent_mask, comm_mask))
+        ms_ops._sigint_to_python()
         if self.recurrent:
             return out[0].asnumpy().swapaxes(0, 1), out[1].asnumpy().swapaxes(0, 1)
         return out.asnumpy().swapaxes(0, 1), None
@@ -253,6 +252,7 @@ class CommNetPolicy(nn.Cell, commnet.CommNetPolicyBase):
         """Every intermediate of one step, env-major: ``hiddens [K+1, E, A, H]``, ``logits``,
         ``values [E, A]`` and ``state`` (``h^K`` when recurrent)."""
         logits, values, hiddens = self._forward(*self._inputs(obs, state, agent_mask, comm_mask))
+        ms_ops._sigint_to_python()
         hiddens = np.stack([h.asnumpy() for h in hiddens]).swapaxes(1, 2)
         return {"hiddens": hiddens, "logits": logits.asnumpy().swapaxes(0, 1), "values": values.asnumpy().T,
                 "state": hiddens[-1] if self.recurrent else None}

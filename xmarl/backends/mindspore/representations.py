@@ -5,17 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import mindspore as ms
-import numpy as np
 from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 
 from xmarl import registry
+from xmarl.backends.mindspore import ops as ms_ops
+from xmarl.core.commnet import representation_shapes
 from xmarl.core.interfaces import Representation
+from xmarl.core.layout import Layout, gru_shapes, mlp_shapes
 from xmarl.docschema import documented
 
 
-def _zeros(*shape: int) -> Tensor:
-    """A float32 tensor of zeros (weights are loaded from canonical numpy arrays)."""
-    return Tensor(np.zeros(shape, np.float32))
+def _parameters(layout: Layout) -> list[Parameter]:
+    """One parameter per layout entry, in order, named after it; biases ``[G, out]`` are stored
+    ``[G, 1, out]`` (they broadcast over the rows of agent-major inputs)."""
+    return [ms_ops.parameter((s[0], 1, s[1]) if k.endswith("bias") else s, name=k.replace("/", "."))
+            for k, s in layout.items()]
 
 
 @registry.register("representation", "mlp", backend="mindspore")
@@ -23,25 +27,16 @@ def _zeros(*shape: int) -> Tensor:
 class MLP(nn.Cell, Representation):
     def __init__(self, in_dim: int, hidden_sizes: Sequence[int], groups: int = 1) -> None:
         super().__init__()
-        sizes = [in_dim, *hidden_sizes]
-        self.kernels = ParameterTuple(Parameter(_zeros(groups, i, o), name=f"dense_{k}.kernel")
-                                      for k, (i, o) in enumerate(zip(sizes[:-1], sizes[1:])))
-        self.biases = ParameterTuple(Parameter(_zeros(groups, 1, o), name=f"dense_{k}.bias")
-                                     for k, o in enumerate(sizes[1:]))
+        layout = mlp_shapes("", groups, in_dim, hidden_sizes, None)
+        self.names = tuple(layout)
+        params = _parameters(layout)
+        self.kernels, self.biases = ParameterTuple(params[0::2]), ParameterTuple(params[1::2])
         self.in_dim, self.groups = in_dim, groups
-        self.output_dim = sizes[-1]
-
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {k: tuple(v.shape[:1]) + tuple(v.shape[2:]) if k.endswith("bias") else tuple(v.shape)
-                for k, v in self.canonical().items()}
+        self.output_dim = hidden_sizes[-1] if hidden_sizes else in_dim
 
     def canonical(self) -> dict[str, Parameter]:
         """Parameters under canonical relative names (biases stored ``[G, 1, out]``)."""
-        out: dict[str, Parameter] = {}
-        for k, (w, b) in enumerate(zip(self.kernels, self.biases)):
-            out[f"torso/dense_{k}/kernel"] = w
-            out[f"torso/dense_{k}/bias"] = b
-        return out
+        return dict(zip(self.names, (p for pair in zip(self.kernels, self.biases) for p in pair)))
 
     def construct(self, x: Tensor) -> Tensor:
         if self.groups == 1:  # one 2-D matmul over every agent's rows
@@ -75,30 +70,20 @@ def _linear(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
 @registry.register("representation", "gru", backend="mindspore")
 @documented
 class GRU(nn.Cell, Representation):
-    """GRU over agent-major sequences ``[A, B, T, in]`` with weights ``[G, in, 3H]`` (gates in
-    the order reset, update, candidate; ``n = tanh(x W_n + b_n + r * (h U_n + c_n))``). In a
-    graph the loop over time is unrolled for the batch's ``T``; with one group every
-    projection is one 2-D matmul over every agent's rows."""
+    # In a graph the loop over time is unrolled for the batch's T; with one group every
+    # projection is one 2-D matmul over every agent's rows.
 
     def __init__(self, in_dim: int, hidden_dim: int, groups: int = 1) -> None:
         super().__init__()
-        H = hidden_dim
-        self.kernel = Parameter(_zeros(groups, in_dim, 3 * H), name="kernel")
-        self.recurrent_kernel = Parameter(_zeros(groups, H, 3 * H), name="recurrent_kernel")
-        self.bias = Parameter(_zeros(groups, 1, 3 * H), name="bias")
-        self.recurrent_bias = Parameter(_zeros(groups, 1, 3 * H), name="recurrent_bias")
+        layout = gru_shapes("gru", groups, in_dim, hidden_dim)
+        self.names = tuple(layout)
+        self.kernel, self.recurrent_kernel, self.bias, self.recurrent_bias = _parameters(layout)
         self.in_dim, self.groups = in_dim, groups
-        self.output_dim = H
+        self.output_dim = hidden_dim
         self.matmul = ops.MatMul()  # its gradient multiplies with transposed operands, no Transpose ops per step
 
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        G, H = self.groups, self.output_dim
-        return {"gru/kernel": (G, self.in_dim, 3 * H), "gru/recurrent_kernel": (G, H, 3 * H),
-                "gru/bias": (G, 3 * H), "gru/recurrent_bias": (G, 3 * H)}
-
     def canonical(self) -> dict[str, Parameter]:
-        return {"gru/kernel": self.kernel, "gru/recurrent_kernel": self.recurrent_kernel,
-                "gru/bias": self.bias, "gru/recurrent_bias": self.recurrent_bias}
+        return dict(zip(self.names, (self.kernel, self.recurrent_kernel, self.bias, self.recurrent_bias)))
 
     def _rows(self, A: int, N: int) -> tuple[int, ...]:
         """Leading axes of the recurrence's operands: ``(A*N,)`` rows with one group, else ``(A, N)``."""
@@ -147,28 +132,24 @@ class CommNet(nn.Cell, Representation):
                  activation: str = "tanh", embedding: bool = False, skip_connection: bool = False,
                  recurrent: bool = False, communicate: bool = True) -> None:
         super().__init__()
-        G, H = groups, hidden_size
-        self.in_dim, self.groups, self.output_dim, self.comm_steps = in_dim, G, H, comm_steps
+        layout = representation_shapes(in_dim, hidden_size, comm_steps, groups, skip_connection=skip_connection,
+                                       recurrent=recurrent, communicate=communicate)
+        self.names = tuple(layout)
+        p = dict(zip(self.names, _parameters(layout)))
+        self.in_dim, self.groups, self.output_dim, self.comm_steps = in_dim, groups, hidden_size, comm_steps
         self.tanh = activation == "tanh"
         self.embedding, self.recurrent, self.communicate = embedding, recurrent, communicate
-        self.skip = skip_connection or recurrent
-        self.has_comm = tuple(communicate and (i > 0 or recurrent) for i in range(comm_steps))
+        self.has_comm = tuple(f"comm_{i}/comm/kernel" in p for i in range(comm_steps))
+        self.skip = "comm_0/skip/kernel" in p
         self.comm_index = tuple(sum(self.has_comm[:i]) for i in range(comm_steps))  # slot in comm_kernels
-        self.encoder_kernel = Parameter(_zeros(G, in_dim, H), name="encoder.kernel")
-        self.encoder_bias = Parameter(_zeros(G, 1, H), name="encoder.bias")
-        self.hidden_kernels = ParameterTuple(Parameter(_zeros(G, H, H), name=f"comm_{i}.hidden.kernel")
-                                             for i in range(comm_steps))
-        self.hidden_biases = ParameterTuple(Parameter(_zeros(G, 1, H), name=f"comm_{i}.hidden.bias")
-                                            for i in range(comm_steps))
+        self.encoder_kernel, self.encoder_bias = p["encoder/kernel"], p["encoder/bias"]
+        self.hidden_kernels = ParameterTuple(p[f"comm_{i}/hidden/kernel"] for i in range(comm_steps))
+        self.hidden_biases = ParameterTuple(p[f"comm_{i}/hidden/bias"] for i in range(comm_steps))
         # modules without C (or B) weights hold None: graph mode mishandles empty ParameterTuples
-        comm = [Parameter(_zeros(G, H, H), name=f"comm_{i}.comm.kernel") for i, c in enumerate(self.has_comm) if c]
+        comm = [p[f"comm_{i}/comm/kernel"] for i in range(comm_steps) if self.has_comm[i]]
         self.comm_kernels = ParameterTuple(comm) if comm else None
-        self.skip_kernels = (ParameterTuple(Parameter(_zeros(G, H, H), name=f"comm_{i}.skip.kernel")
-                                            for i in range(comm_steps)) if self.skip else None)
-
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {k: tuple(v.shape[:1]) + tuple(v.shape[2:]) if k.endswith("bias") else tuple(v.shape)
-                for k, v in self.canonical().items()}
+        self.skip_kernels = (ParameterTuple(p[f"comm_{i}/skip/kernel"] for i in range(comm_steps))
+                             if self.skip else None)
 
     def canonical(self) -> dict[str, Parameter]:
         """Parameters under canonical relative names (biases stored ``[G, 1, out]``)."""

@@ -3,30 +3,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from xmarl import registry
+from xmarl.backends.tensorflow import ops
 from xmarl.backends.tensorflow.representations import GRU, MLP, CommNet
-from xmarl.core import coma, commnet
-from xmarl.core.coma import COMAPolicy
+from xmarl.core import commnet
+from xmarl.core.coma import COMA, COMAPolicy
+from xmarl.core.config import COMAConfig, CommNetConfig, MADDPGConfig
 from xmarl.core.interfaces import Policy
-from xmarl.core.maddpg import groups, input_dims
+from xmarl.core.layout import Layout, mlp_sizes
+from xmarl.core.maddpg import MADDPG
 from xmarl.core.spaces import AgentSpec
 from xmarl.docschema import documented
 
 
 class _MLPHead(tf.Module):
-    """An :class:`MLP` torso followed by a linear head, with canonical parameter names."""
+    """An :class:`MLP` torso followed by a linear head, allocated from a core layout
+    (``torso/dense_k/*``, ``head/*``)."""
 
-    def __init__(self, in_dim: int, hidden_sizes: Sequence[int], out_dim: int, groups: int) -> None:
+    def __init__(self, layout: Layout) -> None:
         super().__init__()
-        self.torso = MLP(in_dim, hidden_sizes, groups)
-        self.head_kernel = tf.Variable(tf.zeros([groups, self.torso.output_dim, out_dim]), name="head_kernel")
-        self.head_bias = tf.Variable(tf.zeros([groups, out_dim]), name="head_bias")
+        G, in_dim, hidden, _ = mlp_sizes(layout)
+        self.torso = MLP(in_dim, hidden, G)
+        self.head_kernel = ops.parameter(layout["head/kernel"], name="head_kernel")
+        self.head_bias = ops.parameter(layout["head/bias"], name="head_bias")
 
     def canonical(self) -> dict[str, tf.Variable]:
         return {**self.torso.canonical(), "head/kernel": self.head_kernel, "head/bias": self.head_bias}
@@ -46,13 +51,11 @@ def _with_ids(x: tf.Tensor, agent_ids: tf.Tensor) -> tf.Tensor:
 @registry.register("policy", "maddpg_actor", backend="tensorflow")
 @documented
 class MADDPGActor(_MLPHead, Policy):
-    def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool) -> None:
-        A = spec.n_agents
-        super().__init__(input_dims(spec, share_parameters)[0], hidden_sizes, spec.act_dim,
-                         groups(spec, share_parameters))
+    def __init__(self, spec: AgentSpec, config: MADDPGConfig) -> None:
+        super().__init__(MADDPG.layout(spec, config, "actor"))
         self.spec = spec
-        self.share_parameters = share_parameters
-        self.agent_ids = tf.eye(A)[:, None, :]  # [A, 1, A]
+        self.share_parameters = config.share_parameters
+        self.agent_ids = tf.eye(spec.n_agents)[:, None, :]  # [A, 1, A]
 
     def __call__(self, obs: tf.Tensor) -> tf.Tensor:
         if self.share_parameters:
@@ -70,19 +73,18 @@ class MADDPGActor(_MLPHead, Policy):
         obs = tf.TensorSpec([None, self.spec.n_agents, self.spec.obs_dim], tf.float32)
         return tf.function(self._env_major).get_concrete_function(obs)
 
-    def forward_numpy(self, obs: np.ndarray) -> np.ndarray:
-        return self._forward_fn(tf.convert_to_tensor(np.asarray(obs, np.float32))).numpy()
+    def forward_numpy(self, obs: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+        return self._forward_fn(tf.convert_to_tensor(np.asarray(obs, np.float32))).numpy(), None
 
 
 @registry.register("policy", "central_critic", backend="tensorflow")
 @documented
 class CentralCritic(_MLPHead):
-    def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool) -> None:
-        A = spec.n_agents
-        super().__init__(input_dims(spec, share_parameters)[1], hidden_sizes, 1, groups(spec, share_parameters))
-        self.share_parameters = share_parameters
-        self.n_agents = A
-        self.agent_ids = tf.eye(A)[:, None, :]
+    def __init__(self, spec: AgentSpec, config: MADDPGConfig) -> None:
+        super().__init__(MADDPG.layout(spec, config, "critic"))
+        self.share_parameters = config.share_parameters
+        self.n_agents = spec.n_agents
+        self.agent_ids = tf.eye(spec.n_agents)[:, None, :]
 
     def __call__(self, joint: tf.Tensor) -> tf.Tensor:
         if self.share_parameters:
@@ -94,18 +96,17 @@ class CentralCritic(_MLPHead):
 @registry.register("policy", "coma_actor", backend="tensorflow")
 @documented
 class COMAActor(tf.Module, COMAPolicy):
-    def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool, recurrent: bool,
-                 rnn_hidden_dim: int) -> None:
+    def __init__(self, spec: AgentSpec, config: COMAConfig) -> None:
         super().__init__()
-        A, G = spec.n_agents, coma.groups(spec, share_parameters)
-        in_dim = coma.input_dims(spec, share_parameters)[0]
-        self.spec, self.share_parameters, self.recurrent = spec, share_parameters, recurrent
-        self.torso = MLP(in_dim, [rnn_hidden_dim] if recurrent else hidden_sizes, G)
-        self.gru = GRU(rnn_hidden_dim, rnn_hidden_dim, G) if recurrent else None
-        self.hidden_dim = rnn_hidden_dim
-        self.head_kernel = tf.Variable(tf.zeros([G, self.torso.output_dim, spec.act_dim]), name="head_kernel")
-        self.head_bias = tf.Variable(tf.zeros([G, spec.act_dim]), name="head_bias")
-        self.agent_ids = tf.eye(A)[:, None, :]  # [A, 1, A]
+        layout = COMA.layout(spec, config, "actor")
+        G, in_dim, hidden, _ = mlp_sizes(layout)
+        self.spec, self.share_parameters, self.recurrent = spec, config.share_parameters, config.recurrent
+        self.torso = MLP(in_dim, hidden, G)
+        self.hidden_dim = self.torso.output_dim
+        self.gru = GRU(self.hidden_dim, self.hidden_dim, G) if "gru/kernel" in layout else None
+        self.head_kernel = ops.parameter(layout["head/kernel"], name="head_kernel")
+        self.head_bias = ops.parameter(layout["head/bias"], name="head_bias")
+        self.agent_ids = tf.eye(spec.n_agents)[:, None, :]  # [A, 1, A]
 
     def canonical(self) -> dict[str, tf.Variable]:
         gru = self.gru.canonical() if self.gru is not None else {}
@@ -165,26 +166,25 @@ class COMAActor(tf.Module, COMAPolicy):
 @registry.register("policy", "coma_critic", backend="tensorflow")
 @documented
 class COMACritic(_MLPHead):
-    def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool) -> None:
-        super().__init__(coma.input_dims(spec, share_parameters)[1], hidden_sizes, spec.act_dim,
-                         coma.groups(spec, share_parameters))
+    def __init__(self, spec: AgentSpec, config: COMAConfig) -> None:
+        super().__init__(COMA.layout(spec, config, "critic"))
 
 
 @registry.register("policy", "commnet", backend="tensorflow")
 @documented
 class CommNetPolicy(tf.Module, commnet.CommNetPolicyBase):
-    def __init__(self, spec: AgentSpec, config: commnet.CommNetConfig) -> None:
+    def __init__(self, spec: AgentSpec, config: CommNetConfig) -> None:
         super().__init__()
         self.spec, self.cfg = spec, config
-        G, H, n = commnet.groups(spec, config.share_parameters), config.hidden_size, spec.act_dim
-        self.rep = CommNet(commnet.encoder_in(spec, config), H, config.comm_steps, G,
-                           activation=config.activation, embedding=config.encoder == "embedding",
-                           skip_connection=config.skip_connection, recurrent=config.recurrent,
-                           communicate=config.communicate)
-        self.policy_kernel = tf.Variable(tf.zeros([G, H, n]), name="policy_kernel")
-        self.policy_bias = tf.Variable(tf.zeros([G, n]), name="policy_bias")
-        self.value_kernel = tf.Variable(tf.zeros([G, H, 1]), name="value_kernel")
-        self.value_bias = tf.Variable(tf.zeros([G, 1]), name="value_bias")
+        layout = commnet.COMMNET.layout(spec, config, commnet.NET)
+        self.rep = CommNet(commnet.encoder_in(spec, config), config.hidden_size, config.comm_steps,
+                           layout["encoder/kernel"][0], activation=config.activation,
+                           embedding=config.encoder == "embedding", skip_connection=config.skip_connection,
+                           recurrent=config.recurrent, communicate=config.communicate)
+        self.policy_kernel = ops.parameter(layout["policy/kernel"], name="policy_kernel")
+        self.policy_bias = ops.parameter(layout["policy/bias"], name="policy_bias")
+        self.value_kernel = ops.parameter(layout["value/kernel"], name="value_kernel")
+        self.value_bias = ops.parameter(layout["value/bias"], name="value_bias")
         static = commnet.static_mask(spec, config)
         self.static_mask = None if static is None else tf.constant(static)
 

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import pairwise
 
 import tensorflow as tf
 
 from xmarl import registry
+from xmarl.backends.tensorflow import ops
+from xmarl.core.commnet import representation_shapes
 from xmarl.core.interfaces import Representation
+from xmarl.core.layout import Layout, gru_shapes, mlp_shapes
 from xmarl.docschema import documented
+
+
+def _variables(layout: Layout) -> dict[str, tf.Variable]:
+    """One variable per layout entry, in order, in the canonical shape."""
+    return {k: ops.parameter(s, name=k.replace("/", "_")) for k, s in layout.items()}
 
 
 @registry.register("representation", "mlp", backend="tensorflow")
@@ -17,23 +24,15 @@ from xmarl.docschema import documented
 class MLP(tf.Module, Representation):
     def __init__(self, in_dim: int, hidden_sizes: Sequence[int], groups: int = 1, name: str | None = None) -> None:
         super().__init__(name=name)
-        sizes = [in_dim, *hidden_sizes]
-        self.kernels = [tf.Variable(tf.zeros([groups, i, o]), name=f"dense_{k}_kernel")
-                        for k, (i, o) in enumerate(pairwise(sizes))]
-        self.biases = [tf.Variable(tf.zeros([groups, o]), name=f"dense_{k}_bias") for k, o in enumerate(sizes[1:])]
+        self.params = _variables(mlp_shapes("", groups, in_dim, hidden_sizes, None))
+        self.kernels = [v for k, v in self.params.items() if k.endswith("kernel")]
+        self.biases = [v for k, v in self.params.items() if k.endswith("bias")]
         self.in_dim, self.groups = in_dim, groups
-        self.output_dim = sizes[-1]
-
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {k: tuple(v.shape) for k, v in self.canonical().items()}
+        self.output_dim = hidden_sizes[-1] if hidden_sizes else in_dim
 
     def canonical(self) -> dict[str, tf.Variable]:
         """Variables under canonical relative names."""
-        out: dict[str, tf.Variable] = {}
-        for k, (w, b) in enumerate(zip(self.kernels, self.biases)):
-            out[f"torso/dense_{k}/kernel"] = w
-            out[f"torso/dense_{k}/bias"] = b
-        return out
+        return dict(self.params)
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         for w, b in zip(self.kernels, self.biases):
@@ -46,19 +45,12 @@ class MLP(tf.Module, Representation):
 class GRU(tf.Module, Representation):
     def __init__(self, in_dim: int, hidden_dim: int, groups: int = 1, name: str | None = None) -> None:
         super().__init__(name=name)
-        H = hidden_dim
-        self.kernel = tf.Variable(tf.zeros([groups, in_dim, 3 * H]), name="gru_kernel")
-        self.recurrent_kernel = tf.Variable(tf.zeros([groups, H, 3 * H]), name="gru_recurrent_kernel")
-        self.bias = tf.Variable(tf.zeros([groups, 3 * H]), name="gru_bias")
-        self.recurrent_bias = tf.Variable(tf.zeros([groups, 3 * H]), name="gru_recurrent_bias")
-        self.output_dim = H
-
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {k: tuple(v.shape) for k, v in self.canonical().items()}
+        self.params = _variables(gru_shapes("gru", groups, in_dim, hidden_dim))
+        self.kernel, self.recurrent_kernel, self.bias, self.recurrent_bias = self.params.values()
+        self.output_dim = hidden_dim
 
     def canonical(self) -> dict[str, tf.Variable]:
-        return {"gru/kernel": self.kernel, "gru/recurrent_kernel": self.recurrent_kernel,
-                "gru/bias": self.bias, "gru/recurrent_bias": self.recurrent_bias}
+        return dict(self.params)
 
     def cell(self, gx: tf.Tensor, h: tf.Tensor) -> tf.Tensor:
         """One step from the input projection ``gx`` ``[A, B, 3H]`` and the hidden ``h`` ``[A, B, H]``."""
@@ -86,36 +78,24 @@ class CommNet(tf.Module, Representation):
                  activation: str = "tanh", embedding: bool = False, skip_connection: bool = False,
                  recurrent: bool = False, communicate: bool = True) -> None:
         super().__init__()
-        G, H = groups, hidden_size
-        self.in_dim, self.groups, self.output_dim, self.comm_steps = in_dim, G, H, comm_steps
+        self.params = _variables(representation_shapes(in_dim, hidden_size, comm_steps, groups,
+                                                       skip_connection=skip_connection, recurrent=recurrent,
+                                                       communicate=communicate))
+        self.in_dim, self.groups, self.output_dim, self.comm_steps = in_dim, groups, hidden_size, comm_steps
         self.sigma = tf.tanh if activation == "tanh" else tf.nn.relu
         self.embedding, self.recurrent, self.communicate = embedding, recurrent, communicate
-        self.skip = skip_connection or recurrent
-        self.has_comm = [communicate and (i > 0 or recurrent) for i in range(comm_steps)]
-        self.encoder_kernel = tf.Variable(tf.zeros([G, in_dim, H]), name="encoder_kernel")
-        self.encoder_bias = tf.Variable(tf.zeros([G, H]), name="encoder_bias")
-        self.hidden_kernels = [tf.Variable(tf.zeros([G, H, H]), name=f"comm_{i}_hidden_kernel")
-                               for i in range(comm_steps)]
-        self.hidden_biases = [tf.Variable(tf.zeros([G, H]), name=f"comm_{i}_hidden_bias") for i in range(comm_steps)]
-        self.comm_kernels = [tf.Variable(tf.zeros([G, H, H]), name=f"comm_{i}_comm_kernel") if c else None
-                             for i, c in enumerate(self.has_comm)]
-        self.skip_kernels = [tf.Variable(tf.zeros([G, H, H]), name=f"comm_{i}_skip_kernel") if self.skip else None
-                             for i in range(comm_steps)]
-
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {k: tuple(v.shape) for k, v in self.canonical().items()}
+        p = self.params
+        self.has_comm = [f"comm_{i}/comm/kernel" in p for i in range(comm_steps)]
+        self.skip = "comm_0/skip/kernel" in p
+        self.encoder_kernel, self.encoder_bias = p["encoder/kernel"], p["encoder/bias"]
+        self.hidden_kernels = [p[f"comm_{i}/hidden/kernel"] for i in range(comm_steps)]
+        self.hidden_biases = [p[f"comm_{i}/hidden/bias"] for i in range(comm_steps)]
+        self.comm_kernels = [p.get(f"comm_{i}/comm/kernel") for i in range(comm_steps)]
+        self.skip_kernels = [p.get(f"comm_{i}/skip/kernel") for i in range(comm_steps)]
 
     def canonical(self) -> dict[str, tf.Variable]:
         """Variables under canonical relative names."""
-        out = {"encoder/kernel": self.encoder_kernel, "encoder/bias": self.encoder_bias}
-        for i in range(self.comm_steps):
-            out[f"comm_{i}/hidden/kernel"] = self.hidden_kernels[i]
-            out[f"comm_{i}/hidden/bias"] = self.hidden_biases[i]
-            if self.has_comm[i]:
-                out[f"comm_{i}/comm/kernel"] = self.comm_kernels[i]
-            if self.skip:
-                out[f"comm_{i}/skip/kernel"] = self.skip_kernels[i]
-        return out
+        return dict(self.params)
 
     @staticmethod
     def dense(x: tf.Tensor, kernel: tf.Variable, bias: tf.Variable | None = None) -> tf.Tensor:

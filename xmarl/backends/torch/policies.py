@@ -3,30 +3,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from xmarl import registry
+from xmarl.backends.torch import ops
 from xmarl.backends.torch.representations import GRU, MLP, CommNet
-from xmarl.core import coma, commnet
-from xmarl.core.coma import COMAPolicy
+from xmarl.core import commnet
+from xmarl.core.coma import COMA, COMAPolicy
+from xmarl.core.config import COMAConfig, CommNetConfig, MADDPGConfig
 from xmarl.core.interfaces import Policy
-from xmarl.core.maddpg import groups, input_dims
+from xmarl.core.layout import Layout, mlp_sizes
+from xmarl.core.maddpg import MADDPG
 from xmarl.core.spaces import AgentSpec
 from xmarl.docschema import documented
 
 
 class _MLPHead(nn.Module):
-    """An :class:`MLP` torso followed by a linear head, with canonical parameter names."""
+    """An :class:`MLP` torso followed by a linear head, allocated from a core layout
+    (``torso/dense_k/*``, ``head/*``)."""
 
-    def __init__(self, in_dim: int, hidden_sizes: Sequence[int], out_dim: int, groups: int) -> None:
+    def __init__(self, layout: Layout) -> None:
         super().__init__()
-        self.torso = MLP(in_dim, hidden_sizes, groups)
-        self.head_kernel = nn.Parameter(torch.zeros(groups, self.torso.output_dim, out_dim))
-        self.head_bias = nn.Parameter(torch.zeros(groups, 1, out_dim))
+        G, in_dim, hidden, out_dim = mlp_sizes(layout)
+        self.torso = MLP(in_dim, hidden, G)
+        self.head_kernel = ops.parameter(layout["head/kernel"])
+        self.head_bias = ops.parameter((G, 1, out_dim))
 
     def canonical(self) -> dict[str, nn.Parameter]:
         return {**self.torso.canonical(), "head/kernel": self.head_kernel, "head/bias": self.head_bias}
@@ -38,13 +43,11 @@ class _MLPHead(nn.Module):
 @registry.register("policy", "maddpg_actor", backend="torch")
 @documented
 class MADDPGActor(_MLPHead, Policy):
-    def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool) -> None:
-        A = spec.n_agents
-        super().__init__(input_dims(spec, share_parameters)[0], hidden_sizes, spec.act_dim,
-                         groups(spec, share_parameters))
+    def __init__(self, spec: AgentSpec, config: MADDPGConfig) -> None:
+        super().__init__(MADDPG.layout(spec, config, "actor"))
         self.spec = spec
-        self.share_parameters = share_parameters
-        self.register_buffer("agent_ids", torch.eye(A).unsqueeze(1), persistent=False)  # [A, 1, A]
+        self.share_parameters = config.share_parameters
+        self.register_buffer("agent_ids", torch.eye(spec.n_agents).unsqueeze(1), persistent=False)  # [A, 1, A]
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         if self.share_parameters:
@@ -52,20 +55,19 @@ class MADDPGActor(_MLPHead, Policy):
         return super().forward(obs)
 
     @torch.no_grad()
-    def forward_numpy(self, obs: np.ndarray) -> np.ndarray:
+    def forward_numpy(self, obs: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
         out = self(torch.from_numpy(obs).transpose(0, 1))
-        return out.transpose(0, 1).numpy()
+        return out.transpose(0, 1).numpy(), None
 
 
 @registry.register("policy", "central_critic", backend="torch")
 @documented
 class CentralCritic(_MLPHead):
-    def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool) -> None:
-        A = spec.n_agents
-        super().__init__(input_dims(spec, share_parameters)[1], hidden_sizes, 1, groups(spec, share_parameters))
-        self.share_parameters = share_parameters
-        self.n_agents = A
-        self.register_buffer("agent_ids", torch.eye(A).unsqueeze(1), persistent=False)
+    def __init__(self, spec: AgentSpec, config: MADDPGConfig) -> None:
+        super().__init__(MADDPG.layout(spec, config, "critic"))
+        self.share_parameters = config.share_parameters
+        self.n_agents = spec.n_agents
+        self.register_buffer("agent_ids", torch.eye(spec.n_agents).unsqueeze(1), persistent=False)
 
     def forward(self, joint: torch.Tensor) -> torch.Tensor:
         joint = joint.expand(self.n_agents, -1, -1)
@@ -77,22 +79,17 @@ class CentralCritic(_MLPHead):
 @registry.register("policy", "coma_actor", backend="torch")
 @documented
 class COMAActor(nn.Module, COMAPolicy):
-    """Decentralised categorical actor ``pi_a(u | tau_a)``: logits over the agent's actions
-    from its observation (plus its one-hot id with shared weights), through an MLP or, when
-    ``recurrent``, a dense layer and a :class:`GRU` over the episode."""
-
-    def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool, recurrent: bool,
-                 rnn_hidden_dim: int) -> None:
+    def __init__(self, spec: AgentSpec, config: COMAConfig) -> None:
         super().__init__()
-        A, G = spec.n_agents, coma.groups(spec, share_parameters)
-        in_dim = coma.input_dims(spec, share_parameters)[0]
-        self.spec, self.share_parameters, self.recurrent = spec, share_parameters, recurrent
-        self.torso = MLP(in_dim, [rnn_hidden_dim] if recurrent else hidden_sizes, G)
-        self.gru = GRU(rnn_hidden_dim, rnn_hidden_dim, G) if recurrent else None
-        self.hidden_dim = rnn_hidden_dim
-        self.head_kernel = nn.Parameter(torch.zeros(G, self.torso.output_dim, spec.act_dim))
-        self.head_bias = nn.Parameter(torch.zeros(G, 1, spec.act_dim))
-        self.register_buffer("agent_ids", torch.eye(A).unsqueeze(1), persistent=False)  # [A, 1, A]
+        layout = COMA.layout(spec, config, "actor")
+        G, in_dim, hidden, _ = mlp_sizes(layout)
+        self.spec, self.share_parameters, self.recurrent = spec, config.share_parameters, config.recurrent
+        self.torso = MLP(in_dim, hidden, G)
+        self.hidden_dim = self.torso.output_dim
+        self.gru = GRU(self.hidden_dim, self.hidden_dim, G) if "gru/kernel" in layout else None
+        self.head_kernel = ops.parameter(layout["head/kernel"])
+        self.head_bias = ops.parameter((G, 1, spec.act_dim))
+        self.register_buffer("agent_ids", torch.eye(spec.n_agents).unsqueeze(1), persistent=False)  # [A, 1, A]
 
     def canonical(self) -> dict[str, nn.Parameter]:
         gru = self.gru.canonical() if self.gru is not None else {}
@@ -131,29 +128,26 @@ class COMAActor(nn.Module, COMAPolicy):
 @registry.register("policy", "coma_critic", backend="torch")
 @documented
 class COMACritic(_MLPHead):
-    """Centralised critic ``Q_a(s, u^-a, .)``: inputs ``[A, N, in]`` (built by
-    :func:`xmarl.core.coma.critic_inputs`) to one value per action of agent ``a``, ``[A, N, n]``."""
-
-    def __init__(self, spec: AgentSpec, hidden_sizes: Sequence[int], share_parameters: bool) -> None:
-        super().__init__(coma.input_dims(spec, share_parameters)[1], hidden_sizes, spec.act_dim,
-                         coma.groups(spec, share_parameters))
+    def __init__(self, spec: AgentSpec, config: COMAConfig) -> None:
+        super().__init__(COMA.layout(spec, config, "critic"))
 
 
 @registry.register("policy", "commnet", backend="torch")
 @documented
 class CommNetPolicy(nn.Module, commnet.CommNetPolicyBase):
-    def __init__(self, spec: AgentSpec, config: commnet.CommNetConfig) -> None:
+    def __init__(self, spec: AgentSpec, config: CommNetConfig) -> None:
         super().__init__()
         self.spec, self.cfg = spec, config
-        G, H, n = commnet.groups(spec, config.share_parameters), config.hidden_size, spec.act_dim
+        layout = commnet.COMMNET.layout(spec, config, commnet.NET)
+        G, H = layout["encoder/kernel"][0], config.hidden_size
         self.rep = CommNet(commnet.encoder_in(spec, config), H, config.comm_steps, G,
                            activation=config.activation, embedding=config.encoder == "embedding",
                            skip_connection=config.skip_connection, recurrent=config.recurrent,
                            communicate=config.communicate)
-        self.policy_kernel = nn.Parameter(torch.zeros(G, H, n))
-        self.policy_bias = nn.Parameter(torch.zeros(G, 1, n))
-        self.value_kernel = nn.Parameter(torch.zeros(G, H, 1))
-        self.value_bias = nn.Parameter(torch.zeros(G, 1, 1))
+        self.policy_kernel = ops.parameter(layout["policy/kernel"])
+        self.policy_bias = ops.parameter((G, 1, spec.act_dim))
+        self.value_kernel = ops.parameter(layout["value/kernel"])
+        self.value_bias = ops.parameter((G, 1, 1))
         static = commnet.static_mask(spec, config)
         self.register_buffer("static_mask", None if static is None else torch.from_numpy(static), persistent=False)
 

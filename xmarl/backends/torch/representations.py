@@ -8,8 +8,17 @@ import torch
 from torch import nn
 
 from xmarl import registry
+from xmarl.backends.torch import ops
+from xmarl.core.commnet import representation_shapes
 from xmarl.core.interfaces import Representation
+from xmarl.core.layout import Layout, gru_shapes, mlp_shapes
 from xmarl.docschema import documented
+
+
+def _parameters(layout: Layout) -> list[nn.Parameter]:
+    """One parameter per layout entry, in order; biases ``[G, out]`` are stored ``[G, 1, out]``
+    (they broadcast over the rows of agent-major inputs)."""
+    return [ops.parameter((s[0], 1, s[1]) if k.endswith("bias") else s) for k, s in layout.items()]
 
 
 @registry.register("representation", "mlp", backend="torch")
@@ -17,23 +26,16 @@ from xmarl.docschema import documented
 class MLP(nn.Module, Representation):
     def __init__(self, in_dim: int, hidden_sizes: Sequence[int], groups: int = 1) -> None:
         super().__init__()
-        sizes = [in_dim, *hidden_sizes]
-        self.kernels = nn.ParameterList(torch.zeros(groups, i, o) for i, o in zip(sizes[:-1], sizes[1:]))
-        self.biases = nn.ParameterList(torch.zeros(groups, 1, o) for o in sizes[1:])
+        layout = mlp_shapes("", groups, in_dim, hidden_sizes, None)
+        self.names = list(layout)
+        params = _parameters(layout)
+        self.kernels, self.biases = nn.ParameterList(params[0::2]), nn.ParameterList(params[1::2])
         self.in_dim, self.groups = in_dim, groups
-        self.output_dim = sizes[-1]
-
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {k: tuple(v.shape[:1]) + tuple(v.shape[2:]) if k.endswith("bias") else tuple(v.shape)
-                for k, v in self.canonical().items()}
+        self.output_dim = hidden_sizes[-1] if hidden_sizes else in_dim
 
     def canonical(self) -> dict[str, nn.Parameter]:
         """Parameters under canonical relative names (biases stored ``[G, 1, out]``)."""
-        out: dict[str, nn.Parameter] = {}
-        for k, (w, b) in enumerate(zip(self.kernels, self.biases)):
-            out[f"torso/dense_{k}/kernel"] = w
-            out[f"torso/dense_{k}/bias"] = b
-        return out
+        return dict(zip(self.names, (p for pair in zip(self.kernels, self.biases) for p in pair)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for w, b in zip(self.kernels, self.biases):
@@ -44,26 +46,15 @@ class MLP(nn.Module, Representation):
 @registry.register("representation", "gru", backend="torch")
 @documented
 class GRU(nn.Module, Representation):
-    """GRU over agent-major sequences ``[A, B, T, in]`` with weights ``[G, in, 3H]`` (gates in
-    the order reset, update, candidate; ``n = tanh(x W_n + b_n + r * (h U_n + c_n))``)."""
-
     def __init__(self, in_dim: int, hidden_dim: int, groups: int = 1) -> None:
         super().__init__()
-        H = hidden_dim
-        self.kernel = nn.Parameter(torch.zeros(groups, in_dim, 3 * H))
-        self.recurrent_kernel = nn.Parameter(torch.zeros(groups, H, 3 * H))
-        self.bias = nn.Parameter(torch.zeros(groups, 1, 3 * H))
-        self.recurrent_bias = nn.Parameter(torch.zeros(groups, 1, 3 * H))
-        self.output_dim = H
-
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        G, H = self.kernel.shape[0], self.output_dim
-        return {"gru/kernel": tuple(self.kernel.shape), "gru/recurrent_kernel": (G, H, 3 * H),
-                "gru/bias": (G, 3 * H), "gru/recurrent_bias": (G, 3 * H)}
+        layout = gru_shapes("gru", groups, in_dim, hidden_dim)
+        self.names = list(layout)
+        self.kernel, self.recurrent_kernel, self.bias, self.recurrent_bias = _parameters(layout)
+        self.output_dim = hidden_dim
 
     def canonical(self) -> dict[str, nn.Parameter]:
-        return {"gru/kernel": self.kernel, "gru/recurrent_kernel": self.recurrent_kernel,
-                "gru/bias": self.bias, "gru/recurrent_bias": self.recurrent_bias}
+        return dict(zip(self.names, (self.kernel, self.recurrent_kernel, self.bias, self.recurrent_bias)))
 
     def cell(self, gx: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """One step from the input projection ``gx`` ``[A, B, 3H]`` and the hidden ``h`` ``[A, B, H]``."""
@@ -92,35 +83,25 @@ class CommNet(nn.Module, Representation):
                  activation: str = "tanh", embedding: bool = False, skip_connection: bool = False,
                  recurrent: bool = False, communicate: bool = True) -> None:
         super().__init__()
-        G, H = groups, hidden_size
-        self.in_dim, self.groups, self.output_dim, self.comm_steps = in_dim, G, H, comm_steps
+        layout = representation_shapes(in_dim, hidden_size, comm_steps, groups, skip_connection=skip_connection,
+                                       recurrent=recurrent, communicate=communicate)
+        self.names = list(layout)
+        self.in_dim, self.groups, self.output_dim, self.comm_steps = in_dim, groups, hidden_size, comm_steps
         self.sigma = torch.tanh if activation == "tanh" else torch.relu
         self.embedding, self.recurrent, self.communicate = embedding, recurrent, communicate
-        self.skip = skip_connection or recurrent
-        self.has_comm = [communicate and (i > 0 or recurrent) for i in range(comm_steps)]
-        self.encoder_kernel = nn.Parameter(torch.zeros(G, in_dim, H))
-        self.encoder_bias = nn.Parameter(torch.zeros(G, 1, H))
-        self.hidden_kernels = nn.ParameterList(torch.zeros(G, H, H) for _ in range(comm_steps))
-        self.hidden_biases = nn.ParameterList(torch.zeros(G, 1, H) for _ in range(comm_steps))
-        self.comm_kernels = nn.ParameterList(torch.zeros(G, H, H) for c in self.has_comm if c)
-        self.skip_kernels = nn.ParameterList(torch.zeros(G, H, H) for _ in range(comm_steps if self.skip else 0))
-
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {k: tuple(v.shape[:1]) + tuple(v.shape[2:]) if k.endswith("bias") else tuple(v.shape)
-                for k, v in self.canonical().items()}
+        self.has_comm = [f"comm_{i}/comm/kernel" in layout for i in range(comm_steps)]
+        self.skip = "comm_0/skip/kernel" in layout
+        self.params = nn.ParameterList(_parameters(layout))
+        named = dict(zip(self.names, self.params))
+        self.encoder_kernel, self.encoder_bias = named["encoder/kernel"], named["encoder/bias"]
+        self.hidden_kernels = [named[f"comm_{i}/hidden/kernel"] for i in range(comm_steps)]
+        self.hidden_biases = [named[f"comm_{i}/hidden/bias"] for i in range(comm_steps)]
+        self.comm_kernels = [named[f"comm_{i}/comm/kernel"] for i in range(comm_steps) if self.has_comm[i]]
+        self.skip_kernels = [named[f"comm_{i}/skip/kernel"] for i in range(comm_steps) if self.skip]
 
     def canonical(self) -> dict[str, nn.Parameter]:
         """Parameters under canonical relative names (biases stored ``[G, 1, out]``)."""
-        out = {"encoder/kernel": self.encoder_kernel, "encoder/bias": self.encoder_bias}
-        comm = iter(self.comm_kernels)
-        for i in range(self.comm_steps):
-            out[f"comm_{i}/hidden/kernel"] = self.hidden_kernels[i]
-            out[f"comm_{i}/hidden/bias"] = self.hidden_biases[i]
-            if self.has_comm[i]:
-                out[f"comm_{i}/comm/kernel"] = next(comm)
-            if self.skip:
-                out[f"comm_{i}/skip/kernel"] = self.skip_kernels[i]
-        return out
+        return dict(zip(self.names, self.params))
 
     @staticmethod
     def dense(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

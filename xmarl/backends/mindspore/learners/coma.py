@@ -17,19 +17,16 @@ gradient with respect to its own network). Graphs are compiled once per batch sh
 
 from __future__ import annotations
 
-import numpy as np
-from mindspore import Parameter, ParameterTuple, Tensor, nn, ops, value_and_grad
+from mindspore import ParameterTuple, Tensor, nn, ops, value_and_grad
 
 from xmarl import registry
+from xmarl.backends.mindspore import ops as ms_ops
 from xmarl.backends.mindspore.optimizers import Adam, clip_by_group_norm
 from xmarl.backends.mindspore.policies import COMAActor, COMACritic
-from xmarl.core import coma as core
 from xmarl.core.actions import NEG_INF
-from xmarl.core.interfaces import Batch, Weights
+from xmarl.core.coma import COMALearnerBase
 from xmarl.docschema import documented
 
-#: batch entries the update reads, in the order the compiled cells take them
-BATCH_KEYS = ("obs", "critic_in", "act_onehot", "avail", "rew", "term", "mask", "td_matrix", "epsilon")
 #: what :class:`_Forward` returns, in order
 OUTPUTS = ("critic_loss", "actor_loss", "q_taken", "q", "target_q_next", "targets", "pi", "advantages")
 
@@ -126,16 +123,10 @@ class _UpdateStep(nn.Cell):
 
 @registry.register("learner", "coma", backend="mindspore")
 @documented
-class COMALearner(core.COMALearnerBase):
-    """COMA learner: categorical actors, a centralised Q-critic, its target and two Adam optimisers."""
-
-    backend = "mindspore"
-
-    Actor, Critic, Optimizer = COMAActor, COMACritic, Adam
-
-    def name_parameters(self) -> None:
-        for name, net in self.nets.items():  # unique parameter names within a graph
-            net.update_parameters_name(f"{name}.")
+class COMALearner(COMALearnerBase):
+    backend, ops = "mindspore", ms_ops
+    Networks = {"actor": COMAActor, "critic": COMACritic, "target_critic": COMACritic}
+    Optimizer = Adam
 
     def build(self) -> None:
         cfg = self.cfg
@@ -145,29 +136,10 @@ class COMALearner(core.COMALearnerBase):
         self._update_step = _UpdateStep(loss, self.critic_opt, self.actor_opt, cfg.grad_clip)
         self._gradients = _Gradients(loss, ParameterTuple((*self.critic_opt.params, *self.actor_opt.params)))
 
-    # -- Learner API -----------------------------------------------------------------------
-    @staticmethod
-    def _tensors(batch: Batch) -> tuple[Tensor, ...]:
-        return tuple(Tensor.from_numpy(np.ascontiguousarray(batch[k], np.float32)) for k in BATCH_KEYS)
+    def _gradients_step(self, *batch: Tensor) -> tuple[dict[str, Tensor], dict[str, tuple[Tensor, ...]]]:
+        critic_loss, actor_loss, grads = self._gradients(*batch)
+        n = len(self.critic_opt.params)
+        return {"critic": critic_loss, "actor": actor_loss}, {"critic": grads[:n], "actor": grads[n:]}
 
-    def update(self, batch: Batch) -> dict[str, float]:
-        critic_loss, actor_loss, q_taken = self._update_step(*self._tensors(batch)).asnumpy().tolist()
-        return {"critic_loss": critic_loss, "actor_loss": actor_loss, "q_taken": q_taken}
-
-    def gradients(self, batch: Batch) -> Weights:
-        critic_loss, actor_loss, grads = self._gradients(*self._tensors(batch))
-        names = [f"critic/{k}" for k in self.critic.canonical()] + [f"actor/{k}" for k in self.actor.canonical()]
-        out: Weights = {k: g.asnumpy().reshape(self.shapes[k]) for k, g in zip(names, grads)}
-        out["loss/critic"] = np.array(float(critic_loss.asnumpy()))
-        out["loss/actor"] = np.array(float(actor_loss.asnumpy()))
-        return out
-
-    def diagnostics(self, batch: Batch) -> dict[str, np.ndarray]:
-        out = dict(zip(OUTPUTS, self._forward(*self._tensors(batch))))
-        return {k: out[k].asnumpy() for k in ("q", "target_q_next", "targets", "pi", "advantages")}
-
-    def _read(self, param: Parameter) -> np.ndarray:
-        return param.asnumpy()
-
-    def _write(self, param: Parameter, value: np.ndarray) -> None:
-        param.set_data(Tensor(value))
+    def _diagnostics_step(self, *batch: Tensor) -> dict[str, Tensor]:
+        return dict(zip(OUTPUTS, self._forward(*batch)))

@@ -21,20 +21,21 @@ to the batch's gradients, which one more cell clips and applies (:class:`_Apply`
 from __future__ import annotations
 
 import numpy as np
-from mindspore import Parameter, Tensor, nn, ops, value_and_grad
+from mindspore import Tensor, nn, ops, value_and_grad
 
 from xmarl import registry
+from xmarl.backends.mindspore import ops as ms_ops
 from xmarl.backends.mindspore.optimizers import Adam, clip_by_group_norm
 from xmarl.backends.mindspore.policies import CommNetPolicy
-from xmarl.core import commnet as core
 from xmarl.core.actions import NEG_INF
-from xmarl.core.interfaces import Batch, Weights
+from xmarl.core.commnet import COMMNET, NET, CommNetLearnerBase, comm_mode
+from xmarl.core.config import CommNetConfig
+from xmarl.core.interfaces import Batch
 from xmarl.docschema import documented
 
-#: batch entries the update reads, in the order the compiled cells take them (``comm_mask`` is
-#: a placeholder unless the config has ``comm_range``)
-BATCH_KEYS = ("obs", "act_onehot", "avail", "rew", "returns", "term", "mask", "agent_mask", "td_matrix", "comm_mask",
-              "value_stats", "norm")
+#: the order the compiled cells take the batch: the method's schema (``comm_mask`` a placeholder
+#: unless the config has ``comm_range``), then the loss normaliser ``norm``
+BATCH_KEYS = (*COMMNET.batch, "norm")
 #: axis of the episode dimension of each batch entry (td_matrix has none)
 EPISODE_AXIS = {"obs": 1, "act_onehot": 1, "avail": 1, "rew": 1, "returns": 1, "agent_mask": 1, "term": 0, "mask": 0,
                 "comm_mask": 0}
@@ -45,11 +46,11 @@ LOSSES = ("loss", "policy_loss", "value_loss", "entropy")
 class _Loss(nn.Cell):
     """The total loss (differentiated) with its parts as aux outputs."""
 
-    def __init__(self, net: CommNetPolicy, cfg: core.CommNetConfig) -> None:
+    def __init__(self, net: CommNetPolicy, cfg: CommNetConfig) -> None:
         super().__init__(auto_prefix=False)
         self.net = net
         self.recurrent, self.actor_critic = cfg.recurrent, cfg.actor_critic
-        self.range_mode = core.comm_mode(cfg) == "range"
+        self.range_mode = comm_mode(cfg) == "range"
         self.gamma, self.td_lambda = cfg.gamma, cfg.td_lambda
         self.value_coef, self.entropy_coef, self.hidden = cfg.value_coef, cfg.entropy_coef, cfg.hidden_size
         self.matmul_t = ops.MatMul(transpose_b=True)
@@ -141,25 +142,20 @@ class _Apply(nn.Cell):
 
 @registry.register("learner", "commnet", backend="mindspore")
 @documented
-class CommNetLearner(core.CommNetLearnerBase):
-    backend = "mindspore"
-
-    Policy, Optimizer = CommNetPolicy, Adam
-
-    def name_parameters(self) -> None:
-        self.net.update_parameters_name(f"{core.NET}.")  # unique parameter names within a graph
+class CommNetLearner(CommNetLearnerBase):
+    backend, ops = "mindspore", ms_ops
+    Networks = {NET: CommNetPolicy}
+    Optimizer = Adam
 
     #: agent rows (agents x episodes x steps) above which an update runs in chunks of episodes
     max_rows: int = 65536
 
     def build(self) -> None:
-        loss = _Loss(self.net, self.cfg)
-        self._update_step = _UpdateStep(loss, self.opt, self.cfg.grad_clip)
-        self._gradients = _Gradients(loss, self.opt)
-        self._apply = _Apply(self.opt, self.cfg.grad_clip)
-        self._placeholder = np.zeros(1, np.float32)
+        loss = _Loss(self.commnet, self.cfg)
+        self._update_step = _UpdateStep(loss, self.commnet_opt, self.cfg.grad_clip)
+        self._gradient_cell = _Gradients(loss, self.commnet_opt)
+        self._apply = _Apply(self.commnet_opt, self.cfg.grad_clip)
 
-    # -- Learner API -----------------------------------------------------------------------
     @staticmethod
     def _norm(batch: Batch) -> np.ndarray:
         """The batch's total loss weight ``max(sum(mask * agent_mask), 1)``."""
@@ -167,18 +163,24 @@ class CommNetLearner(core.CommNetLearnerBase):
         return np.array(max(float((batch["mask"] * batch["agent_mask"][:, :, :T]).sum()), 1.0), np.float32)
 
     def _tensors(self, batch: Batch, norm: np.ndarray | None = None) -> tuple[Tensor, ...]:
+        """The schema's entries, then ``norm`` (the whole batch's, for a chunk of it)."""
         batch = {**batch, "norm": self._norm(batch) if norm is None else norm}
         # np.ascontiguousarray would turn the 0-d norm into shape (1,)
-        return tuple(Tensor.from_numpy(np.require(batch.get(k, self._placeholder), np.float32, "C"))
+        return tuple(Tensor.from_numpy(np.require(batch.get(k, ms_ops.PLACEHOLDER), np.float32, "C"))
                      for k in BATCH_KEYS)
 
+    def _gradients_step(self, *batch: Tensor) -> tuple[dict[str, Tensor], dict[str, tuple[Tensor, ...]]]:
+        losses, grads = self._gradient_cell(*batch)
+        return dict(zip(LOSSES, losses.asnumpy())), {NET: grads}
+
     def update(self, batch: Batch) -> dict[str, float]:
-        batch = self.value_batch(batch, learn=True)
+        """One update; a batch of more than :attr:`max_rows` agent rows runs in chunks of episodes
+        whose gradients add up (MindSpore keeps every intermediate of a graph alive)."""
+        batch = self._prepare(batch, learn=True)
         A, B = batch["rew"].shape[:2]
         per_episode = A * self.steps(batch)
         if B * per_episode <= self.max_rows:
-            values = self._update_step(*self._tensors(batch)).asnumpy().tolist()
-            return dict(zip((*LOSSES, "grad_norm"), values))
+            return self.ops.metrics(self._run("_update_step", batch), self.method.metrics)
         # chunks of whole episodes, equal in size where possible (one compiled graph per chunk shape)
         n_chunks = -(-B * per_episode // self.max_rows)
         size = -(-B // n_chunks)
@@ -187,22 +189,10 @@ class CommNetLearner(core.CommNetLearnerBase):
         for start in range(0, B, size):
             part = {k: v if k not in EPISODE_AXIS else np.take(v, range(start, min(start + size, B)), EPISODE_AXIS[k])
                     for k, v in batch.items()}
-            chunk_losses, chunk_grads = self._gradients(*self._tensors(part, norm))
+            chunk_losses, chunk_grads = self._gradient_cell(*self._tensors(part, norm))
             losses += chunk_losses.asnumpy()
             chunk_grads = [g.asnumpy() for g in chunk_grads]
             grads = chunk_grads if grads is None else [a + g for a, g in zip(grads, chunk_grads)]
         grad_norm = float(self._apply(*(Tensor.from_numpy(g) for g in grads)).asnumpy())
+        ms_ops._sigint_to_python()
         return {**dict(zip(LOSSES, losses.tolist())), "grad_norm": grad_norm}
-
-    def gradients(self, batch: Batch) -> Weights:
-        losses, grads = self._gradients(*self._tensors(self.value_batch(batch)))
-        names = [f"{core.NET}/{k}" for k in self.net.canonical()]
-        out: Weights = {k: g.asnumpy().reshape(self.shapes[k]) for k, g in zip(names, grads)}
-        out.update({f"loss/{k}": np.array(v) for k, v in zip(LOSSES, losses.asnumpy().tolist())})
-        return out
-
-    def _read(self, param: Parameter) -> np.ndarray:
-        return param.asnumpy()
-
-    def _write(self, param: Parameter, value: np.ndarray) -> None:
-        param.set_data(Tensor(value))

@@ -17,16 +17,14 @@ import numpy as np
 from mindspore import Parameter, ParameterTuple, Tensor, nn, ops, value_and_grad
 
 from xmarl import registry
+from xmarl.backends.mindspore import ops as ms_ops
 from xmarl.backends.mindspore.optimizers import Adam, clip_by_group_norm
 from xmarl.backends.mindspore.policies import CentralCritic, MADDPGActor
-from xmarl.core import maddpg as core
 from xmarl.core.actions import NEG_INF
-from xmarl.core.interfaces import Batch, Weights
+from xmarl.core.learner import LearnerBase
+from xmarl.core.maddpg import MADDPG
 from xmarl.core.spaces import AgentSpec
 from xmarl.docschema import documented
-
-#: batch entries the update reads, in the order the compiled cells take them
-BATCH_KEYS = ("obs", "act", "rew", "next_obs", "done", "gumbel", "next_gumbel")
 
 
 def _joint(x: Tensor) -> Tensor:
@@ -128,7 +126,7 @@ class _UpdateStep(nn.Cell):
         self.grad_clip, self.tau, self.keep = grad_clip, tau, 1.0 - tau  # 1 - tau in double, as in PyTorch
 
     def construct(self, obs: Tensor, act: Tensor, rew: Tensor, next_obs: Tensor, done: Tensor, gumbel: Tensor,
-                  next_gumbel: Tensor) -> tuple[Tensor, Tensor]:
+                  next_gumbel: Tensor) -> Tensor:
         critic_loss, grads = self.critic_grad(obs, act, rew, next_obs, done, next_gumbel)
         grads, _ = clip_by_group_norm(grads, self.grad_clip)
         critic_loss = ops.depend(critic_loss, self.critic_opt(grads))
@@ -137,19 +135,16 @@ class _UpdateStep(nn.Cell):
         actor_loss = ops.depend(actor_loss, self.actor_opt(grads))
         for p, t in zip(self.sources, self.targets):
             ops.assign(t, self.keep * t + self.tau * p)
-        return critic_loss, actor_loss
+        return ops.stack((critic_loss, actor_loss))
 
 
 @registry.register("learner", "maddpg", backend="mindspore")
 @documented
-class MADDPGLearner(core.MADDPGLearnerBase):
-    backend = "mindspore"
-
-    Actor, Critic, Optimizer = MADDPGActor, CentralCritic, Adam
-
-    def name_parameters(self) -> None:
-        for name, net in self.nets.items():  # unique parameter names within a graph
-            net.update_parameters_name(f"{name}.")
+class MADDPGLearner(LearnerBase):
+    backend, method, ops = "mindspore", MADDPG, ms_ops
+    Networks = {"actor": MADDPGActor, "critic": CentralCritic, "target_actor": MADDPGActor,
+                "target_critic": CentralCritic}
+    Optimizer = Adam
 
     def build(self) -> None:
         spec, config = self.spec, self.cfg
@@ -162,28 +157,6 @@ class MADDPGLearner(core.MADDPGLearnerBase):
                                         sources, targets, config.grad_clip, config.tau)
         self._gradients = _Gradients(critic_loss, actor_loss, self.critic_opt.params, self.actor_opt.params)
 
-    # -- Learner API -----------------------------------------------------------------------
-    @staticmethod
-    def _tensors(batch: Batch) -> tuple[Tensor, ...]:
-        return tuple(Tensor.from_numpy(np.ascontiguousarray(batch[k], np.float32)) for k in BATCH_KEYS)
-
-    def update(self, batch: Batch) -> dict[str, float]:
-        critic_loss, actor_loss = self._update_step(*self._tensors(batch))
-        return {"critic_loss": float(critic_loss.asnumpy()), "actor_loss": float(actor_loss.asnumpy())}
-
-    def gradients(self, batch: Batch) -> Weights:
-        critic_loss, critic_grads, actor_loss, actor_grads = self._gradients(*self._tensors(batch))
-        out: Weights = {}
-        for name, grads in (("critic", critic_grads), ("actor", actor_grads)):
-            for k, g in zip(self.nets[name].canonical(), grads):
-                full = f"{name}/{k}"
-                out[full] = g.asnumpy().reshape(self.shapes[full])
-        out["loss/critic"] = np.array(float(critic_loss.asnumpy()))
-        out["loss/actor"] = np.array(float(actor_loss.asnumpy()))
-        return out
-
-    def _read(self, param: Parameter) -> np.ndarray:
-        return param.asnumpy()
-
-    def _write(self, param: Parameter, value: np.ndarray) -> None:
-        param.set_data(Tensor(value))
+    def _gradients_step(self, *batch: Tensor) -> tuple[dict[str, Tensor], dict[str, tuple[Tensor, ...]]]:
+        critic_loss, critic_grads, actor_loss, actor_grads = self._gradients(*batch)
+        return {"critic": critic_loss, "actor": actor_loss}, {"critic": critic_grads, "actor": actor_grads}

@@ -13,42 +13,25 @@ floor ``epsilon`` is a batch input, not a constant of the graph.
 
 from __future__ import annotations
 
-from functools import cached_property
-
-import numpy as np
 import tensorflow as tf
 
 from xmarl import registry
+from xmarl.backends.tensorflow import ops as tf_ops
 from xmarl.backends.tensorflow.optimizers import Adam, clip_by_group_norm
 from xmarl.backends.tensorflow.policies import COMAActor, COMACritic
-from xmarl.core import coma as core
 from xmarl.core.actions import NEG_INF
-from xmarl.core.interfaces import Batch, Weights
+from xmarl.core.coma import COMALearnerBase
 from xmarl.docschema import documented
 
 TensorBatch = dict[str, tf.Tensor]
-DIAGNOSTICS = ("q", "target_q_next", "targets", "pi", "advantages")
 
 
 @registry.register("learner", "coma", backend="tensorflow")
 @documented
-class COMALearner(core.COMALearnerBase):
-    backend = "tensorflow"
-
-    Actor, Critic, Optimizer = COMAActor, COMACritic, Adam
-
-    def build(self) -> None:
-        spec, share = self.spec, self.cfg.share_parameters
-        A, od, n = spec.n_agents, spec.obs_dim, spec.act_dim
-        critic_in = core.input_dims(spec, share)[1]
-        per_step = tf.TensorSpec([A, None, None, n], tf.float32)  # [A, B, T+1, n]
-        steps = tf.TensorSpec([None, None], tf.float32)  # [B, T]
-        self.batch_signature = {
-            "obs": tf.TensorSpec([A, None, None, od], tf.float32),
-            "critic_in": tf.TensorSpec([A, None, None, critic_in], tf.float32),
-            "act_onehot": per_step, "avail": per_step,
-            "rew": tf.TensorSpec([A, None, None], tf.float32), "term": steps, "mask": steps,
-            "td_matrix": tf.TensorSpec([None, None], tf.float32), "epsilon": tf.TensorSpec([], tf.float32)}
+class COMALearner(COMALearnerBase):
+    backend, ops = "tensorflow", tf_ops
+    Networks = {"actor": COMAActor, "critic": COMACritic, "target_critic": COMACritic}
+    Optimizer = Adam
 
     # -- the quantities of one update ------------------------------------------------------
     def _forward(self, b: TensorBatch) -> dict[str, tf.Tensor]:
@@ -91,59 +74,18 @@ class COMALearner(core.COMALearnerBase):
         grads = {name: tape.gradient(out[f"{name}_loss"], p) for name, p in params.items()}
         return out, grads
 
-    # -- compiled steps ---------------------------------------------------------------------
+    # -- steps (compiled by the core, once per learner, for any number of episodes and length) --
     def _update_step(self, b: TensorBatch) -> dict[str, tf.Tensor]:
         out, grads = self._losses_and_grads(b)
         for name, opt in (("critic", self.critic_opt), ("actor", self.actor_opt)):
             clipped, _ = clip_by_group_norm(grads[name], self.cfg.grad_clip)
             opt.apply(clipped)
-        return {k: out[k] for k in ("critic_loss", "actor_loss", "q_taken")}
+        return {k: out[k] for k in self.method.metrics}
 
-    def _gradients_step(self, b: TensorBatch) -> dict[str, tuple[tf.Tensor, list[tf.Tensor]]]:
+    def _gradients_step(self, b: TensorBatch) -> tuple[dict[str, tf.Tensor], dict[str, list[tf.Tensor]]]:
         out, grads = self._losses_and_grads(b)
-        return {name: (out[f"{name}_loss"], g) for name, g in grads.items()}
+        return {name: out[f"{name}_loss"] for name in grads}, grads
 
     def _diagnostics_step(self, b: TensorBatch) -> dict[str, tf.Tensor]:
         out = self._forward(b)
-        return {k: out[k] for k in DIAGNOSTICS}
-
-    def _compiled(self, fn) -> tf.types.experimental.ConcreteFunction:
-        """``fn`` as a graph for any number of episodes and any episode length."""
-        return tf.function(fn).get_concrete_function(self.batch_signature)
-
-    @cached_property
-    def _update_fn(self) -> tf.types.experimental.ConcreteFunction:
-        return self._compiled(self._update_step)
-
-    @cached_property
-    def _gradients_fn(self) -> tf.types.experimental.ConcreteFunction:
-        return self._compiled(self._gradients_step)
-
-    @cached_property
-    def _diagnostics_fn(self) -> tf.types.experimental.ConcreteFunction:
-        return self._compiled(self._diagnostics_step)
-
-    # -- Learner API -----------------------------------------------------------------------
-    def _tensors(self, batch: Batch) -> TensorBatch:
-        return {k: tf.convert_to_tensor(np.asarray(batch[k], np.float32)) for k in self.batch_signature}
-
-    def update(self, batch: Batch) -> dict[str, float]:
-        return {k: float(v) for k, v in self._update_fn(self._tensors(batch)).items()}
-
-    def gradients(self, batch: Batch) -> Weights:
-        out: Weights = {}
-        for name, (loss, grads) in self._gradients_fn(self._tensors(batch)).items():
-            for k, g in zip(self.nets[name].canonical(), grads):
-                full = f"{name}/{k}"
-                out[full] = g.numpy().reshape(self.shapes[full])
-            out[f"loss/{name}"] = np.array(float(loss))
-        return out
-
-    def diagnostics(self, batch: Batch) -> dict[str, np.ndarray]:
-        return {k: v.numpy() for k, v in self._diagnostics_fn(self._tensors(batch)).items()}
-
-    def _read(self, param: tf.Variable) -> np.ndarray:
-        return param.numpy()
-
-    def _write(self, param: tf.Variable, value: np.ndarray) -> None:
-        param.assign(value)
+        return {k: out[k] for k in self.method.diagnostics}

@@ -12,17 +12,14 @@ length (a recurrent net scans over time).
 
 from __future__ import annotations
 
-from functools import cached_property
-
-import numpy as np
 import tensorflow as tf
 
 from xmarl import registry
+from xmarl.backends.tensorflow import ops as tf_ops
 from xmarl.backends.tensorflow.optimizers import Adam, clip_by_group_norm
 from xmarl.backends.tensorflow.policies import CommNetPolicy
-from xmarl.core import commnet as core
 from xmarl.core.actions import NEG_INF
-from xmarl.core.interfaces import Batch, Weights
+from xmarl.core.commnet import NET, CommNetLearnerBase
 from xmarl.docschema import documented
 
 TensorBatch = dict[str, tf.Tensor]
@@ -30,23 +27,13 @@ TensorBatch = dict[str, tf.Tensor]
 
 @registry.register("learner", "commnet", backend="tensorflow")
 @documented
-class CommNetLearner(core.CommNetLearnerBase):
-    backend = "tensorflow"
-
-    Policy, Optimizer = CommNetPolicy, Adam
+class CommNetLearner(CommNetLearnerBase):
+    backend, ops = "tensorflow", tf_ops
+    Networks = {NET: CommNetPolicy}
+    Optimizer = Adam
 
     def build(self) -> None:
-        A, od, n = self.spec.n_agents, self.spec.obs_dim, self.spec.act_dim
-        per_step = tf.TensorSpec([A, None, None, n], tf.float32)  # [A, B, T+1, n]
-        per_agent = tf.TensorSpec([A, None, None], tf.float32)  # [A, B, T] or [A, B, T+1]
-        steps = tf.TensorSpec([None, None], tf.float32)  # [B, T]
-        self.batch_signature = {
-            "obs": tf.TensorSpec([A, None, None, od], tf.float32), "act_onehot": per_step, "avail": per_step,
-            "rew": per_agent, "returns": per_agent, "agent_mask": per_agent, "term": steps, "mask": steps,
-            "td_matrix": tf.TensorSpec([None, None], tf.float32), "value_stats": tf.TensorSpec([2], tf.float32)}
-        if core.comm_mode(self.cfg) == "range":
-            self.batch_signature["comm_mask"] = tf.TensorSpec([None, None, A, A], tf.float32)
-        self.params = list(self.net.canonical().values())
+        self.params = list(self.commnet.canonical().values())
 
     # -- the quantities of one update ------------------------------------------------------
     def _outputs(self, b: TensorBatch, final: bool) -> tuple[tf.Tensor, tf.Tensor]:
@@ -59,7 +46,7 @@ class CommNetLearner(core.CommNetLearnerBase):
         cm = b["comm_mask"][:, :Ts] if "comm_mask" in b else None
         B = tf.shape(obs)[1]
         if not self.cfg.recurrent:  # every (episode, step) is one row
-            logits, values, _ = self.net(tf.reshape(obs, [A, -1, od]), tf.reshape(am, [A, -1, 1]),
+            logits, values, _ = self.commnet(tf.reshape(obs, [A, -1, od]), tf.reshape(am, [A, -1, 1]),
                                          None if cm is None else tf.reshape(cm, [-1, A, A]))
             return tf.reshape(logits, tf.stack([A, B, Ts, n])), tf.reshape(values, tf.stack([A, B, Ts]))
         # the recurrence over time as a scan; agents and episodes are batched
@@ -68,7 +55,7 @@ class CommNetLearner(core.CommNetLearnerBase):
             elems["comm_mask"] = tf.transpose(cm, [1, 0, 2, 3])
 
         def step(acc: tuple[tf.Tensor, ...], x: dict[str, tf.Tensor]) -> tuple[tf.Tensor, ...]:
-            logits, values, hiddens = self.net(x["obs"], x["agent_mask"], x.get("comm_mask"), acc[0])
+            logits, values, hiddens = self.commnet(x["obs"], x["agent_mask"], x.get("comm_mask"), acc[0])
             return hiddens[-1], logits, values
 
         zeros = tf.zeros(tf.stack([A, B]))
@@ -108,41 +95,13 @@ class CommNetLearner(core.CommNetLearnerBase):
         # the embedding's gradient arrives as IndexedSlices: dense, for clipping and Adam
         return out, [tf.convert_to_tensor(g) for g in tape.gradient(out["loss"], self.params)]
 
+    # -- steps (compiled by the core, once per learner, for any number of episodes and length) --
     def _update_step(self, b: TensorBatch) -> dict[str, tf.Tensor]:
         out, grads = self._losses_and_grads(b)
         grads, norms = clip_by_group_norm(grads, self.cfg.grad_clip)
-        self.opt.apply(grads)
+        self.commnet_opt.apply(grads)
         return {**out, "grad_norm": tf.reduce_max(norms)}
 
-    def _gradients_step(self, b: TensorBatch) -> tuple[dict[str, tf.Tensor], list[tf.Tensor]]:
-        return self._losses_and_grads(b)
-
-    @cached_property
-    def _update_fn(self) -> tf.types.experimental.ConcreteFunction:
-        """:meth:`_update_step` as a graph, traced once on first use for any batch shape."""
-        return tf.function(self._update_step).get_concrete_function(self.batch_signature)
-
-    @cached_property
-    def _gradients_fn(self) -> tf.types.experimental.ConcreteFunction:
-        return tf.function(self._gradients_step).get_concrete_function(self.batch_signature)
-
-    # -- Learner API -----------------------------------------------------------------------
-    def _tensors(self, batch: Batch) -> TensorBatch:
-        return {k: tf.convert_to_tensor(np.asarray(batch[k], np.float32)) for k in self.batch_signature}
-
-    def update(self, batch: Batch) -> dict[str, float]:
-        return {k: float(v) for k, v in self._update_fn(self._tensors(self.value_batch(batch, learn=True))).items()}
-
-    def gradients(self, batch: Batch) -> Weights:
-        losses, grads = self._gradients_fn(self._tensors(self.value_batch(batch)))
-        out: Weights = {}
-        for k, g in zip(self.net.canonical(), grads):
-            out[f"{core.NET}/{k}"] = g.numpy().reshape(self.shapes[f"{core.NET}/{k}"])
-        out.update({f"loss/{k}": np.array(float(v)) for k, v in losses.items()})
-        return out
-
-    def _read(self, param: tf.Variable) -> np.ndarray:
-        return param.numpy()
-
-    def _write(self, param: tf.Variable, value: np.ndarray) -> None:
-        param.assign(value)
+    def _gradients_step(self, b: TensorBatch) -> tuple[dict[str, tf.Tensor], dict[str, list[tf.Tensor]]]:
+        out, grads = self._losses_and_grads(b)
+        return out, {NET: grads}

@@ -12,17 +12,16 @@ gradients run as ``tf.function`` graphs traced once per learner (the batch size 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cached_property
 
-import numpy as np
 import tensorflow as tf
 
 from xmarl import registry
+from xmarl.backends.tensorflow import ops as tf_ops
 from xmarl.backends.tensorflow.optimizers import Adam, clip_by_group_norm
 from xmarl.backends.tensorflow.policies import CentralCritic, MADDPGActor
-from xmarl.core import maddpg as core
 from xmarl.core.actions import NEG_INF
-from xmarl.core.interfaces import Batch, Weights
+from xmarl.core.learner import LearnerBase
+from xmarl.core.maddpg import MADDPG
 from xmarl.docschema import documented
 
 TensorBatch = dict[str, tf.Tensor]
@@ -30,23 +29,20 @@ TensorBatch = dict[str, tf.Tensor]
 
 @registry.register("learner", "maddpg", backend="tensorflow")
 @documented
-class MADDPGLearner(core.MADDPGLearnerBase):
-    backend = "tensorflow"
-
-    Actor, Critic, Optimizer = MADDPGActor, CentralCritic, Adam
+class MADDPGLearner(LearnerBase):
+    backend, method, ops = "tensorflow", MADDPG, tf_ops
+    Networks = {"actor": MADDPGActor, "critic": CentralCritic, "target_actor": MADDPGActor,
+                "target_critic": CentralCritic}
+    Optimizer = Adam
 
     def build(self) -> None:
         spec = self.spec
-        A, od, ad = spec.n_agents, spec.obs_dim, spec.act_dim
+        A = spec.n_agents
         self.act_mask = tf.constant(spec.act_mask[:, None, :])  # [A, 1, d]
         self.disc_mask = tf.constant(spec.disc_mask[:, None, :])  # categorical entries
         self.low = tf.constant(spec.low[:, None, :])
         self.high = tf.constant(spec.high[:, None, :])
         self.own = tf.reshape(tf.eye(A), [A, 1, A, 1])  # own[i, :, j] = 1 iff j == i
-        obs, act, per_agent = (tf.TensorSpec([A, None, od], tf.float32), tf.TensorSpec([A, None, ad], tf.float32),
-                               tf.TensorSpec([A, None], tf.float32))
-        self.batch_signature = {"obs": obs, "act": act, "rew": per_agent, "next_obs": obs, "done": per_agent,
-                                "gumbel": act, "next_gumbel": act}
 
     # -- the policy's action, differentiable ----------------------------------------------
     def _action(self, raw: tf.Tensor, noise: tf.Tensor) -> tf.Tensor:
@@ -87,7 +83,7 @@ class MADDPGLearner(core.MADDPGLearnerBase):
             tf.reduce_sum(tf.square(raw) * self.act_mask, -1) / tf.reduce_sum(self.act_mask, -1), 1))
         return -tf.reduce_sum(tf.reduce_mean(q, 1)) + self.cfg.policy_reg * reg
 
-    # -- compiled steps ---------------------------------------------------------------------
+    # -- steps (compiled by the core, once per learner, for any batch size) -----------------------
     @staticmethod
     def _loss_and_grads(loss_fn: Callable[[TensorBatch], tf.Tensor], b: TensorBatch,
                         params: list[tf.Variable]) -> tuple[tf.Tensor, list[tf.Tensor]]:
@@ -113,37 +109,7 @@ class MADDPGLearner(core.MADDPGLearnerBase):
                 t.assign(t * (1.0 - tau) + tau * p)
         return {"critic_loss": critic_loss, "actor_loss": actor_loss}
 
-    def _gradients_step(self, b: TensorBatch) -> dict[str, tuple[tf.Tensor, list[tf.Tensor]]]:
-        return {"critic": self._loss_and_grads(self._critic_loss, b, list(self.critic.canonical().values())),
-                "actor": self._loss_and_grads(self._actor_loss, b, list(self.actor.canonical().values()))}
-
-    @cached_property
-    def _update_fn(self) -> tf.types.experimental.ConcreteFunction:
-        """:meth:`_update_step` as a graph, traced once on first use for any batch size."""
-        return tf.function(self._update_step).get_concrete_function(self.batch_signature)
-
-    @cached_property
-    def _gradients_fn(self) -> tf.types.experimental.ConcreteFunction:
-        return tf.function(self._gradients_step).get_concrete_function(self.batch_signature)
-
-    # -- Learner API -----------------------------------------------------------------------
-    def _tensors(self, batch: Batch) -> TensorBatch:
-        return {k: tf.convert_to_tensor(np.asarray(batch[k], np.float32)) for k in self.batch_signature}
-
-    def update(self, batch: Batch) -> dict[str, float]:
-        return {k: float(v) for k, v in self._update_fn(self._tensors(batch)).items()}
-
-    def gradients(self, batch: Batch) -> Weights:
-        out: Weights = {}
-        for name, (loss, grads) in self._gradients_fn(self._tensors(batch)).items():
-            for k, g in zip(self.nets[name].canonical(), grads):
-                full = f"{name}/{k}"
-                out[full] = g.numpy().reshape(self.shapes[full])
-            out[f"loss/{name}"] = np.array(float(loss))
-        return out
-
-    def _read(self, param: tf.Variable) -> np.ndarray:
-        return param.numpy()
-
-    def _write(self, param: tf.Variable, value: np.ndarray) -> None:
-        param.assign(value)
+    def _gradients_step(self, b: TensorBatch) -> tuple[dict[str, tf.Tensor], dict[str, list[tf.Tensor]]]:
+        critic_loss, critic_grads = self._loss_and_grads(self._critic_loss, b, list(self.critic.canonical().values()))
+        actor_loss, actor_grads = self._loss_and_grads(self._actor_loss, b, list(self.actor.canonical().values()))
+        return {"critic": critic_loss, "actor": actor_loss}, {"critic": critic_grads, "actor": actor_grads}

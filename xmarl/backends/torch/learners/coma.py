@@ -11,29 +11,28 @@ padded episodes.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from xmarl import registry
+from xmarl.backends.torch import ops as torch_ops
 from xmarl.backends.torch.optimizers import Adam, clip_by_group_norm
 from xmarl.backends.torch.policies import COMAActor, COMACritic
-from xmarl.core import coma as core
 from xmarl.core.actions import NEG_INF
-from xmarl.core.interfaces import Batch, Weights
+from xmarl.core.coma import COMALearnerBase
 from xmarl.docschema import documented
+
+Tensors = dict[str, torch.Tensor]
 
 
 @registry.register("learner", "coma", backend="torch")
 @documented
-class COMALearner(core.COMALearnerBase):
-    """COMA learner: categorical actors, a centralised Q-critic, its target and two Adam optimisers."""
-
-    backend = "torch"
-
-    Actor, Critic, Optimizer = COMAActor, COMACritic, Adam
+class COMALearner(COMALearnerBase):
+    backend, ops = "torch", torch_ops
+    Networks = {"actor": COMAActor, "critic": COMACritic, "target_critic": COMACritic}
+    Optimizer = Adam
 
     # -- the quantities of one update ------------------------------------------------------
-    def _forward(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _forward(self, b: Tensors) -> Tensors:
         A, B, T1, n = b["act_onehot"].shape
         T = T1 - 1
         mask, cfg = b["mask"], self.cfg
@@ -64,13 +63,9 @@ class COMALearner(core.COMALearnerBase):
                 "actor_loss": -(mask * advantages * log_pi).sum() / norm,
                 "q_taken": (mask * q_taken).sum().detach() / norm}
 
-    # -- Learner API -----------------------------------------------------------------------
-    @staticmethod
-    def _tensors(batch: Batch) -> dict[str, torch.Tensor]:
-        return {k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in batch.items()}
-
-    def update(self, batch: Batch) -> dict[str, float]:
-        out = self._forward(self._tensors(batch))
+    # -- steps ------------------------------------------------------------------------------
+    def _update_step(self, b: Tensors) -> Tensors:
+        out = self._forward(b)
         for loss, net, opt in ((out["critic_loss"], self.critic, self.critic_opt),
                                (out["actor_loss"], self.actor, self.actor_opt)):
             params = list(net.canonical().values())
@@ -78,28 +73,15 @@ class COMALearner(core.COMALearnerBase):
                 p.grad = g
             clip_by_group_norm(params, self.cfg.grad_clip)
             opt.step()
-        return {"critic_loss": float(out["critic_loss"].detach()), "actor_loss": float(out["actor_loss"].detach()),
-                "q_taken": float(out["q_taken"])}
+        return {k: out[k] for k in self.method.metrics}
 
-    def gradients(self, batch: Batch) -> Weights:
-        out = self._forward(self._tensors(batch))
-        grads: Weights = {}
-        for name, net in (("critic", self.critic), ("actor", self.actor)):
-            params = net.canonical()
-            for (k, _), g in zip(params.items(), torch.autograd.grad(out[f"{name}_loss"], list(params.values()),
-                                                                      retain_graph=True)):
-                grads[f"{name}/{k}"] = g.numpy().reshape(self.shapes[f"{name}/{k}"])
-            grads[f"loss/{name}"] = np.array(float(out[f"{name}_loss"].detach()))
-        return grads
+    def _gradients_step(self, b: Tensors) -> tuple[Tensors, dict[str, tuple[torch.Tensor, ...]]]:
+        out = self._forward(b)
+        losses = {"critic": out["critic_loss"], "actor": out["actor_loss"]}
+        grads = {name: torch.autograd.grad(losses[name], list(self.nets[name].canonical().values()), retain_graph=True)
+                 for name in losses}
+        return losses, grads
 
     @torch.no_grad()
-    def diagnostics(self, batch: Batch) -> dict[str, np.ndarray]:
-        out = self._forward(self._tensors(batch))
-        return {k: out[k].numpy() for k in ("q", "target_q_next", "targets", "pi", "advantages")}
-
-    def _read(self, param: torch.nn.Parameter) -> np.ndarray:
-        return param.detach().numpy()
-
-    def _write(self, param: torch.nn.Parameter, value: np.ndarray) -> None:
-        with torch.no_grad():
-            param.copy_(torch.from_numpy(value))
+    def _diagnostics_step(self, b: Tensors) -> Tensors:
+        return self._forward(b)

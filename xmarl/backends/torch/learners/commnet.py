@@ -10,49 +10,50 @@ TD(lambda) target bootstrapped from the baseline. Batches come from
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from xmarl import registry
+from xmarl.backends.torch import ops as torch_ops
 from xmarl.backends.torch.optimizers import Adam, clip_by_group_norm
 from xmarl.backends.torch.policies import CommNetPolicy
-from xmarl.core import commnet as core
 from xmarl.core.actions import NEG_INF
-from xmarl.core.interfaces import Batch, Weights
+from xmarl.core.commnet import NET, CommNetLearnerBase
 from xmarl.docschema import documented
+
+Tensors = dict[str, torch.Tensor]
 
 
 @registry.register("learner", "commnet", backend="torch")
 @documented
-class CommNetLearner(core.CommNetLearnerBase):
-    backend = "torch"
-
-    Policy, Optimizer = CommNetPolicy, Adam
+class CommNetLearner(CommNetLearnerBase):
+    backend, ops = "torch", torch_ops
+    Networks = {NET: CommNetPolicy}
+    Optimizer = Adam
 
     # -- the quantities of one update ------------------------------------------------------
-    def _outputs(self, b: dict[str, torch.Tensor], steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _outputs(self, b: Tensors, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits ``[A, B, steps, n]`` and values ``[A, B, steps]`` over the episodes' first ``steps`` steps."""
         obs, am = b["obs"][:, :, :steps], b["agent_mask"][:, :, :steps]
         cm = b["comm_mask"][:, :steps] if "comm_mask" in b else None
         A, B, _, od = obs.shape
         if not self.cfg.recurrent:  # every (episode, step) is one row
-            logits, values, _ = self.net(obs.reshape(A, B * steps, od), am.reshape(A, B * steps, 1),
+            logits, values, _ = self.commnet(obs.reshape(A, B * steps, od), am.reshape(A, B * steps, 1),
                                          None if cm is None else cm.reshape(B * steps, A, A))
             return logits.reshape(A, B, steps, -1), values.reshape(A, B, steps)
         state = torch.zeros(A, B, self.cfg.hidden_size)
         all_logits, all_values = [], []
         for t in range(steps):  # the recurrence over time; agents and episodes are batched
-            logits, values, hiddens = self.net(obs[:, :, t], am[:, :, t].unsqueeze(-1),
+            logits, values, hiddens = self.commnet(obs[:, :, t], am[:, :, t].unsqueeze(-1),
                                                None if cm is None else cm[:, t], state)
             state = hiddens[-1]
             all_logits.append(logits)
             all_values.append(values)
         return torch.stack(all_logits, 2), torch.stack(all_values, 2)
 
-    def _losses(self, b: dict[str, torch.Tensor], steps: int) -> dict[str, torch.Tensor]:
+    def _losses(self, b: Tensors) -> Tensors:
         cfg, mask = self.cfg, b["mask"]
         T = mask.shape[1]
-        logits, values = self._outputs(b, steps)
+        logits, values = self._outputs(b, T + 1 if cfg.actor_critic else T)
         mu, sigma = b["value_stats"][0], b["value_stats"][1]
         values = mu + sigma * values  # the baseline in return units
         avail = b["avail"][:, :, :T]
@@ -76,34 +77,16 @@ class CommNetLearner(core.CommNetLearnerBase):
         loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
         return {"loss": loss, "policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
 
-    # -- Learner API -----------------------------------------------------------------------
-    @staticmethod
-    def _tensors(batch: Batch) -> dict[str, torch.Tensor]:
-        return {k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in batch.items()}
-
-    def update(self, batch: Batch) -> dict[str, float]:
-        batch = self.value_batch(batch, learn=True)
-        out = self._losses(self._tensors(batch), self.steps(batch))
-        params = list(self.net.canonical().values())
+    # -- steps ------------------------------------------------------------------------------
+    def _update_step(self, b: Tensors) -> Tensors:
+        out = self._losses(b)
+        params = list(self.commnet.canonical().values())
         for p, g in zip(params, torch.autograd.grad(out["loss"], params)):
             p.grad = g
         norm = clip_by_group_norm(params, self.cfg.grad_clip)
-        self.opt.step()
-        return {**{k: float(v.detach()) for k, v in out.items()}, "grad_norm": float(norm.max())}
+        self.commnet_opt.step()
+        return {**out, "grad_norm": norm.max()}
 
-    def gradients(self, batch: Batch) -> Weights:
-        batch = self.value_batch(batch)
-        out = self._losses(self._tensors(batch), self.steps(batch))
-        params = self.net.canonical()
-        grads: Weights = {}
-        for (k, _), g in zip(params.items(), torch.autograd.grad(out["loss"], list(params.values()))):
-            grads[f"{core.NET}/{k}"] = g.numpy().reshape(self.shapes[f"{core.NET}/{k}"])
-        grads.update({f"loss/{k}": np.array(float(v.detach())) for k, v in out.items()})
-        return grads
-
-    def _read(self, param: torch.nn.Parameter) -> np.ndarray:
-        return param.detach().numpy()
-
-    def _write(self, param: torch.nn.Parameter, value: np.ndarray) -> None:
-        with torch.no_grad():
-            param.copy_(torch.from_numpy(value))
+    def _gradients_step(self, b: Tensors) -> tuple[Tensors, dict[str, tuple[torch.Tensor, ...]]]:
+        out = self._losses(b)
+        return out, {NET: torch.autograd.grad(out["loss"], list(self.commnet.canonical().values()))}

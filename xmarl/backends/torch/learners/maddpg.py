@@ -10,24 +10,27 @@ reference code; bounded continuous entries are squashed by ``tanh``.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from xmarl import registry
+from xmarl.backends.torch import ops as torch_ops
 from xmarl.backends.torch.optimizers import Adam, clip_by_group_norm
 from xmarl.backends.torch.policies import CentralCritic, MADDPGActor
-from xmarl.core import maddpg as core
 from xmarl.core.actions import NEG_INF
-from xmarl.core.interfaces import Batch, Weights
+from xmarl.core.learner import LearnerBase
+from xmarl.core.maddpg import MADDPG
 from xmarl.docschema import documented
+
+Tensors = dict[str, torch.Tensor]
 
 
 @registry.register("learner", "maddpg", backend="torch")
 @documented
-class MADDPGLearner(core.MADDPGLearnerBase):
-    backend = "torch"
-
-    Actor, Critic, Optimizer = MADDPGActor, CentralCritic, Adam
+class MADDPGLearner(LearnerBase):
+    backend, method, ops = "torch", MADDPG, torch_ops
+    Networks = {"actor": MADDPGActor, "critic": CentralCritic, "target_actor": MADDPGActor,
+                "target_critic": CentralCritic}
+    Optimizer = Adam
 
     def build(self) -> None:
         A = self.spec.n_agents
@@ -54,7 +57,7 @@ class MADDPGLearner(core.MADDPGLearnerBase):
         return x.transpose(0, 1).reshape(1, B, A * d)
 
     # -- losses ----------------------------------------------------------------------------
-    def _critic_loss(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _critic_loss(self, b: Tensors) -> torch.Tensor:
         with torch.no_grad():
             next_act = self._action(self.target_actor(b["next_obs"]), b["next_gumbel"])
             q_next = self.target_critic(torch.cat([self._joint(b["next_obs"]), self._joint(next_act)], -1))
@@ -62,7 +65,7 @@ class MADDPGLearner(core.MADDPGLearnerBase):
         q = self.critic(torch.cat([self._joint(b["obs"]), self._joint(b["act"])], -1))
         return (q - y).pow(2).mean(1).sum()
 
-    def _actor_loss(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _actor_loss(self, b: Tensors) -> torch.Tensor:
         A, B, d = b["act"].shape
         raw = self.actor(b["obs"])
         pi = self._action(raw, b["gumbel"])
@@ -73,23 +76,16 @@ class MADDPGLearner(core.MADDPGLearnerBase):
         reg = ((raw.pow(2) * self.act_mask).sum(-1) / self.act_mask.sum(-1)).mean(1).sum()
         return -q.mean(1).sum() + self.cfg.policy_reg * reg
 
-    # -- Learner API -----------------------------------------------------------------------
-    @staticmethod
-    def _tensors(batch: Batch) -> dict[str, torch.Tensor]:
-        return {k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in batch.items()}
-
-    def update(self, batch: Batch) -> dict[str, float]:
-        b = self._tensors(batch)
-        critic_params = list(self.critic.canonical().values())
-        actor_params = list(self.actor.canonical().values())
-
-        critic_loss = self._step(self._critic_loss(b), critic_params, self.critic_opt)
-        actor_loss = self._step(self._actor_loss(b), actor_params, self.actor_opt)  # uses the new critic
+    # -- steps ------------------------------------------------------------------------------
+    def _update_step(self, b: Tensors) -> Tensors:
+        critic_loss = self._step(self._critic_loss(b), list(self.critic.canonical().values()), self.critic_opt)
+        # the actor's loss reads the critic just updated
+        actor_loss = self._step(self._actor_loss(b), list(self.actor.canonical().values()), self.actor_opt)
         with torch.no_grad():
             for src, dst in ((self.actor, self.target_actor), (self.critic, self.target_critic)):
                 for p, t in zip(src.parameters(), dst.parameters()):
                     t.mul_(1.0 - self.cfg.tau).add_(p, alpha=self.cfg.tau)
-        return {"critic_loss": float(critic_loss), "actor_loss": float(actor_loss)}
+        return {"critic_loss": critic_loss, "actor_loss": actor_loss}
 
     def _step(self, loss: torch.Tensor, params: list[torch.nn.Parameter], opt: Adam) -> torch.Tensor:
         for p, g in zip(params, torch.autograd.grad(loss, params)):
@@ -98,23 +94,8 @@ class MADDPGLearner(core.MADDPGLearnerBase):
         opt.step()
         return loss.detach()
 
-    def gradients(self, batch: Batch) -> Weights:
-        b = self._tensors(batch)
-        out: Weights = {}
-        for name, net, loss_fn in (("critic", self.critic, self._critic_loss), ("actor", self.actor, self._actor_loss)):
-            params = net.canonical()
-            grads = torch.autograd.grad(loss_fn(b), list(params.values()))
-            for (k, _), g in zip(params.items(), grads):
-                full = f"{name}/{k}"
-                out[full] = g.numpy().reshape(self.shapes[full])
-        with torch.no_grad():
-            out["loss/critic"] = np.array(float(self._critic_loss(b)))
-            out["loss/actor"] = np.array(float(self._actor_loss(b)))
-        return out
-
-    def _read(self, param: torch.nn.Parameter) -> np.ndarray:
-        return param.detach().numpy()
-
-    def _write(self, param: torch.nn.Parameter, value: np.ndarray) -> None:
-        with torch.no_grad():
-            param.copy_(torch.from_numpy(value))
+    def _gradients_step(self, b: Tensors) -> tuple[Tensors, dict[str, tuple[torch.Tensor, ...]]]:
+        losses = {"critic": self._critic_loss(b), "actor": self._actor_loss(b)}
+        grads = {name: torch.autograd.grad(losses[name], list(self.nets[name].canonical().values()))
+                 for name in losses}
+        return losses, grads

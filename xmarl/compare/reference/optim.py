@@ -1,7 +1,6 @@
-"""The optimiser contract, written once in numpy. Every backend's ``optimizers.py`` must
-compute exactly this (tests compare them); frameworks' built-ins differ (Keras and
-MindSpore add Adam's eps before bias correction), so backends implement it themselves
-where needed.
+"""The optimiser contract, written once in numpy: every backend's ``optimizers.py`` must compute
+exactly this (tests compare them); frameworks' built-ins differ (Keras and MindSpore add Adam's
+eps before bias correction), so backends implement it themselves where needed.
 """
 
 from __future__ import annotations
