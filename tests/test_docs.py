@@ -361,11 +361,14 @@ def test_method_pages_have_the_generated_config_reference_and_results(built):
         for path in xmarl_docs.method_results(ROOT, method):
             text = page.get_text(" ")
             assert f"benchmarks/results/{path.name}" in text
-    # the MADDPG learning results: every backend's mean return is on the page
-    text = _soup(html / "_generated" / "methods" / "maddpg.html").get_text(" ")
-    learning = (ROOT / "benchmarks" / "results" / "maddpg_spread_learning.md").read_text()
-    means = re.findall(r"^\|(?: [^|]*)? \| \*\*(\w+)\*\* \| mean of \d+ \| \| \*\*(-?[\d.]+)\*\*", learning, re.M)
-    assert len(means) == 3 and all(m in text for _, m in means), means
+    # every method's learning records are on its page, with every backend's mean return
+    for method in shipped:
+        text = _soup(html / "_generated" / "methods" / f"{method}.html").get_text(" ")
+        records = sorted((ROOT / "benchmarks" / "results" / "learning" / method).rglob("*.md"))
+        assert records, method
+        for record in records:
+            means = re.findall(r"^\| (\w+) \| \d+ \| \*\*(-?[\d.]+)\*\* \|", record.read_text(), re.M)
+            assert len(means) == 3 and all(m in text for _, m in means), (record, means)
 
 
 def test_getting_started_has_the_readme_commands(built):

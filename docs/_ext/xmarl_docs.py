@@ -312,8 +312,23 @@ def shipped_configs(root: Path, method: str) -> list[str]:
             *list_table(["env", "keys it sets"], rows, widths=[30, 70])]
 
 
+def result_files(root: Path) -> list[Path]:
+    """Every recorded result: ``benchmarks/results/*.md`` and the learning records of the shipped
+    configs, ``benchmarks/results/learning/<method>/<env>.md``."""
+    results = root / "benchmarks" / "results"
+    return sorted(results.glob("*.md")) + sorted((results / "learning").rglob("*.md"))
+
+
+def _result_key(root: Path, path: Path) -> str:
+    """How benchmarks/README.md names a result file: ``throughput.md``, or
+    ``learning/<method>/<env>.md`` for every learning record."""
+    rel = path.relative_to(root / "benchmarks" / "results")
+    return "learning/<method>/<env>.md" if rel.parts[0] == "learning" else str(rel)
+
+
 def benchmark_index(root: Path) -> dict[str, tuple[str, str, list[str]]]:
-    """``results/<file>.md`` -> (script, what it measures, commands), from benchmarks/README.md."""
+    """Result file key (see :func:`_result_key`) -> (script, what it measures, commands), from
+    benchmarks/README.md."""
     readme = root / "benchmarks" / "README.md"
     if not readme.exists():
         return {}
@@ -322,10 +337,17 @@ def benchmark_index(root: Path) -> dict[str, tuple[str, str, list[str]]]:
     out = {}
     for line in text.splitlines():
         cells = _cells(line) if line.startswith("|") else []
-        if len(cells) >= 3 and (m := re.search(r"results/([\w.-]+\.md)", cells[-1])):
+        if len(cells) >= 3:
             script = cells[0].strip("`")
-            out[m.group(1)] = (script, cells[1], [c for c in commands if script in c])
+            for m in re.finditer(r"results/([\w.<>/-]+\.md)", cells[-1]):
+                out[m.group(1)] = (script, cells[1], [c for c in commands if script in c])
     return out
+
+
+def _of_method(root: Path, path: Path, method: str) -> bool:
+    """Whether a result file is about ``method`` alone (its name or its folder says so)."""
+    rel = path.relative_to(root / "benchmarks" / "results")
+    return path.name.startswith(f"{method}_") or rel.parts[:2] == ("learning", method)
 
 
 def benchmark_section(root: Path, path: Path, method: str | None) -> list[str]:
@@ -333,7 +355,7 @@ def benchmark_section(root: Path, path: Path, method: str | None) -> list[str]:
     index = benchmark_index(root)
     text = path.read_text(encoding="utf-8")
     keep = None
-    if method is not None and not path.name.startswith(f"{method}_"):
+    if method is not None and not _of_method(root, path, method):
         def keep(header: list[str], cells: list[str]) -> bool:
             col = header.index("method") if "method" in header else None
             return col is None or cells[col].strip("`* ") == method
@@ -341,10 +363,14 @@ def benchmark_section(root: Path, path: Path, method: str | None) -> list[str]:
         others = [m for m in shipped_methods(root) if m != method]
         text = "\n".join(line for line in text.splitlines()
                          if not any(re.match(rf"^\s*[-*]\s+\**{re.escape(o)}/", line) for o in others))
-    out = [f"From ``benchmarks/results/{path.name}``"]
-    if path.name in index:
-        script, what, commands = index[path.name]
+    rel = path.relative_to(root / "benchmarks" / "results")
+    out = [f"From ``benchmarks/results/{rel}``"]
+    key = _result_key(root, path)
+    if key in index:
+        script, what, commands = index[key]
         out[0] += f" (``benchmarks/{script}``): {md_inline(what)}."
+        if key.startswith("learning/"):
+            commands = []  # each learning record states its own command
         out += ["", *md_to_rst("\n".join(f"```bash\n{c}\n```" for c in commands))] if commands else [""]
     else:
         out += [""]
@@ -352,11 +378,12 @@ def benchmark_section(root: Path, path: Path, method: str | None) -> list[str]:
 
 
 def method_results(root: Path, method: str) -> list[Path]:
-    """Result files of ``method``: ``<method>_*.md``, and tables with a ``method`` column naming it."""
+    """Result files of ``method``: ``<method>_*.md``, its learning records, and tables with a
+    ``method`` column naming it."""
     out = []
-    for path in sorted((root / "benchmarks" / "results").glob("*.md")):
+    for path in result_files(root):
         text = path.read_text(encoding="utf-8")
-        if path.name.startswith(f"{method}_") or re.search(rf"^\|\s*`?{re.escape(method)}`?\s*\|", text, re.M):
+        if _of_method(root, path, method) or re.search(rf"^\|\s*`?{re.escape(method)}`?\s*\|", text, re.M):
             out.append(path)
     return out
 
@@ -420,8 +447,9 @@ def benchmarks_page(root: Path) -> list[str]:
            *heading("Benchmarks", "="),
            "Every speed or learning claim in xmarl is a script in ``benchmarks/`` with its recorded result",
            "in ``benchmarks/results/``; the method pages show the results of their method.", ""]
-    for path in sorted((root / "benchmarks" / "results").glob("*.md")):
-        out += heading(path.stem.replace("_", " "), "-")
+    for path in result_files(root):
+        rel = path.relative_to(root / "benchmarks" / "results").with_suffix("")
+        out += heading(str(rel).replace("_", " "), "-")
         out += benchmark_section(root, path, None)
     return out
 

@@ -4,7 +4,7 @@ One update is Algorithm 1's learning step on a batch of episodes, for every agen
 the centralised critic regresses ``Q_a(s_t, u_t)`` on TD(lambda) targets built from the target
 critic; each actor follows ``grad log pi_a(u_a | tau_a) A_a`` with the counterfactual advantage
 ``A_a = Q_a(s, u) - sum_u' pi_a(u') Q_a(s, (u^-a, u'))`` taken from the critic before its step.
-Batches come from :func:`xmarl.core.coma.prepare_batch` (agent-major, critic inputs built in
+Batches come from :meth:`xmarl.core.coma.COMACore.prepare_batch` (agent-major, critic inputs built in
 numpy); ``update`` trains the feed-forward or (``recurrent``) the GRU actor over whole padded
 episodes.
 

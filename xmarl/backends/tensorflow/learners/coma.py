@@ -4,11 +4,11 @@ One update is Algorithm 1's learning step on a batch of episodes, for every agen
 the centralised critic regresses ``Q_a(s_t, u_t)`` on TD(lambda) targets built from the target
 critic; each actor follows ``grad log pi_a(u_a | tau_a) A_a`` with the counterfactual advantage
 ``A_a = Q_a(s, u) - sum_u' pi_a(u') Q_a(s, (u^-a, u'))`` taken from the critic before its step.
-Batches come from :func:`xmarl.core.coma.prepare_batch` (agent-major, critic inputs built in
-numpy); ``update`` trains the feed-forward actor, ``update_recurrent`` the GRU actor over whole
-padded episodes. The update, the gradients and the diagnostics run as ``tf.function`` graphs
-traced once per learner for any number of episodes and any episode length; the exploration
-floor ``epsilon`` is a batch input, not a constant of the graph.
+Batches come from :meth:`xmarl.core.coma.COMACore.prepare_batch` (agent-major, critic inputs built in
+numpy); ``update`` trains the feed-forward actor, or the GRU actor over whole padded episodes
+(``update_recurrent``, XuanCe's name for it, does the same). The update, the gradients and the
+diagnostics run as ``tf.function`` graphs traced once per learner for any number of episodes and
+any episode length; the exploration floor ``epsilon`` is a batch input, not a constant of the graph.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ at once: the policy follows ``grad log pi(a_t | s_t) (R_t - b(s_t))`` and the ba
 on ``R_t`` with weight ``alpha`` (``value_coef``); gradients flow through the communication
 between agents. ``R_t`` is the Monte-Carlo return (REINFORCE) or, with ``actor_critic``, the
 TD(lambda) target bootstrapped from the baseline. Batches come from
-:func:`xmarl.core.commnet.prepare_batch` (agent-major). The update and the gradients run as
+:meth:`xmarl.core.commnet.CommNetCore.prepare_batch` (agent-major). The update and the gradients run as
 ``tf.function`` graphs traced once per learner for any number of episodes and any episode
 length (a recurrent net scans over time).
 """
