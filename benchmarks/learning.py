@@ -33,6 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from xmarl.files import atomic_write_text
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "learning"
@@ -128,7 +130,19 @@ def is_stale(config: str) -> bool:
     return json.loads(path.read_text())["meta"]["config"] != resolved(method, env)
 
 
-def one(method: str, backend: str, run_env: str, seed: int, out: str) -> dict[str, Any]:
+def partial_path(config: str, backend: str, seed: int) -> Path:
+    """Where a finished run waits for the rest of its record (a crash or restart keeps it)."""
+    return RESULTS / ".runs" / config / f"{backend}-{seed}.json"
+
+
+def one(method: str, backend: str, run_env: str, seed: int, out: str, config: str,
+        want: dict[str, Any]) -> dict[str, Any]:
+    done = partial_path(config, backend, seed)
+    if done.is_file():
+        kept = json.loads(done.read_text())
+        if kept["config"] == want and kept["run"]["run_env"] == run_env:
+            print(f"{method} {backend} {run_env} seed {seed}: kept from {done}", flush=True)
+            return kept["run"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-c", ONE_RUN, method, backend, run_env, str(seed), out],
@@ -136,7 +150,8 @@ def one(method: str, backend: str, run_env: str, seed: int, out: str) -> dict[st
     if p.returncode != 0:
         raise RuntimeError(f"{method} {backend} {run_env} seed {seed} failed:\n{p.stderr[-3000:]}")
     res = json.loads(p.stdout.strip().splitlines()[-1])
-    res.update(backend=backend, seed=seed, process_wall_s=time.perf_counter() - t0)
+    res.update(backend=backend, seed=seed, run_env=run_env, process_wall_s=time.perf_counter() - t0)
+    atomic_write_text(done, json.dumps({"config": want, "run": res}))
     print(f"{method} {backend} {run_env} seed {seed}: {res['final']['eval_return']:.3f} "
           f"(random {res['random_return']:.3f}) in {res['final']['wall_time']:.0f}s", flush=True)
     return res
@@ -156,12 +171,15 @@ def run_config(config: str, on: str | None, backends: list[str], seeds: list[int
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(jobs) as pool:
-        futures = [pool.submit(one, method, b, run_env, s, tmp) for b in backends for s in seeds]
+        futures = [pool.submit(one, method, b, run_env, s, tmp, config, want) for b in backends for s in seeds]
         runs = [f.result() for f in futures]
     meta = {"config": want, "method": method, "env": env, "run_env": run_env,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
             "jobs_in_parallel": jobs, "command": command, "date": time.strftime("%Y-%m-%d")}
     write_record(config, runs, meta, merge)
+    for b in backends:
+        for s in seeds:
+            partial_path(config, b, s).unlink(missing_ok=True)
 
 
 def write_record(config: str, runs: list[dict[str, Any]], meta: dict[str, Any], merge: bool = False) -> None:
@@ -175,9 +193,8 @@ def write_record(config: str, runs: list[dict[str, Any]], meta: dict[str, Any], 
             runs = [r for r in old["runs"] if r["backend"] not in new] + runs
             meta = {**meta, "command": f"{old['meta']['command']}`, then `{meta['command']}"}
     runs = sorted(runs, key=lambda r: (BACKENDS.index(r["backend"]) if r["backend"] in BACKENDS else 9, r["seed"]))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1) + "\n")
-    out.with_suffix(".md").write_text(markdown(config, runs, meta))
+    atomic_write_text(out.with_suffix(".json"), json.dumps({"meta": meta, "runs": runs}, indent=1) + "\n")
+    atomic_write_text(out.with_suffix(".md"), markdown(config, runs, meta))
     print(markdown(config, runs, meta))
 
 
