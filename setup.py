@@ -15,7 +15,8 @@ LOGGING = ["tensorboardX==2.6.5"]
 # exact versions CI installs (the library itself accepts the ranges in install_requires)
 PINNED = ["numpy==2.4.6", "pyyaml==6.0.3", "pydantic==2.14.3", "gymnasium==1.4.0", "pettingzoo==1.27.0",
           "tqdm==4.70.1", "scipy==1.17.1", "matplotlib==3.11.2"]
-TEST = ["pytest==9.2.0", "ruff==0.17.5"] + PINNED + MPE + LOGGING + DOCS + RAY  # tests build the docs, run Ray
+# tests build the docs, run Ray, and fuzz the CLI (hypothesis)
+TEST = ["pytest==9.2.0", "ruff==0.17.5", "hypothesis==6.170.17"] + PINNED + MPE + LOGGING + DOCS + RAY
 
 setup(
     name="xmarl",

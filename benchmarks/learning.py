@@ -269,6 +269,29 @@ def markdown(config: str, runs: list[dict[str, Any]], meta: dict[str, Any]) -> s
     return "\n".join(lines) + "\n"
 
 
+def summary_table() -> str:
+    """One row per recorded config: budget, each backend's mean over seeds, random, and the bar."""
+    lines = ["| config | env steps | torch | tensorflow | mindspore | random | beats random | bar |",
+             "|---|---:|---:|---:|---:|---:|---|---|"]
+    for path in sorted(RESULTS.rglob("*.json")):
+        if ".runs" in path.parts:
+            continue
+        record = json.loads(path.read_text())
+        meta, runs = record["meta"], record["runs"]
+        rows = summary(runs, meta["env"])
+        bar = BARS.get(meta["env"])
+        cells = [f"{rows[b]['mean']:.3f}" if b in rows else "-" for b in BACKENDS]
+        rand = sum(r["random"] for r in rows.values()) / len(rows)
+        beats = "yes" if all(r["beats_random"] for r in rows.values()) else "NO"
+        met = "-" if bar is None else (f">= {bar[0]} in {bar[1]:.0f} min: "
+                                       + ("met" if all(r["bar_met"] for r in rows.values()) else "NOT met"))
+        config = path.relative_to(RESULTS).with_suffix("")
+        on = f" (on `{meta['run_env']}`)" if meta["run_env"] != meta["env"] else ""
+        lines.append(f"| [`{config}`](results/learning/{config}.md){on} | {meta['config']['train']['steps']} | "
+                     + " | ".join(cells) + f" | {rand:.3f} | {beats} | {met} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("configs", nargs="*", help="<method>/<env> of shipped configs, e.g. commnet/mpe/simple_spread_v3")
@@ -280,13 +303,19 @@ def main() -> None:
     ap.add_argument("--merge", action="store_true", help="keep other backends' runs of the same config")
     ap.add_argument("--list", action="store_true", help="list shipped configs and whether their record is current")
     ap.add_argument("--render", action="store_true", help="rewrite every record's .md from its .json (no runs)")
+    ap.add_argument("--summary", action="store_true", help="print one markdown row per record (for RESULTS.md)")
     args = ap.parse_args()
     configs = list(args.configs)
     if args.render:
         for path in sorted(RESULTS.rglob("*.json")):
+            if ".runs" in path.parts:
+                continue
             record = json.loads(path.read_text())
             path.with_suffix(".md").write_text(markdown(str(path.relative_to(RESULTS).with_suffix("")),
                                                         record["runs"], record["meta"]))
+        return
+    if args.summary:
+        print(summary_table(), end="")
         return
     if args.list:
         for c in shipped_configs():

@@ -95,7 +95,8 @@ def test_unknown_method_env_backend_list_valid_ones(out_dir):
     assert "did you mean 'maddpg'" in _one_line(e) and "valid:" in str(e.value)
     with pytest.raises(RegistryError) as e:
         xmarl.run("maddpg", "torch", "mpe/simple_sprad_v3", out_dir=out_dir)
-    assert "mpe/simple_spread_v3" in _one_line(e) and "valid:" in str(e.value)
+    # a long list is cut to the closest names and a pointer to the full one
+    assert "mpe/simple_spread_v3" in _one_line(e) and "see `xmarl list`" in str(e.value) and len(str(e.value)) < 200
     with pytest.raises(ConfigError) as e:
         xmarl.run("maddpg", "pytorch", "target", out_dir=out_dir)
     assert "did you mean 'torch'" in _one_line(e) and "mindspore" in str(e.value)

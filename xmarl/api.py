@@ -7,6 +7,7 @@ from typing import Any
 
 from xmarl import registry
 from xmarl.config import load_config
+from xmarl.errors import path_errors
 from xmarl.training.checkpoint import latest_checkpoint
 from xmarl.training.trainer import OffPolicyTrainer, OnPolicyTrainer, RunResult
 
@@ -34,6 +35,13 @@ def run(
     saved beside it (``overrides``, e.g. a larger ``train.steps``, still apply); the result is
     the same as if the run had never stopped.
     """
+    with path_errors():  # a full disk or a path of the wrong kind: one line, as every user error
+        return _run(method, backend, env, config, overrides, steps, seed, out_dir, progress, resume)
+
+
+def _run(method: str | None, backend: str | None, env: str | None, config: str | os.PathLike[str] | None,
+         overrides: dict[str, Any] | None, steps: int | None, seed: int | None, out_dir: str | os.PathLike[str] | None,
+         progress: bool | None, resume: str | os.PathLike[str] | None) -> RunResult:
     ov = dict(overrides or {})
     for key, val in (("train.steps", steps), ("seed", seed), ("out_dir", out_dir), ("train.progress", progress)):
         if val is not None:

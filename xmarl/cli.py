@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import traceback
+from typing import Any
 
-from xmarl.errors import XmarlError
+from xmarl.errors import XmarlError, choices, debug_enabled, did_you_mean, os_error_message
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="xmarl", description="Multi-agent RL in torch, TensorFlow and MindSpore.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error (also XMARL_DEBUG=1)")
+    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="let the frameworks print their own log lines (also XMARL_VERBOSE=1)")
+    p = argparse.ArgumentParser(prog="xmarl", description="Multi-agent RL in torch, TensorFlow and MindSpore.",
+                                parents=[common])
     sub = p.add_subparsers(dest="command", required=True)
+    _add = sub.add_parser
+
+    def add_parser(name: str, **kw: Any) -> argparse.ArgumentParser:
+        return _add(name, parents=[common], **kw)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]  # --debug/--verbose after the command too
     r = sub.add_parser("run", help="train a method on an env in a backend")
     r.add_argument("--method", "-m", help="e.g. maddpg")
     r.add_argument("--backend", "-b", help="torch, tensorflow or mindspore")
@@ -38,39 +54,77 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``xmarl`` command; return its exit status. Errors a user can cause print one line
+    (status 2), an interrupt exits 130 (Ctrl-C) or 128 + the signal (SIGTERM: 143) after the
+    run's checkpoint, and anything else is a bug: one line asking for a report (status 1)."""
     args = _parser().parse_args(argv)
+    flags = {"XMARL_DEBUG": getattr(args, "debug", False), "XMARL_VERBOSE": getattr(args, "verbose", False)}
+    saved = {k: os.environ.get(k) for k in flags}
+    os.environ.update({k: "1" for k, on in flags.items() if on})  # seen by workers too
     try:
-        if args.command == "list":
-            from xmarl import registry
+        return _boundary(args)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
-            print(registry.table())
-            return 0
-        if args.command == "docs-schema":
-            return _docs_schema(args.check, args.show)
-        if args.command == "parity":
-            return _parity(args)
-        if args.command == "compare":
-            return _compare(args)
-        if args.command == "render":
-            from xmarl.training.render import render_checkpoint
 
-            out = render_checkpoint(args.checkpoint, args.out, backend=args.backend, seed=args.seed)
-            print(f"wrote {out}")
-            return 0
-        if args.command == "run":
-            from xmarl.api import run
-            from xmarl.config import parse_overrides
-
-            result = run(args.method, args.backend, args.env, args.config, parse_overrides(args.overrides),
-                         steps=args.steps, seed=args.seed, out_dir=args.out_dir,
-                         progress=False if args.no_progress else None, resume=args.resume)
-            print(result.summary())
-            return 0
+def _boundary(args: argparse.Namespace) -> int:
+    try:
+        return _command(args)
     except XmarlError as exc:
-        print(f"xmarl: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+        return _fail(f"xmarl: error: {_one_line(exc)}", 2)
+    except KeyboardInterrupt as exc:
+        if debug_enabled():
+            traceback.print_exc()
+        return 128 + int(getattr(exc, "signum", signal.SIGINT))
+    except OSError as exc:  # the disk or a path: full, read-only, missing, a file where a folder goes
+        return _fail(f"xmarl: error: {os_error_message(exc)}", 2)
+    except Exception as exc:
+        return _fail(f"xmarl: internal error: {type(exc).__name__}: {_one_line(exc)}; rerun with --debug for "
+                     "the traceback and report it", 1)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _fail(message: str, status: int) -> int:
+    if debug_enabled():
+        traceback.print_exc()
+    print(message, file=sys.stderr)
+    return status
+
+
+def _command(args: argparse.Namespace) -> int:
+    if args.command == "list":
+        from xmarl import registry
+
+        print(registry.table())
+        return 0
+    if args.command == "docs-schema":
+        return _docs_schema(args.check, args.show)
+    if args.command == "parity":
+        return _parity(args)
+    if args.command == "compare":
+        return _compare(args)
+    if args.command == "render":
+        from xmarl.training.render import render_checkpoint
+
+        out = render_checkpoint(args.checkpoint, args.out, backend=args.backend, seed=args.seed)
+        print(f"wrote {out}")
+        return 0
+    if args.command == "run":
+        from xmarl.api import run
+        from xmarl.config import parse_overrides
+
+        result = run(args.method, args.backend, args.env, args.config, parse_overrides(args.overrides),
+                     steps=args.steps, seed=args.seed, out_dir=args.out_dir,
+                     progress=False if args.no_progress else None, resume=args.resume)
+        print(result.summary())
+        return 0
     return 1
 
 
@@ -80,9 +134,9 @@ def _docs_schema(check: bool, show: str | None) -> int:
 
     if show:
         if show not in docschema.classes():
-            print(f"xmarl: error: no docstring schema entry '{show}' (known: {', '.join(sorted(docschema.classes()))})",
-                  file=sys.stderr)
-            return 2
+            known = docschema.classes()
+            hint = did_you_mean(show, known) + choices(show, known, "xmarl docs-schema")
+            raise XmarlError(f"no docstring schema entry '{show}'{hint}")
         print(docschema.render(show), end="")
         return 0
     if not check:

@@ -12,14 +12,17 @@ Backend-neutral entries (methods, environments) use ``backend=None``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
-from xmarl.errors import BackendNotInstalledError, RegistryError, did_you_mean
+from xmarl.errors import BackendNotInstalledError, PluginError, RegistryError, choices, did_you_mean
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -83,9 +86,7 @@ def _backend_info(name: str) -> BackendInfo:
     load_plugins()
     if name not in _BACKENDS:
         valid = sorted(_BACKENDS)
-        raise RegistryError(
-            f"unknown backend '{name}'{did_you_mean(name, valid, cutoff=0.5)} (valid: {', '.join(valid)})"
-        )
+        raise RegistryError(f"unknown backend '{name}'{did_you_mean(name, valid, cutoff=0.5)}{choices(name, valid)}")
     return _BACKENDS[name]
 
 
@@ -99,8 +100,39 @@ def load_backend(name: str) -> None:
             f"backend '{name}' needs {info.framework}, which is not installed: "
             f"pip install 'xmarl[{info.extra}]'"
         )
-    importlib.import_module(info.module)
+    with _quiet_native_stderr():
+        importlib.import_module(info.module)
     _LOADED_BACKENDS.add(name)
+
+
+def verbose() -> bool:
+    """Whether frameworks may print their own log lines (``--verbose`` or ``XMARL_VERBOSE=1``)."""
+    return os.environ.get("XMARL_VERBOSE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Send what native code writes to stderr while a framework is imported (TensorFlow's
+    oneDNN and absl notices, MindSpore's start-up warnings) to /dev/null, unless verbose. Python
+    errors are unaffected: an exception is raised after stderr is restored."""
+    if verbose():
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable stderr (e.g. a closed descriptor): nothing to hide
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 def load_plugins() -> None:
@@ -110,9 +142,15 @@ def load_plugins() -> None:
         return
     _PLUGINS_LOADED = True
     for ep in entry_points(group=PLUGIN_GROUP):
-        obj = ep.load()
-        if callable(obj):
-            obj(importlib.import_module(__name__))
+        try:
+            obj = ep.load()
+            if callable(obj):
+                obj(importlib.import_module(__name__))
+        except Exception as exc:  # a broken third-party plugin must not look like an xmarl bug
+            dist = getattr(getattr(ep, "dist", None), "name", None) or ep.value.split(":")[0].split(".")[0]
+            problem = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise PluginError(f"plugin '{ep.name}' ({ep.value}) failed to load: {problem}; "
+                              f"fix it or remove it with: pip uninstall {dist}") from exc
 
 
 def names(kind: str, backend: str | None = None) -> list[str]:
@@ -132,10 +170,8 @@ def get(kind: str, name: str, backend: str | None = None) -> Any:
     if key not in _ENTRIES:
         valid = sorted({n for (k, n, b) in _ENTRIES if k == kind and b == backend})
         where = f" for backend '{backend}'" if backend else ""
-        raise RegistryError(
-            f"unknown {kind} '{name}'{where}{did_you_mean(name, valid, cutoff=0.5)} "
-            f"(valid: {', '.join(valid) or 'none'})"
-        )
+        hint = did_you_mean(name, valid, cutoff=0.5) + choices(name, valid)
+        raise RegistryError(f"unknown {kind} '{name}'{where}{hint}")
     return _ENTRIES[key]
 
 

@@ -1,8 +1,21 @@
-"""Numpy ring-buffer replay for off-policy methods (all agents and envs stored as arrays)."""
+"""Numpy ring-buffer replay for off-policy methods (all agents and envs stored as arrays).
+
+For checkpoints the ring is cut into chunks of ``chunk_rows`` consecutive rows (about
+:data:`CHUNKS` of them, none under :data:`MIN_CHUNK_BYTES` unless the buffer is smaller), and
+the buffer remembers which chunks :meth:`ReplayBuffer.add` wrote since :meth:`ReplayBuffer.mark_saved`:
+a checkpoint stores only those (:mod:`xmarl.training.checkpoint` keeps one copy of the replay
+per run folder, not one per checkpoint).
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+FIELDS = ("obs", "next_obs", "act", "rew", "done")
+#: the ring is cut into about this many chunks for checkpoints
+CHUNKS = 64
+#: ... each of at least this many bytes (fewer, larger files for small buffers)
+MIN_CHUNK_BYTES = 1 << 18
 
 
 class ReplayBuffer:
@@ -18,9 +31,17 @@ class ReplayBuffer:
         self.done = np.zeros((capacity, A), np.float32)
         self.pos = 0
         self.size = 0
+        row_bytes = sum(getattr(self, k)[0].nbytes for k in FIELDS) if capacity else 1
+        self.chunk_rows = max(1, min(self.capacity, max(-(-self.capacity // CHUNKS), -(-MIN_CHUNK_BYTES // row_bytes))))
+        self._changed = np.zeros(-(-self.capacity // self.chunk_rows), bool)
 
     def __len__(self) -> int:
         return self.size
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the rows held (``len(self)`` of them)."""
+        return sum(getattr(self, k)[: self.size].nbytes for k in FIELDS)
 
     def add(self, obs: np.ndarray, act: np.ndarray, rew: np.ndarray, next_obs: np.ndarray,
             done: np.ndarray) -> None:
@@ -32,6 +53,7 @@ class ReplayBuffer:
         self.rew[idx] = rew
         self.next_obs[idx] = next_obs
         self.done[idx] = done
+        self._changed[idx // self.chunk_rows] = True
         self.pos = int((self.pos + n) % self.capacity)
         self.size = int(min(self.size + n, self.capacity))
 
@@ -46,6 +68,7 @@ class ReplayBuffer:
             "done": np.ascontiguousarray(self.done[idx].T),
         }
 
+    # -- checkpoints: whole (small buffers, tests) ----------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
         n = self.size
         return {"obs": self.obs[:n], "next_obs": self.next_obs[:n], "act": self.act[:n],
@@ -53,9 +76,52 @@ class ReplayBuffer:
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         n = int(state["size"])
-        for k in ("obs", "next_obs", "act", "rew", "done"):
+        self._check_rows(0, n)
+        for k in FIELDS:
             getattr(self, k)[:n] = state[k]
-        self.pos, self.size = int(state["pos"]), n
+        self.set_position(int(state["pos"]), n)
+        self.mark_unsaved()
+
+    # -- checkpoints: by chunk ------------------------------------------------------------------
+    def changed_chunks(self) -> list[int]:
+        """The chunks :meth:`add` wrote since :meth:`mark_saved` (all written ones, at first)."""
+        return np.flatnonzero(self._changed).tolist()
+
+    def chunk(self, j: int) -> dict[str, np.ndarray]:
+        """The held rows of chunk ``j`` (rows ``j * chunk_rows`` on), one array per field."""
+        lo = j * self.chunk_rows
+        hi = min(lo + self.chunk_rows, self.size)
+        return {k: getattr(self, k)[lo:hi] for k in FIELDS}
+
+    def mark_saved(self) -> None:
+        """Forget the changes: a checkpoint holds every chunk as it is now."""
+        self._changed[:] = False
+
+    def mark_unsaved(self) -> None:
+        """Count every chunk that holds rows as changed (no checkpoint holds them yet)."""
+        self._changed[:] = False
+        self._changed[: -(-self.size // self.chunk_rows)] = True
+
+    def load_chunk(self, start: int, rows: dict[str, np.ndarray]) -> None:
+        """Put a saved chunk's rows back at ring rows ``start`` on; ValueError when they do not fit
+        this buffer (another capacity, another env)."""
+        n = len(rows["obs"])
+        self._check_rows(start, start + n)
+        for k in FIELDS:
+            dst = getattr(self, k)[start:start + n]
+            if rows[k].shape != dst.shape:
+                raise ValueError(f"'{k}' rows have shape {rows[k].shape}, this buffer's {dst.shape}")
+            dst[...] = rows[k]
+
+    def set_position(self, pos: int, size: int) -> None:
+        """The ring's write position and number of held rows, as a checkpoint saved them."""
+        if not (0 <= size <= self.capacity and 0 <= pos < max(self.capacity, 1)):
+            raise ValueError(f"ring position {pos} with {size} rows does not fit a buffer of {self.capacity} rows")
+        self.pos, self.size = int(pos), int(size)
+
+    def _check_rows(self, lo: int, hi: int) -> None:
+        if hi > self.capacity:
+            raise ValueError(f"rows {lo}..{hi} do not fit a buffer of {self.capacity} rows (another buffer_size?)")
 
     def drop_in_progress(self) -> None:
         """Nothing to drop: transitions are stored whole (the episode buffer's counterpart keeps

@@ -24,6 +24,13 @@ skips it. A run folder without ``result.json`` continues from its newest checkpo
 ``xmarl run --resume`` would), or starts over when it has none. A finished or partial run
 whose saved config differs from what the compare asks for is an error, never silently reused.
 
+Stopping. Ctrl-C or SIGTERM (to the compare's process, or to its whole process group) stops
+every running run as a first Ctrl-C stops ``xmarl run``: each finishes its iteration and writes
+a checkpoint (local workers are told through a shared event, Ray tasks are cancelled without
+``force``, which interrupts them as Ctrl-C would), the compare waits for them (at most
+:data:`STOP_TIMEOUT` seconds) and raises; a second signal stops everything at once. Running
+the same compare again reuses the finished runs and continues the others.
+
 Scripts that call :func:`compare` with the local executor must guard the call with
 ``if __name__ == "__main__":`` (the spawned workers import the main module).
 """
@@ -37,8 +44,10 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +72,10 @@ IGNORED_KEYS = {"out_dir", "name", "train.progress"}
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: written into a run folder by the compare that ran it: executor, parallel runs, host, seconds
 EXECUTION = "compare_run.json"
+#: seconds a stopped compare waits for its running runs to checkpoint
+STOP_TIMEOUT = 300.0
+#: set in a local worker by the compare that started it, when that compare is stopped
+_stop_event: Any = None
 
 
 @dataclass(frozen=True)
@@ -96,14 +109,16 @@ def run_task(task: RunTask) -> dict[str, Any]:
     from xmarl.api import run
 
     info: dict[str, Any] = {"name": task.name, "host": socket.gethostname(), "pid": os.getpid()}
+    if _stop_event is not None and _stop_event.is_set():  # the compare was stopped before this run began
+        return {**info, "status": "interrupted"}
     t0 = time.perf_counter()
     try:
         if task.resume:
             run(overrides={"train.progress": False}, resume=task.run_dir)
         else:
             run(task.method, task.backend, task.env, task.config, task.overrides)
-    except KeyboardInterrupt:
-        return {**info, "status": "interrupted"}
+    except KeyboardInterrupt as exc:
+        return {**info, "status": "interrupted", "signum": int(getattr(exc, "signum", signal.SIGINT))}
     except XmarlError as exc:
         return {**info, "status": "failed", "error": str(exc)}
     folder = Path(task.run_dir)
@@ -128,16 +143,52 @@ def _thread_env(threads: int) -> Iterator[None]:
                 os.environ[v] = old
 
 
+def _watch_stop(stop: Any) -> None:
+    """Local worker initializer: when the compare sets ``stop``, the run in progress stops as on a
+    first SIGTERM (finishes its iteration, checkpoints) and no further run starts."""
+    global _stop_event
+    _stop_event = stop
+
+    def watch() -> None:
+        from xmarl.training.trainer import request_stop
+
+        stop.wait()
+        request_stop(signal.SIGTERM)
+
+    threading.Thread(target=watch, name="xmarl-compare-stop", daemon=True).start()
+
+
 def _local(tasks: list[RunTask], workers: int | None, address: str | None) -> Iterator[dict[str, Any]]:
     threads = tasks[0].threads if tasks else 1
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
     with _thread_env(threads):
-        pool = multiprocessing.get_context("spawn").Pool(processes=workers)
+        pool = ctx.Pool(processes=workers, initializer=_watch_stop, initargs=(stop,))
+    results = pool.imap_unordered(run_task, tasks)
     try:
-        yield from pool.imap_unordered(run_task, tasks)
+        yield from results
         pool.close()
         pool.join()
+    except BaseException:  # Ctrl-C, SIGTERM or a failed run: the running runs checkpoint, the others never start
+        stop.set()
+        pool.close()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        with contextlib.suppress(StopIteration, multiprocessing.TimeoutError):
+            while True:
+                results.next(timeout=max(0.0, deadline - time.monotonic()))
+        raise
     finally:
-        pool.terminate()  # on an error or Ctrl-C: stop the other runs now (their checkpoints remain)
+        pool.terminate()  # what is left (a second signal, or a run past STOP_TIMEOUT) stops now
+
+
+def _ray_task(task: RunTask) -> dict[str, Any]:
+    """:func:`run_task` as a Ray task. A run stopped by ``ray.cancel`` (which interrupts the task
+    as Ctrl-C does) has written its checkpoint; it then ends with the interrupt, as Ray expects of
+    a cancelled task (one that returns instead stops the driver with an internal Ray error)."""
+    rec = run_task(task)
+    if rec["status"] == "interrupted" and rec.get("signum") == signal.SIGINT:
+        raise KeyboardInterrupt
+    return rec
 
 
 def _ray(tasks: list[RunTask], workers: int | None, address: str | None) -> Iterator[dict[str, Any]]:
@@ -147,13 +198,17 @@ def _ray(tasks: list[RunTask], workers: int | None, address: str | None) -> Iter
         raise XmarlError("executor 'ray' needs ray, which is not installed: pip install 'xmarl[ray]'") from None
     started = False
     if not ray.is_initialized():
+        quiet = {"log_to_driver": registry.verbose()}  # workers' framework notices stay off the console
+        on_sigterm = signal.getsignal(signal.SIGTERM)
         if address:
-            ray.init(address=address)
+            ray.init(address=address, **quiet)
         else:
-            ray.init(num_cpus=workers, include_dashboard=False)
+            ray.init(num_cpus=workers, include_dashboard=False, **quiet)
         started = True
+        if threading.current_thread() is threading.main_thread() and on_sigterm is not None:
+            signal.signal(signal.SIGTERM, on_sigterm)  # ray.init's own handler would end the driver at once
     threads = tasks[0].threads if tasks else 1
-    remote = ray.remote(num_cpus=threads, max_retries=0)(run_task)
+    remote = ray.remote(num_cpus=threads, max_retries=0)(_ray_task)
     queue, pending = list(tasks), []
     limit = workers or len(tasks)
     try:
@@ -162,6 +217,12 @@ def _ray(tasks: list[RunTask], workers: int | None, address: str | None) -> Iter
                 pending.append(remote.remote(queue.pop(0)))
             done, pending = ray.wait(pending, num_returns=1)
             yield ray.get(done[0])
+    except BaseException:  # Ctrl-C, SIGTERM or a failed run: interrupt the running runs, which checkpoint
+        for ref in pending:
+            ray.cancel(ref)  # KeyboardInterrupt in the task: the trainer's first-Ctrl-C path
+        if pending:
+            ray.wait(pending, num_returns=len(pending), timeout=STOP_TIMEOUT)
+        raise
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
@@ -447,7 +508,7 @@ def _plan_run(args: CompareArgs, runs_dir: Path, method: str, env: str, backend:
     cfg = load_config(method, env, backend, args.config_path, run_ov)
     folder = runs_dir / name
     finished = (folder / "result.json").is_file()
-    can_resume = (folder / CHECKPOINTS / "latest").is_file()
+    can_resume = any(p.is_dir() and not p.name.endswith(".partial") for p in (folder / CHECKPOINTS).glob("step_*"))
     if finished or can_resume:
         differ = _config_difference(cfg.model_dump(mode="json"), folder / "config.yaml")
         if differ is not None:
@@ -477,25 +538,54 @@ def execute(plan: ComparePlan) -> list[str]:
         return ran
     _say(args.progress, f"xmarl compare: {len(plan.todo)} runs on the {args.executor} executor"
                         + (f" with {plan.workers} workers" if plan.workers else ""))
-    records = (_local if args.executor == "local" else _ray)(plan.todo, plan.workers, args.address)
-    t0 = time.perf_counter()
+    with _sigterm_raises():
+        records = (_local if args.executor == "local" else _ray)(plan.todo, plan.workers, args.address)
+        t0 = time.perf_counter()
+        try:
+            for k, rec in enumerate(records, 1):
+                _keep_record(plan, rec)
+                ran.append(rec["name"])
+                final = json.loads(rec["files"]["result.json"])["final_metrics"]
+                _say(args.progress, f"[{k}/{len(plan.todo)}] {rec['name']}: final return "
+                                    f"{final.get('eval_return', float('nan')):.3f}, {rec['seconds']:.1f}s "
+                                    f"({time.perf_counter() - t0:.0f}s elapsed)")
+        except KeyboardInterrupt:
+            _say(args.progress, f"xmarl compare: interrupted; {len(plan.skipped) + len(ran)} of {len(plan.tasks)} "
+                                "runs are finished, run the same compare again to resume")
+            raise
+        finally:
+            close = getattr(records, "close", None)
+            if close is not None:
+                close()  # a stopped compare waits here for its running runs' checkpoints
+    return [n for n in ran if n not in plan.resumed]
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While active (in the main thread), SIGTERM raises :class:`~xmarl.training.trainer.Preempted`
+    in the compare's process, as Ctrl-C raises KeyboardInterrupt, every time it arrives. (Ray turns
+    it into a plain KeyboardInterrupt on its way through ``ray.wait``: that one leaves as
+    Preempted again, so ``xmarl compare`` exits 143.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    from xmarl.training.trainer import Preempted
+
+    received: list[int] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        received.append(signum)
+        raise Preempted(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
-        for k, rec in enumerate(records, 1):
-            _keep_record(plan, rec)
-            ran.append(rec["name"])
-            final = json.loads(rec["files"]["result.json"])["final_metrics"]
-            _say(args.progress, f"[{k}/{len(plan.todo)}] {rec['name']}: final return "
-                                f"{final.get('eval_return', float('nan')):.3f}, {rec['seconds']:.1f}s "
-                                f"({time.perf_counter() - t0:.0f}s elapsed)")
-    except KeyboardInterrupt:
-        _say(args.progress, f"xmarl compare: interrupted; {len(plan.skipped) + len(ran)} of {len(plan.tasks)} runs "
-                            "are finished, run the same compare again to resume")
+        yield
+    except KeyboardInterrupt as exc:
+        if received and not isinstance(exc, Preempted):
+            raise Preempted(received[0]) from exc
         raise
     finally:
-        close = getattr(records, "close", None)
-        if close is not None:
-            close()
-    return [n for n in ran if n not in plan.resumed]
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _keep_record(plan: ComparePlan, rec: dict[str, Any]) -> None:

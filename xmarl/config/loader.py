@@ -17,21 +17,59 @@ from pydantic import BaseModel, ValidationError
 
 from xmarl import registry
 from xmarl.config.schema import RunBase, run_model
-from xmarl.errors import ConfigError, did_you_mean
+from xmarl.errors import ConfigError, choices, did_you_mean
 from xmarl.files import atomic_write_text, configs_dir
 
 Path_ = tuple[str, ...]
 
 
+class _PlainLoader(yaml.SafeLoader):
+    """YAML as plain data: mappings with unique scalar keys, lists, numbers, strings, booleans
+    and null (no tags beyond YAML's own, no duplicate keys)."""
+
+
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    pass
+
+
+def _plain_mapping(loader: _PlainLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    out: dict[Any, Any] = {}
+    first: dict[Any, int] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, (str, int, float, bool)) and key is not None:
+            raise yaml.constructor.ConstructorError(None, None, "a key must be a name, not a list or mapping",
+                                                    key_node.start_mark)
+        if key in first:
+            raise _DuplicateKey(None, None, f"key '{key}' appears twice (first at line {first[key]}); keep one",
+                                key_node.start_mark)
+        first[key] = key_node.start_mark.line + 1
+        out[key] = loader.construct_object(value_node, deep=deep)
+    return out
+
+
+_PlainLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _plain_mapping)
+
+PLAIN_DATA = "a config holds plain data only (mappings, lists, numbers, strings, true/false, null)"
+
+
 def _compose(text: str, source: str) -> tuple[Any, dict[Path_, str]]:
     """Parse YAML; return the data and ``{key path: 'file:line'}``."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_PlainLoader)
+        data = yaml.load(text, Loader=_PlainLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = " ".join((getattr(exc, "problem", None) or str(exc).splitlines()[0]).split())
+        if isinstance(exc, _DuplicateKey):
+            raise ConfigError(f"YAML at {where}: {problem}") from None
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            raise ConfigError(f"YAML at {where}: {problem}; {PLAIN_DATA}") from None
         raise ConfigError(f"malformed YAML at {where}: {problem}; fix the syntax there") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: the YAML nests too deeply; {PLAIN_DATA}") from None
     lines: dict[Path_, str] = {}
 
     def walk(n: yaml.Node, path: Path_) -> None:
@@ -43,7 +81,6 @@ def _compose(text: str, source: str) -> tuple[Any, dict[Path_, str]]:
 
     if node is not None:
         walk(node, ())
-    data = yaml.safe_load(text)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -53,17 +90,33 @@ def _compose(text: str, source: str) -> tuple[Any, dict[Path_, str]]:
 
 def _load_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[Path_, str]]:
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config file '{p}' is a folder; pass a YAML file")
     if not p.is_file():
         raise ConfigError(f"config file '{p}' does not exist; check the path")
-    return _compose(p.read_text(), str(p))
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file '{p}' is not UTF-8 text; pass a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file '{p}' cannot be read ({exc.strerror or exc}); check its permissions") from None
+    return _compose(text, str(p))
 
 
 def _merge(base: dict, new: dict, where: dict[Path_, str], source: dict[Path_, str] | str,
            path: Path_ = ()) -> None:
     """Merge ``new`` into ``base`` key by key; ``source`` gives the new layer's lines
-    (``{path: 'file:line'}``) or one label for all of its keys (``"override"``)."""
+    (``{path: 'file:line'}``) or one label for all of its keys (``"override"``). A section
+    (a mapping in the layers below) takes only a mapping."""
     for k, v in new.items():
         p = path + (str(k),)
+        if isinstance(base.get(k), dict) and not isinstance(v, dict):
+            at = source if isinstance(source, str) else source.get(p, "the config")
+            keys = ", ".join(list(base[k])[:3]) + (", ..." if len(base[k]) > 3 else "")
+            what = f"a section ({keys})" if base[k] else "a mapping"
+            example = f", e.g. {'.'.join(p)}.{next(iter(base[k]))}" if base[k] else ""
+            raise ConfigError(f"config key '{'.'.join(p)}' at {at} is {what}, got {v!r}; "
+                              f"set the keys inside it{example}")
         if isinstance(v, dict) and isinstance(base.get(k), dict):
             _merge(base[k], v, where, source, p)
             continue
@@ -91,7 +144,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
             raise ConfigError(f"--set '{item}' is not of the form key.path=value, e.g. --set train.steps=5000")
         key, _, val = item.partition("=")
         try:
-            out[key.strip()] = yaml.safe_load(val) if val.strip() else ""
+            out[key.strip()] = yaml.load(val, Loader=_PlainLoader) if val.strip() else ""  # noqa: S506
         except yaml.YAMLError:
             out[key.strip()] = val
     return out
@@ -100,7 +153,9 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 def _nest(overrides: dict[str, Any]) -> dict[str, Any]:
     nested: dict[str, Any] = {}
     for key, val in overrides.items():
-        parts = key.split(".")
+        parts = str(key).split(".")
+        if not all(parts):
+            raise ConfigError(f"override key '{key}' has an empty part; write it as section.key, e.g. train.steps")
         d = nested
         for part in parts[:-1]:
             d = d.setdefault(part, {})
@@ -145,7 +200,7 @@ def load_config(
     specs = method_specs()
     if method not in specs:
         valid = sorted(specs)
-        raise ConfigError(f"unknown method '{method}'{did_you_mean(method, valid)} (valid: {', '.join(valid)})")
+        raise ConfigError(f"unknown method '{method}'{did_you_mean(method, valid)}{choices(str(method), valid)}")
     for name, spec in specs.items():
         if name not in merged and spec.defaults:
             merged[name] = copy.deepcopy(spec.defaults)
@@ -171,8 +226,31 @@ def load_config(
     if cfg.backend not in registry.backends():
         valid = registry.backends()
         hint = did_you_mean(cfg.backend, valid)
-        raise ConfigError(f"unknown backend '{cfg.backend}'{hint} (valid: {', '.join(valid)})")
+        raise ConfigError(f"unknown backend '{cfg.backend}'{hint}{choices(cfg.backend, valid)}")
+    _check_together(cfg, where)
     return cfg
+
+
+def _check_together(cfg: BaseModel, where: dict[Path_, str]) -> None:
+    """Values valid alone that contradict each other, and paths of the wrong kind: refused with
+    both keys (and where each was set) named."""
+
+    def at(key: str) -> str:
+        return where.get(tuple(key.split(".")), "the defaults")
+
+    section = getattr(cfg, cfg.method)
+    for a, b, why in section.contradictions(cfg.method, cfg):
+        raise ConfigError(f"config keys '{a}' ({at(a)}) and '{b}' ({at(b)}) contradict each other: {why}")
+    name = cfg.name
+    if name is not None and (not name.strip() or name in (".", "..") or any(c in name for c in "/\\\0")):
+        raise ConfigError(f"config key 'name' ({at('name')}) is {name!r}; give a folder name without '/' or '..'")
+    out = Path(cfg.out_dir)
+    for parent in (out, *out.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"config key 'out_dir' ({at('out_dir')}): '{parent}' is a file, not a folder; "
+                                  "pass a folder (it is created if missing)")
+            break
 
 
 def _explain(exc: ValidationError, merged: dict[str, Any], where: dict[Path_, str]) -> str:

@@ -59,7 +59,7 @@ from xmarl.core.learner import LearnerBase
 from xmarl.core.method import MethodCore
 from xmarl.core.spaces import AgentSpec
 from xmarl.core.value_norm import IDENTITY, ValueNorm
-from xmarl.errors import ConfigError
+from xmarl.errors import ConfigError, EnvError
 
 NET = "commnet"  # the one network: canonical names are "commnet/<part>/<kernel|bias>"
 
@@ -157,8 +157,8 @@ def check_ids(cfg: CommNetConfig, obs: np.ndarray) -> None:
     ids = obs[..., 0]
     lo, hi = float(ids.min()), float(ids.max())
     if lo < 0 or hi >= cfg.n_ids or not np.array_equal(ids, np.round(ids)):
-        raise ValueError(f"commnet: observed ids span {lo:g}..{hi:g}, but the embedding has ids 0..{cfg.n_ids - 1}; "
-                         f"set commnet.n_ids to the env's pool size")
+        raise EnvError(f"commnet: observed ids span {lo:g}..{hi:g}, but the embedding has ids 0..{cfg.n_ids - 1}; "
+                       f"set commnet.n_ids to the env's pool size")
 
 
 # -- batches --------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ must provide it."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
@@ -14,6 +14,11 @@ class Section(BaseModel):
     """Base of every config section: unknown keys are errors, assignments are validated."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    def contradictions(self, name: str, run: Any) -> list[tuple[str, str, str]]:
+        """``(key, other key, why)`` for each pair of values, valid alone, that contradict each
+        other; ``name`` is this section's key in the run config, ``run`` the whole config."""
+        return []
 
 
 class AdamConfig(Section):
@@ -47,6 +52,13 @@ class MADDPGConfig(Section):
     exploration_noise: float = Field(
         ge=0.0, description="Gaussian action noise, as a fraction of the action range (continuous)."
     )
+
+    def contradictions(self, name: str, run: Any) -> list[tuple[str, str, str]]:
+        if self.batch_size > self.buffer_size:
+            return [(f"{name}.batch_size", f"{name}.buffer_size",
+                     f"a batch of {self.batch_size} cannot be drawn from a replay of {self.buffer_size}; "
+                     "lower the batch or raise the buffer")]
+        return []
 
 
 class COMAConfig(Section):
@@ -134,3 +146,20 @@ class CommNetConfig(Section):
     position_dims: list[int] = Field(
         description="Observation entries holding the agent's own position (for comm_range; MPE: [2, 3])."
     )
+
+    def contradictions(self, name: str, run: Any) -> list[tuple[str, str, str]]:
+        out = []
+        if self.encoder == "embedding" and self.n_ids is None:
+            out.append((f"{name}.encoder", f"{name}.n_ids",
+                        "the embedding encoder needs the size of the id pool; set n_ids (e.g. 500)"))
+        for key in ("comm_mask", "comm_range"):
+            if not self.communicate and getattr(self, key) is not None:
+                out.append((f"{name}.{key}", f"{name}.communicate",
+                            f"{key} restricts communication, which communicate: false turns off; drop one"))
+        if self.comm_mask is not None and self.comm_range is not None:
+            out.append((f"{name}.comm_mask", f"{name}.comm_range",
+                        "agents hear either a fixed set (comm_mask) or those in range (comm_range); drop one"))
+        if self.comm_range is not None and len(self.position_dims) == 0:
+            out.append((f"{name}.comm_range", f"{name}.position_dims",
+                        "hearing by distance needs the observation entries of each agent's position"))
+        return out

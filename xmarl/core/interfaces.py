@@ -19,6 +19,7 @@ import numpy as np
 
 from xmarl.core.spaces import AgentSpec
 from xmarl.docschema import documented
+from xmarl.errors import WeightsError
 
 Weights = dict[str, np.ndarray]
 Batch = dict[str, np.ndarray]
@@ -96,7 +97,7 @@ def check_weights(expected: dict[str, tuple[int, ...]], weights: Weights, where:
     missing = sorted(set(expected) - set(weights))
     extra = sorted(set(weights) - set(expected))
     if missing or extra:
-        raise ValueError(f"{where}: weights do not match: missing {missing[:3]}, unexpected {extra[:3]}")
+        raise WeightsError(f"{where}: weights do not match: missing {missing[:3]}, unexpected {extra[:3]}")
     for k, shape in expected.items():
         if tuple(np.shape(weights[k])) != tuple(shape):
-            raise ValueError(f"{where}: weight '{k}' has shape {np.shape(weights[k])}, expected {tuple(shape)}")
+            raise WeightsError(f"{where}: weight '{k}' has shape {np.shape(weights[k])}, expected {tuple(shape)}")

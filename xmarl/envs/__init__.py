@@ -19,7 +19,7 @@ from typing import Any
 from xmarl import registry
 from xmarl.envs.base import VectorEnvBase
 from xmarl.envs.pettingzoo import VectorEnv
-from xmarl.errors import BackendNotInstalledError, EnvError
+from xmarl.errors import BackendNotInstalledError, EnvError, XmarlError
 
 MPE_TASKS = (
     "simple_spread_v3",
@@ -86,10 +86,16 @@ def config_twin(name: str) -> str | None:
 def make_env(name: str, num_envs: int = 1, **kwargs: Any) -> VectorEnvBase:
     """Build ``num_envs`` copies of env ``name`` as one vectorised env: its native one (kind
     ``"vector_env"``) when registered, else the PettingZoo adapter :class:`VectorEnv`."""
-    if name in registry.names("vector_env"):
-        return registry.get("vector_env", name)(num_envs, **kwargs)
-    factory = registry.get("env", name)
-    return VectorEnv(lambda: factory(**kwargs), num_envs, name=name)
+    try:
+        if name in registry.names("vector_env"):
+            return registry.get("vector_env", name)(num_envs, **kwargs)
+        factory = registry.get("env", name)
+        return VectorEnv(lambda: factory(**kwargs), num_envs, name=name)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, XmarlError):
+            raise
+        problem = " ".join(str(exc).split())
+        raise EnvError(f"env '{name}' cannot be built with env_kwargs {kwargs}: {problem}; fix env_kwargs") from exc
 
 
 __all__ = ["VectorEnvBase", "VectorEnv", "make_env", "config_twin", "MPE_TASKS"]

@@ -48,7 +48,9 @@ def make_render_env(name: str, env_kwargs: dict[str, Any]) -> VectorEnvBase:
         return make_env(name, 1, **env_kwargs)
     try:
         return make_env(name, 1, **{**env_kwargs, "render_mode": "rgb_array"})
-    except TypeError:
+    except EnvError as exc:
+        if not isinstance(exc.__cause__, TypeError) or "render_mode" not in str(exc.__cause__):
+            raise
         raise EnvError(f"env '{name}' does not render rgb_array frames; pick an env that does, "
                        "e.g. mpe/simple_spread_v3") from None
 

@@ -2,8 +2,8 @@
 
 :class:`Trainer` holds what every loop shares: building env, learner and run folder, logging
 (JSONL, TensorBoard), greedy evaluation, GIFs, atomic checkpoints and exact resume, graceful
-Ctrl-C, non-finite guards and the time breakdown. Its two loops differ only in how they
-collect and when they update:
+Ctrl-C and SIGTERM (:class:`Preempted`), the run folder's lock, non-finite guards and the time
+breakdown. Its two loops differ only in how they collect and when they update:
 
 * :class:`OffPolicyTrainer` (MADDPG): collect -> numpy replay -> update on a step schedule;
 * :class:`OnPolicyTrainer` (COMA, CommNet): collect whole episodes -> numpy episode buffer ->
@@ -41,9 +41,17 @@ from xmarl.envs.snapshot import restore, snapshot
 from xmarl.errors import EnvError, TrainingError, XmarlError
 from xmarl.training.checkpoint import (
     CHECKPOINTS,
+    REPLAY,
+    ReplayChunks,
+    acquire_lock,
     atomic_write_text,
-    latest_checkpoint,
+    checkpoint_candidates,
+    claim_run_dir,
+    damaged,
     load_arrays,
+    load_json,
+    release_lock,
+    replay_chunk,
     save_checkpoint,
 )
 from xmarl.training.logger import MetricsLogger
@@ -117,15 +125,6 @@ def _avail_kwargs(env: VectorEnvBase) -> dict[str, np.ndarray]:
     return {} if out is None else {"avail": out}
 
 
-def _unique_dir(base: Path) -> Path:
-    if not base.exists():
-        return base
-    k = 1
-    while base.with_name(f"{base.name}-{k}").exists():
-        k += 1
-    return base.with_name(f"{base.name}-{k}")
-
-
 def is_timing(key: str) -> bool:
     """Whether a metrics entry is a wall-clock measurement (differs between identical runs)."""
     return key in ("steps_per_sec", "wall_time") or key.startswith("time_")
@@ -161,26 +160,74 @@ class LoopState:
     curve: list[tuple[int, float]] = field(default_factory=list)
 
 
+#: the signals that stop training gracefully: Ctrl-C, and what schedulers and ``kill`` send
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Preempted(KeyboardInterrupt):
+    """Training was stopped by a signal (Ctrl-C's SIGINT, or SIGTERM from a scheduler or
+    ``kill``) after finishing its iteration and writing a checkpoint. ``signum`` is the signal
+    (``xmarl run`` exits with ``128 + signum``: 130, 143), ``checkpoint`` the folder written.
+    A KeyboardInterrupt, so code that handles Ctrl-C handles it too."""
+
+    def __init__(self, signum: int, checkpoint: Path | None = None) -> None:
+        super().__init__(signum, checkpoint)
+        self.signum = signum
+        self.checkpoint = checkpoint
+
+    def __str__(self) -> str:
+        return f"stopped by {signal.Signals(self.signum).name}" + (
+            f"; checkpoint {self.checkpoint}" if self.checkpoint else "")
+
+
+_stop_request: list[int] = []  # request_stop's signal, until a training loop takes it
+
+
+def request_stop(signum: int = signal.SIGTERM) -> None:
+    """Ask the training loop of this process (now, or the next one to start) to stop as on a
+    first ``signum``: finish the iteration, checkpoint and raise :class:`Preempted`. Callable
+    from any thread, and as often as wanted: it never counts as a second signal (the workers
+    of ``xmarl compare`` use it when their parent is stopped)."""
+    if not _stop_request:
+        _stop_request.append(int(signum))
+
+
 class _GracefulInterrupt:
-    """While active, the first Ctrl-C only sets a flag (the loop checkpoints at the end of the
-    iteration and raises KeyboardInterrupt); a second Ctrl-C interrupts at once."""
+    """While active, the first SIGINT or SIGTERM only records the signal (the loop checkpoints
+    at the end of the iteration and raises :class:`Preempted`); the previous handlers are then
+    back, so a second signal of either kind acts at once (Ctrl-C raises KeyboardInterrupt,
+    SIGTERM ends the process)."""
 
     def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
+        self._signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def signum(self) -> int | None:
+        """The signal that asked the loop to stop (or :func:`request_stop`'s, which counts as a
+        first signal), else None."""
+        if self._signum is None and _stop_request:
+            self._signum = _stop_request.pop()
+            self._restore()
+        return self._signum
 
     def _handler(self, signum: int, frame: Any) -> None:
-        self.requested = True
-        signal.signal(signal.SIGINT, self._previous)
+        if self._signum is None:
+            self._signum = signum
+        self._restore()
+
+    def _restore(self) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}
 
     def __enter__(self) -> _GracefulInterrupt:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._previous = {sig: signal.signal(sig, self._handler) for sig in STOP_SIGNALS}
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        self._restore()
 
 
 class Trainer:
@@ -191,7 +238,12 @@ class Trainer:
     ``resume`` (a run folder or checkpoint folder) continues that run from its newest
     checkpoint: weights, optimiser moments, buffer, environments mid-episode, recurrent
     policy state, RNG and loop counters are restored, so the resumed run produces the same
-    metrics as an uninterrupted one with the same seed.
+    metrics as an uninterrupted one with the same seed. A damaged newest checkpoint of a run
+    folder is skipped for the newest intact one (said on stderr); a run folder that another
+    live process trains is refused.
+
+    A new run takes its folder at construction (``<out_dir>/<name>``, or ``<name>-1``, ... when
+    taken, atomically), so runs started at once never share one.
     """
 
     def __init__(self, cfg: BaseModel, resume: str | os.PathLike[str] | None = None) -> None:
@@ -218,16 +270,18 @@ class Trainer:
         self.obs: np.ndarray | None = None
         self.carry: Any = None  # the policy's recurrent state between steps (None for feed-forward)
         self._warned_snapshot = False
+        self._saved: tuple[int, Path] | None = None  # (step, folder) of the last checkpoint written
         self._render_env: VectorEnvBase | None = None
         self.resume_from: Path | None = None
         if resume is not None:
-            self.resume_from = latest_checkpoint(resume)
-            self.run_dir = self.resume_from.parent.parent
-            self._load(self.resume_from)
+            candidates = checkpoint_candidates(resume)
+            self.run_dir = candidates[0].parent.parent
+            release_lock(acquire_lock(self.run_dir))  # a run another process is training: refuse now
+            self.resume_from = self._load_newest_intact(candidates)
         else:
             self.obs = self.env.reset(seed=cfg.seed)  # a malformed env fails here, before any file is written
             name = cfg.name or f"{cfg.method}-{cfg.env.replace('/', '_')}-{cfg.backend}-s{cfg.seed}"
-            self.run_dir = _unique_dir(Path(cfg.out_dir) / name)
+            self.run_dir = claim_run_dir(Path(cfg.out_dir) / name)
 
     # -- what a loop defines ---------------------------------------------------------------
     def _make_buffer(self) -> Any:
@@ -252,6 +306,8 @@ class Trainer:
     # -- checkpoints -----------------------------------------------------------------------
     def _checkpoint(self) -> Path:
         st = self.state
+        if self._saved is not None and self._saved[0] == st.step:  # nothing changed since
+            return self._saved[1]
         weights = self.learner.get_weights()
         bad = next((k for k, v in weights.items() if not np.all(np.isfinite(v))), None)
         if bad is not None:
@@ -268,37 +324,109 @@ class Trainer:
                 print(f"xmarl: warning: env '{self.cfg.env}' cannot be snapshotted ({exc}); a resumed run will "
                       "restart its episodes, so it will not replay the original exactly", file=sys.stderr)
                 self._warned_snapshot = True
-        return save_checkpoint(
+        trainer_state["env_snapshot"] = "env.pkl" in blobs  # a missing env.pkl is then a damaged checkpoint
+        arrays, replay = self._buffer_checkpoint()
+        folder = save_checkpoint(
             self.run_dir, st.step,
-            {"weights.npz": weights, "optimizer.npz": self.learner.get_optimizer_state(),
-             "buffer.npz": self.buffer.state_dict()}, blobs, trainer_state)
+            {"weights.npz": weights, "optimizer.npz": self.learner.get_optimizer_state(), **arrays}, blobs,
+            trainer_state, replay=replay)
+        if replay is not None:
+            self._saved_buffer(replay)
+        self._saved = (st.step, folder)
+        return folder
+
+    def _buffer_checkpoint(self) -> tuple[dict[str, dict[str, np.ndarray]], ReplayChunks | None]:
+        """The buffer's part of a checkpoint: whole, as ``buffer.npz`` (a loop may store it by chunks)."""
+        return {"buffer.npz": self.buffer.state_dict()}, None
+
+    def _saved_buffer(self, replay: ReplayChunks) -> None:
+        """Called once a checkpoint holding ``replay`` is complete."""
+
+    def _load_buffer(self, folder: Path) -> None:
+        state = load_arrays(folder, "buffer.npz")
+        try:
+            self.buffer.load_state_dict(state)
+        except (ValueError, KeyError, IndexError) as exc:
+            raise damaged(folder / "buffer.npz", exc) from exc
+
+    def _load_newest_intact(self, candidates: list[Path]) -> Path:
+        """Load the first of ``candidates`` (newest first) that is intact and return it; each
+        damaged one skipped is said on stderr. Raises the newest one's error when none loads."""
+        errors: list[XmarlError] = []
+        for folder in candidates:
+            try:
+                self._load(folder)
+            except XmarlError as exc:
+                errors.append(exc)
+                continue
+            for exc in errors:
+                print(f"xmarl: warning: {exc}", file=sys.stderr)
+            if errors:
+                print(f"xmarl: resuming from the newest intact checkpoint, {folder}", file=sys.stderr)
+            return folder
+        raise errors[0]
 
     def _load(self, folder: Path) -> None:
-        saved = json.loads((folder / "trainer.json").read_text())
-        if (saved["method"], saved["backend"], saved["env"]) != (self.cfg.method, self.cfg.backend, self.cfg.env):
-            raise XmarlError(f"checkpoint {folder} is {saved['method']}/{saved['backend']}/{saved['env']}, "
-                             f"not {self.cfg.method}/{self.cfg.backend}/{self.cfg.env}")
-        self.learner.set_weights(load_arrays(folder, "weights.npz"))
-        self.learner.set_optimizer_state(load_arrays(folder, "optimizer.npz"))
-        self.buffer.load_state_dict(load_arrays(folder, "buffer.npz"))
+        """Restore the run from checkpoint ``folder``; a one-line XmarlError naming the file that is
+        missing, damaged or not this run's. Every file is read (and checked) before anything is
+        set, except the buffer, which is read last, in place."""
+        cfg = self.cfg
+        saved = load_json(folder, "trainer.json")
+        try:
+            saved_run = (saved["method"], saved["backend"], saved["env"])
+            loop = dict(saved["loop"])
+            loop["curve"] = [tuple(c) for c in loop["curve"]]
+            state = LoopState(**loop)
+            rng = np.random.Generator(type(self.rng.bit_generator)())
+            rng.bit_generator.state = saved["rng"]
+            step = int(saved["step"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise damaged(folder / "trainer.json", f"{type(exc).__name__}: {exc}") from exc
+        if saved_run != (cfg.method, cfg.backend, cfg.env):
+            raise XmarlError(f"checkpoint {folder / 'trainer.json'} is {'/'.join(map(str, saved_run))}, not "
+                             f"{cfg.method}/{cfg.backend}/{cfg.env}; resume it with its own method, backend and env")
+        weights = load_arrays(folder, "weights.npz")
+        optimizer = load_arrays(folder, "optimizer.npz")
+        snap = None
+        if saved.get("env_snapshot") and not (folder / "env.pkl").is_file():
+            raise damaged(folder / "env.pkl", "missing")
         if (folder / "env.pkl").is_file():
-            self.env, self.obs, self.carry = restore((folder / "env.pkl").read_bytes())
+            try:
+                snap = restore((folder / "env.pkl").read_bytes())
+            except Exception as exc:  # unpickling damaged bytes raises almost anything
+                raise damaged(folder / "env.pkl", f"{type(exc).__name__}: {exc}") from exc
+        for fname, load, data in (("weights.npz", self.learner.set_weights, weights),
+                                  ("optimizer.npz", self.learner.set_optimizer_state, optimizer)):
+            try:
+                load(data)
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                raise damaged(folder / fname, exc) from exc
+        self._load_buffer(folder)
+        if snap is not None:
+            self.env, self.obs, self.carry = snap
         else:  # the env could not be snapshotted: start fresh episodes, deterministically
-            self.obs = self.env.reset(seed=self.cfg.seed + saved["step"])
+            self.obs = self.env.reset(seed=cfg.seed + step)
             self.carry = None
             self.buffer.drop_in_progress()
-        self.rng.bit_generator.state = saved["rng"]
-        loop = saved["loop"]
-        loop["curve"] = [tuple(c) for c in loop["curve"]]
-        self.state = LoopState(**loop)
+        self.rng = rng
+        self.state = state
 
     # -- the loop --------------------------------------------------------------------------
     def train(self) -> RunResult:
+        """Run the loop to ``train.steps`` and return the :class:`RunResult`. The run folder is
+        locked meanwhile (another process resuming it is refused). The first SIGINT or SIGTERM
+        finishes the iteration, checkpoints and raises :class:`Preempted`; a checkpoint that
+        cannot be written raises a one-line XmarlError and keeps the last good one."""
+        lock = acquire_lock(self.run_dir)
+        try:
+            return self._train()
+        finally:
+            release_lock(lock)
+
+    def _train(self) -> RunResult:
         cfg, t, st = self.cfg, self.cfg.train, self.state
         config_path = self.run_dir / "config.yaml"
-        if self.resume_from is None:
-            self.run_dir.mkdir(parents=True)
-        else:
+        if self.resume_from is not None:
             _truncate_log(self.run_dir / "metrics.jsonl", st.step)
         save_config(cfg, config_path)
         logger = MetricsLogger(self.run_dir, tensorboard=t.tensorboard)
@@ -328,16 +456,17 @@ class Trainer:
                     st.losses = {}
                     st.next_log += t.log_interval
                 if st.step >= st.next_ckpt:
+                    st.next_ckpt += t.checkpoint_interval  # first: a resumed run does not checkpoint again at once
                     with clock("checkpoint"):
                         self._checkpoint()
-                    st.next_ckpt += t.checkpoint_interval
-                if interrupt.requested:
+                signum = interrupt.signum
+                if signum is not None:
                     bar.close()
                     folder = self._checkpoint()
                     logger.close()
-                    print(f"\ninterrupted at step {st.step}; resume with: xmarl run --resume {self.run_dir}"
-                          f" (checkpoint {folder})", file=sys.stderr)
-                    raise KeyboardInterrupt
+                    print(f"\ninterrupted ({signal.Signals(signum).name}) at step {st.step}; resume with: xmarl run "
+                          f"--resume {self.run_dir} (checkpoint {folder})", file=sys.stderr)
+                    raise Preempted(signum, folder)
         bar.close()
         with clock("checkpoint"):
             ckpt = self._checkpoint()
@@ -381,10 +510,53 @@ class OffPolicyTrainer(Trainer):
 
     def _make_buffer(self) -> ReplayBuffer:
         s = self.env.spec
+        self._replay_files: list[str | None] = []  # the replay chunk files of the last checkpoint
         return ReplayBuffer(min(self.mcfg.buffer_size, self.cfg.train.steps), s.n_agents, s.obs_dim, s.act_dim)
 
     def _first_update(self) -> int:
         return max(self.mcfg.warmup_steps, self.mcfg.batch_size)
+
+    # the replay is stored once per run folder, by chunks (see xmarl.training.checkpoint)
+    def _buffer_checkpoint(self) -> tuple[dict[str, dict[str, np.ndarray]], ReplayChunks | None]:
+        b = self.buffer
+        return {}, ReplayChunks(b.chunk_rows, b.pos, b.size, self._replay_files,
+                                {j: b.chunk(j) for j in b.changed_chunks()})
+
+    def _saved_buffer(self, replay: ReplayChunks) -> None:
+        self._replay_files = replay.files
+        self.buffer.mark_saved()
+
+    def _load_buffer(self, folder: Path) -> None:
+        if not (folder / "replay.json").is_file():  # a checkpoint that holds the buffer whole
+            super()._load_buffer(folder)
+            self._replay_files = []
+            return
+        meta = load_json(folder, "replay.json")
+        try:
+            rows, pos, size, files = int(meta["chunk_rows"]), int(meta["pos"]), int(meta["size"]), list(meta["files"])
+            if rows < 1 or len(files) != -(-size // rows):
+                raise ValueError(f"{len(files)} chunk files for {size} rows of {rows}")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise damaged(folder / "replay.json", f"{type(exc).__name__}: {exc}") from exc
+        for j, fname in enumerate(files):
+            chunk = replay_chunk(self.run_dir, fname)
+            try:
+                n, expected = len(chunk["obs"]), min(rows, size - j * rows)
+                if n != expected:
+                    raise ValueError(f"{n} rows, expected {expected}")
+                self.buffer.load_chunk(j * rows, chunk)
+            except (KeyError, ValueError) as exc:
+                raise damaged(self.run_dir / REPLAY / fname, exc) from exc
+        try:
+            self.buffer.set_position(pos, size)
+        except ValueError as exc:
+            raise damaged(folder / "replay.json", exc) from exc
+        if rows == self.buffer.chunk_rows:
+            self._replay_files = files
+            self.buffer.mark_saved()
+        else:  # another buffer size: the next checkpoint writes it anew
+            self._replay_files = []
+            self.buffer.mark_unsaved()
 
     def _collect(self, clock: Stopwatch) -> None:
         m, st, env, rng = self.mcfg, self.state, self.env, self.rng
@@ -464,8 +636,15 @@ def _check_finite(step: int, env: str, agents: list[str], **arrays: np.ndarray) 
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Drop records written after the checkpoint a run resumes from."""
+    """Drop records written after the checkpoint a run resumes from (and a line cut short by a
+    killed process)."""
     if not path.is_file():
         return
-    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue
     atomic_write_text(path, "".join(line + "\n" for line in keep))
