@@ -303,7 +303,8 @@ def main() -> None:
     ap.add_argument("--merge", action="store_true", help="keep other backends' runs of the same config")
     ap.add_argument("--list", action="store_true", help="list shipped configs and whether their record is current")
     ap.add_argument("--render", action="store_true", help="rewrite every record's .md from its .json (no runs)")
-    ap.add_argument("--summary", action="store_true", help="print one markdown row per record (for RESULTS.md)")
+    ap.add_argument("--summary", action="store_true",
+                    help="one markdown row per record, printed and written into RESULTS.md between its markers")
     args = ap.parse_args()
     configs = list(args.configs)
     if args.render:
@@ -315,7 +316,15 @@ def main() -> None:
                                                         record["runs"], record["meta"]))
         return
     if args.summary:
-        print(summary_table(), end="")
+        table = summary_table()
+        results_md = HERE / "RESULTS.md"
+        start = "<!-- learning summary: python benchmarks/learning.py --summary -->"
+        end = "<!-- end learning summary -->"
+        text = results_md.read_text()
+        if start in text and end in text:
+            head, rest = text.split(start, 1)
+            atomic_write_text(results_md, f"{head}{start}\n{table}{end}{rest.split(end, 1)[1]}")
+        print(table, end="")
         return
     if args.list:
         for c in shipped_configs():
