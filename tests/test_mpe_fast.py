@@ -242,7 +242,7 @@ def test_render_draws_the_state():
 #: config; the run's one evaluation, at its last step, plays 200 greedy episodes
 LEARN_RUN = {"train.num_envs": 32, "train.eval_episodes": 200, "train.tensorboard": False, "env_kwargs": {},
              "maddpg.warmup_steps": 2000, "maddpg.batch_size": 128, "maddpg.update_every": 40, "maddpg.tau": 0.05,
-             "maddpg.lr_actor": 3e-3, "maddpg.lr_critic": 3e-3}
+             "maddpg.lr_actor": 3e-3, "maddpg.lr_critic": 3e-3, "maddpg.share_parameters": False}
 
 
 class _UniformRandom:
