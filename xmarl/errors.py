@@ -33,9 +33,14 @@ def choices(word: str, options: Iterable[str], listing: str = "xmarl list") -> s
     return f" (closest: {', '.join(close)}; see `{listing}`)"
 
 
+def env_flag(name: str) -> bool:
+    """Whether environment variable ``name`` is set to something other than empty, 0, false or no."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
 def debug_enabled() -> bool:
     """Whether errors show their traceback (``--debug`` or ``XMARL_DEBUG=1``)."""
-    return os.environ.get("XMARL_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+    return env_flag("XMARL_DEBUG")
 
 
 class XmarlError(Exception):

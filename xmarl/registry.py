@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
-from xmarl.errors import BackendNotInstalledError, PluginError, RegistryError, choices, did_you_mean
+from xmarl.errors import BackendNotInstalledError, PluginError, RegistryError, choices, did_you_mean, env_flag
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -107,7 +107,7 @@ def load_backend(name: str) -> None:
 
 def verbose() -> bool:
     """Whether frameworks may print their own log lines (``--verbose`` or ``XMARL_VERBOSE=1``)."""
-    return os.environ.get("XMARL_VERBOSE", "").strip().lower() not in ("", "0", "false", "no")
+    return env_flag("XMARL_VERBOSE")
 
 
 @contextlib.contextmanager
