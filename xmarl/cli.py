@@ -9,7 +9,7 @@ import sys
 import traceback
 from typing import Any
 
-from xmarl.errors import XmarlError, choices, debug_enabled, did_you_mean, os_error_message
+from xmarl.errors import XmarlError, choices, debug_enabled, did_you_mean, one_line, os_error_message
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,7 +75,7 @@ def _boundary(args: argparse.Namespace) -> int:
     try:
         return _command(args)
     except XmarlError as exc:
-        return _fail(f"xmarl: error: {_one_line(exc)}", 2)
+        return _fail(f"xmarl: error: {one_line(exc)}", 2)
     except KeyboardInterrupt as exc:
         if debug_enabled():
             traceback.print_exc()
@@ -83,12 +83,8 @@ def _boundary(args: argparse.Namespace) -> int:
     except OSError as exc:  # the disk or a path: full, read-only, missing, a file where a folder goes
         return _fail(f"xmarl: error: {os_error_message(exc)}", 2)
     except Exception as exc:
-        return _fail(f"xmarl: internal error: {type(exc).__name__}: {_one_line(exc)}; rerun with --debug for "
+        return _fail(f"xmarl: internal error: {type(exc).__name__}: {one_line(exc)}; rerun with --debug for "
                      "the traceback and report it", 1)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _fail(message: str, status: int) -> int:

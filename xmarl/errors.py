@@ -83,6 +83,12 @@ class PluginError(XmarlError, ImportError):
     """An installed ``xmarl.plugins`` entry point failed to load."""
 
 
+def one_line(exc: BaseException | str) -> str:
+    """An exception's message (or a text) on one line, whitespace collapsed; the type name when empty."""
+    text = " ".join(str(exc).split())
+    return text or (type(exc).__name__ if isinstance(exc, BaseException) else "")
+
+
 def os_error_message(exc: OSError) -> str:
     """One line for an error of the disk or a path (full, read-only, missing, a file where a folder goes)."""
     where = f" '{exc.filename}'" if exc.filename else ""

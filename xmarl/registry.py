@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
-from xmarl.errors import BackendNotInstalledError, PluginError, RegistryError, choices, did_you_mean, env_flag
+from xmarl.errors import BackendNotInstalledError, PluginError, RegistryError, choices, did_you_mean, env_flag, one_line
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -148,7 +148,7 @@ def load_plugins() -> None:
                 obj(importlib.import_module(__name__))
         except Exception as exc:  # a broken third-party plugin must not look like an xmarl bug
             dist = getattr(getattr(ep, "dist", None), "name", None) or ep.value.split(":")[0].split(".")[0]
-            problem = " ".join(f"{type(exc).__name__}: {exc}".split())
+            problem = one_line(f"{type(exc).__name__}: {exc}")
             raise PluginError(f"plugin '{ep.name}' ({ep.value}) failed to load: {problem}; "
                               f"fix it or remove it with: pip uninstall {dist}") from exc
 

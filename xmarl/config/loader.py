@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from xmarl import registry
 from xmarl.config.schema import RunBase, run_model
-from xmarl.errors import ConfigError, choices, did_you_mean
+from xmarl.errors import ConfigError, choices, did_you_mean, one_line
 from xmarl.files import atomic_write_text, configs_dir
 
 Path_ = tuple[str, ...]
@@ -62,7 +62,7 @@ def _compose(text: str, source: str) -> tuple[Any, dict[Path_, str]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = " ".join((getattr(exc, "problem", None) or str(exc).splitlines()[0]).split())
+        problem = one_line(getattr(exc, "problem", None) or str(exc).splitlines()[0])
         if isinstance(exc, _DuplicateKey):
             raise ConfigError(f"YAML at {where}: {problem}") from None
         if isinstance(exc, yaml.constructor.ConstructorError):

@@ -19,7 +19,7 @@ from typing import Any
 from xmarl import registry
 from xmarl.envs.base import VectorEnvBase
 from xmarl.envs.pettingzoo import VectorEnv
-from xmarl.errors import BackendNotInstalledError, EnvError, XmarlError
+from xmarl.errors import BackendNotInstalledError, EnvError, XmarlError, one_line
 
 MPE_TASKS = (
     "simple_spread_v3",
@@ -94,8 +94,8 @@ def make_env(name: str, num_envs: int = 1, **kwargs: Any) -> VectorEnvBase:
     except (TypeError, ValueError) as exc:
         if isinstance(exc, XmarlError):
             raise
-        problem = " ".join(str(exc).split())
-        raise EnvError(f"env '{name}' cannot be built with env_kwargs {kwargs}: {problem}; fix env_kwargs") from exc
+        raise EnvError(f"env '{name}' cannot be built with env_kwargs {kwargs}: {one_line(exc)}; "
+                       "fix env_kwargs") from exc
 
 
 __all__ = ["VectorEnvBase", "VectorEnv", "make_env", "config_twin", "MPE_TASKS"]

@@ -40,7 +40,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from xmarl.errors import XmarlError
+from xmarl.errors import XmarlError, one_line
 from xmarl.files import atomic_save_npz, atomic_write_text
 
 try:
@@ -244,9 +244,8 @@ def damaged(path: Path, reason: Exception | str) -> XmarlError:
     """The error for a checkpoint file that is missing, damaged or does not fit the run."""
     if isinstance(reason, OSError) and reason.strerror:
         reason = reason.strerror
-    text = " ".join(str(reason).split()) or type(reason).__name__
-    return XmarlError(f"checkpoint file {path} cannot be loaded ({text}); resume from another checkpoints/step_* "
-                      f"folder of that run, or start it again")
+    return XmarlError(f"checkpoint file {path} cannot be loaded ({one_line(reason)}); resume from another "
+                      "checkpoints/step_* folder of that run, or start it again")
 
 
 def replay_chunk(run_dir: Path, fname: str) -> dict[str, np.ndarray]:
