@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import multiprocessing
 import os
 import platform
@@ -173,9 +174,13 @@ def _local(tasks: list[RunTask], workers: int | None, address: str | None) -> It
         stop.set()
         pool.close()
         deadline = time.monotonic() + STOP_TIMEOUT
-        with contextlib.suppress(StopIteration, multiprocessing.TimeoutError):
-            while True:
-                results.next(timeout=max(0.0, deadline - time.monotonic()))
+        with contextlib.suppress(multiprocessing.TimeoutError):
+            with contextlib.suppress(StopIteration):
+                while True:
+                    results.next(timeout=max(0.0, deadline - time.monotonic()))
+            # every run has checkpointed: let the workers exit on their own (one that is killed leaves its
+            # semaphores for the resource tracker to report on the console)
+            pool.join()
         raise
     finally:
         pool.terminate()  # what is left (a second signal, or a run past STOP_TIMEOUT) stops now
@@ -198,7 +203,9 @@ def _ray(tasks: list[RunTask], workers: int | None, address: str | None) -> Iter
         raise XmarlError("executor 'ray' needs ray, which is not installed: pip install 'xmarl[ray]'") from None
     started = False
     if not ray.is_initialized():
-        quiet = {"log_to_driver": registry.verbose()}  # workers' framework notices stay off the console
+        # workers' framework notices and Ray's own start-up notices stay off the console
+        verbose = registry.verbose()
+        quiet = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
         on_sigterm = signal.getsignal(signal.SIGTERM)
         if address:
             ray.init(address=address, **quiet)
@@ -550,8 +557,9 @@ def execute(plan: ComparePlan) -> list[str]:
                                     f"{final.get('eval_return', float('nan')):.3f}, {rec['seconds']:.1f}s "
                                     f"({time.perf_counter() - t0:.0f}s elapsed)")
         except KeyboardInterrupt:
-            _say(args.progress, f"xmarl compare: interrupted; {len(plan.skipped) + len(ran)} of {len(plan.tasks)} "
-                                "runs are finished, run the same compare again to resume")
+            # said even without progress: the one line that tells how to continue
+            _say(True, f"xmarl compare: interrupted; {len(plan.skipped) + len(ran)} of {len(plan.tasks)} runs are "
+                       "finished, run the same compare again to resume")
             raise
         finally:
             close = getattr(records, "close", None)
