@@ -13,6 +13,8 @@ The batch (batch-major, ``B`` episodes padded to the longest length ``T``):
   observation (the one the env returned with ``done``); later indices are zero;
 * ``actions`` ``[B, T+1, A]`` int64, ``avail`` ``[B, T+1, A, n]`` (available actions; the
   action at the final observation is sampled by the policy too, for bootstrapped targets);
+* ``agent_mask`` ``[B, T+1, A]``: 1 where the agent is in the episode at that observation, 0
+  where it has left (or not yet joined) and on padding;
 * ``rew`` ``[B, T, A]``, ``term`` ``[B, T]`` (1 where the episode terminated rather than
   being truncated), ``mask`` ``[B, T]`` (1 on the ``L`` real steps).
 """
@@ -26,7 +28,7 @@ import numpy as np
 if TYPE_CHECKING:
     pass
 
-STEP_KEYS = ("obs", "actions", "avail")  # one entry per step plus the final one ([.., T+1, ..])
+STEP_KEYS = ("obs", "actions", "avail", "agent_mask")  # one entry per step plus the final one ([.., T+1, ..])
 REWARD_KEYS = ("rew", "term")  # one entry per step ([.., T, ..])
 
 
@@ -47,6 +49,7 @@ class EpisodeBuffer:
             "obs": np.zeros((n, T + 1, A, self.obs_dim), np.float32),
             "actions": np.zeros((n, T + 1, A), np.int64),
             "avail": np.zeros((n, T + 1, A, self.n_actions), np.float32),
+            "agent_mask": np.zeros((n, T + 1, A), np.float32),
             "rew": np.zeros((n, T, A), np.float32),
             "term": np.zeros((n, T), np.float32),
         }
@@ -69,8 +72,9 @@ class EpisodeBuffer:
         return out
 
     def add(self, obs: np.ndarray, actions: np.ndarray, avail: np.ndarray, rew: np.ndarray,
-            term: np.ndarray) -> None:
-        """One step of every env: what the agents saw and did, and what they got for it."""
+            term: np.ndarray, agent_mask: np.ndarray | None = None) -> None:
+        """One step of every env: what the agents saw and did, and what they got for it;
+        ``agent_mask`` ``[E, A]`` (default ones) says which agents were in the episode."""
         if int(self.t.max()) >= self.capacity:
             T = 2 * self.capacity
             self.work, self.done = self._grow_time(self.work, T), self._grow_time(self.done, T)
@@ -80,10 +84,11 @@ class EpisodeBuffer:
         self.work["avail"][e, t] = avail
         self.work["rew"][e, t] = rew
         self.work["term"][e, t] = term
+        self.work["agent_mask"][e, t] = 1.0 if agent_mask is None else agent_mask
         self.t += 1
 
     def finish(self, done: np.ndarray, final_obs: np.ndarray, final_actions: np.ndarray,
-               final_avail: np.ndarray) -> None:
+               final_avail: np.ndarray, final_agent_mask: np.ndarray | None = None) -> None:
         """Close the episodes of the envs in ``done`` (``[E]`` bool) with their final step and
         move them to the completed store; those envs start empty episodes."""
         idx = np.flatnonzero(done)
@@ -93,6 +98,7 @@ class EpisodeBuffer:
         self.work["obs"][idx, t] = final_obs[idx]
         self.work["actions"][idx, t] = final_actions[idx]
         self.work["avail"][idx, t] = final_avail[idx]
+        self.work["agent_mask"][idx, t] = 1.0 if final_agent_mask is None else final_agent_mask[idx]
         n, k = self.n_done, len(idx)
         if n + k > self.done["rew"].shape[0]:
             grow = max(n + k, 2 * self.done["rew"].shape[0])
@@ -128,6 +134,9 @@ class EpisodeBuffer:
         return out
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        if "work/agent_mask" not in state:  # saved before agents could leave: every agent was in
+            state = {**state, "work/agent_mask": np.ones(state["work/actions"].shape, np.float32),
+                     "done/agent_mask": np.ones(state["done/actions"].shape, np.float32)}
         self.work = {k: np.array(state[f"work/{k}"]) for k in self.work}
         T = self.capacity
         n = int(state["n_done"])

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-FIELDS = ("obs", "next_obs", "act", "rew", "done")
+FIELDS = ("obs", "next_obs", "act", "rew", "done", "agent_mask", "next_agent_mask")
+#: fields a checkpoint written before agents could leave lacks: every agent was in the episode
+MASKS = ("agent_mask", "next_agent_mask")
 #: the ring is cut into about this many chunks for checkpoints
 CHUNKS = 64
 #: ... each of at least this many bytes (fewer, larger files for small buffers)
@@ -19,7 +21,9 @@ MIN_CHUNK_BYTES = 1 << 18
 
 
 class ReplayBuffer:
-    """Transitions ``(obs, act, rew, next_obs, done)`` for ``A`` agents, stored ``[N, A, ...]``."""
+    """Transitions ``(obs, act, rew, next_obs, done)`` for ``A`` agents, stored ``[N, A, ...]``,
+    with the agents' alive masks at ``obs`` and ``next_obs`` (``agent_mask``, ``next_agent_mask``
+    ``[N, A]``, 1 = the agent is in the episode)."""
 
     def __init__(self, capacity: int, n_agents: int, obs_dim: int, act_dim: int) -> None:
         self.capacity = int(capacity)
@@ -29,6 +33,8 @@ class ReplayBuffer:
         self.act = np.zeros((capacity, A, act_dim), np.float32)
         self.rew = np.zeros((capacity, A), np.float32)
         self.done = np.zeros((capacity, A), np.float32)
+        self.agent_mask = np.zeros((capacity, A), np.float32)
+        self.next_agent_mask = np.zeros((capacity, A), np.float32)
         self.pos = 0
         self.size = 0
         row_bytes = sum(getattr(self, k)[0].nbytes for k in FIELDS) if capacity else 1
@@ -44,8 +50,9 @@ class ReplayBuffer:
         return sum(getattr(self, k)[: self.size].nbytes for k in FIELDS)
 
     def add(self, obs: np.ndarray, act: np.ndarray, rew: np.ndarray, next_obs: np.ndarray,
-            done: np.ndarray) -> None:
-        """Add ``E`` transitions at once (leading axis ``E``)."""
+            done: np.ndarray, agent_mask: np.ndarray | None = None, next_agent_mask: np.ndarray | None = None) -> None:
+        """Add ``E`` transitions at once (leading axis ``E``); the masks default to ones (every
+        agent in the episode)."""
         n = obs.shape[0]
         idx = (self.pos + np.arange(n)) % self.capacity
         self.obs[idx] = obs
@@ -53,6 +60,8 @@ class ReplayBuffer:
         self.rew[idx] = rew
         self.next_obs[idx] = next_obs
         self.done[idx] = done
+        self.agent_mask[idx] = 1.0 if agent_mask is None else agent_mask
+        self.next_agent_mask[idx] = 1.0 if next_agent_mask is None else next_agent_mask
         self._changed[idx // self.chunk_rows] = True
         self.pos = int((self.pos + n) % self.capacity)
         self.size = int(min(self.size + n, self.capacity))
@@ -66,19 +75,20 @@ class ReplayBuffer:
             "rew": np.ascontiguousarray(self.rew[idx].T),
             "next_obs": np.ascontiguousarray(self.next_obs[idx].swapaxes(0, 1)),
             "done": np.ascontiguousarray(self.done[idx].T),
+            "agent_mask": np.ascontiguousarray(self.agent_mask[idx].T),
+            "next_agent_mask": np.ascontiguousarray(self.next_agent_mask[idx].T),
         }
 
     # -- checkpoints: whole (small buffers, tests) ----------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
         n = self.size
-        return {"obs": self.obs[:n], "next_obs": self.next_obs[:n], "act": self.act[:n],
-                "rew": self.rew[:n], "done": self.done[:n], "pos": np.array(self.pos), "size": np.array(n)}
+        return {**{k: getattr(self, k)[:n] for k in FIELDS}, "pos": np.array(self.pos), "size": np.array(n)}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         n = int(state["size"])
         self._check_rows(0, n)
         for k in FIELDS:
-            getattr(self, k)[:n] = state[k]
+            getattr(self, k)[:n] = state[k] if k in state or k not in MASKS else 1.0
         self.set_position(int(state["pos"]), n)
         self.mark_unsaved()
 
@@ -109,6 +119,9 @@ class ReplayBuffer:
         self._check_rows(start, start + n)
         for k in FIELDS:
             dst = getattr(self, k)[start:start + n]
+            if k in MASKS and k not in rows:  # saved before agents could leave: all were in the episode
+                dst[...] = 1.0
+                continue
             if rows[k].shape != dst.shape:
                 raise ValueError(f"'{k}' rows have shape {rows[k].shape}, this buffer's {dst.shape}")
             dst[...] = rows[k]

@@ -41,7 +41,12 @@ every state and leaves the policy state-independent, which the normalisation pre
 ``R_t`` is the Monte-Carlo return (REINFORCE with the learned baseline, as in the paper) or,
 with ``actor_critic``, the TD(lambda) target ``G = P b`` bootstrapped from the value head
 (:func:`xmarl.core.coma.td_matrix`; ``b_t = mask_t (r_t + gamma (1 - term_t) (1 - lambda k_t)
-V_(t+1))`` with ``k_t = 1`` while step ``t + 1`` is in the episode).
+V_(t+1) m_(t+1))`` with ``k_t = 1`` while step ``t + 1`` is in the episode and ``m`` the agent
+mask, so an agent that leaves is not bootstrapped past its last step).
+
+Agents that have left an episode (or not joined it yet; ``agent_mask`` 0) neither send nor
+receive, get no weight in the losses and act 0; the trainer fills the mask from the env's
+:meth:`~xmarl.envs.base.VectorEnvBase.alive`.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ import numpy as np
 from xmarl.core.actions import NEG_INF, gumbel
 from xmarl.core.coma import td_matrix
 from xmarl.core.config import CommNetConfig
-from xmarl.core.interfaces import Batch, Policy, Weights
+from xmarl.core.interfaces import Batch, Policy, Weights, mask_actions
 from xmarl.core.layout import Layout, groups
 from xmarl.core.learner import LearnerBase
 from xmarl.core.method import MethodCore
@@ -312,7 +317,7 @@ class CommNetPolicyBase(Policy):
         if explore:
             assert rng is not None, "exploration needs an rng"
             z = z + gumbel(rng, z.shape)
-        return np.argmax(z, -1).astype(np.int64), state
+        return mask_actions(np.argmax(z, -1).astype(np.int64), agent_mask), state
 
 
 class CommNetLearnerBase(LearnerBase):

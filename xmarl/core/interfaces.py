@@ -41,18 +41,29 @@ class Policy:
 
     def act(self, obs: np.ndarray, state: Any = None, explore: bool = False,
             rng: np.random.Generator | None = None, noise_scale: float = 0.0,
-            avail: np.ndarray | None = None) -> tuple[np.ndarray, Any]:
+            avail: np.ndarray | None = None, agent_mask: np.ndarray | None = None) -> tuple[np.ndarray, Any]:
         """Actions for observations ``[E, A, obs_dim]``; returns ``(actions, state)``.
 
         ``state`` is a recurrent policy's state (``None`` otherwise); ``noise_scale`` is the
         method's exploration amount; ``avail`` ``[E, A, act_dim]`` marks available discrete
-        actions where the env reports them."""
+        actions where the env reports them; ``agent_mask`` ``[E, A]`` (1 = in the episode) gives
+        the agents that have left action 0 (a zero vector for continuous actions)."""
         from xmarl.core.actions import NEG_INF, select_actions
 
         out, state = self.forward_numpy(np.ascontiguousarray(obs, dtype=np.float32), state)
         if avail is not None and self.spec.discrete:
             out = np.where(avail > 0, out, NEG_INF)
-        return select_actions(self.spec, out, explore=explore, rng=rng, noise_scale=noise_scale), state
+        actions = select_actions(self.spec, out, explore=explore, rng=rng, noise_scale=noise_scale)
+        return mask_actions(actions, agent_mask), state
+
+
+def mask_actions(actions: np.ndarray, agent_mask: np.ndarray | None) -> np.ndarray:
+    """``actions`` (``[E, A]`` or ``[E, A, d]``) with 0 for the agents that ``agent_mask``
+    ``[E, A]`` marks as out of the episode (unchanged when it is None)."""
+    if agent_mask is None:
+        return actions
+    keep = np.asarray(agent_mask).reshape(agent_mask.shape + (1,) * (actions.ndim - 2)) > 0
+    return np.where(keep, actions, np.zeros((), actions.dtype))
 
 
 @documented

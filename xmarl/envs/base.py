@@ -31,10 +31,14 @@ class VectorEnvBase(abc.ABC):
     * ``completed_returns``/``completed_lengths``: the per-agent mean return and the length of
       every episode finished so far, in the order they ended (the trainer's progress metrics).
 
+    Agents may leave an episode (die) or join it late: they keep their slot on the agent axis and
+    :meth:`alive`/:meth:`final_alive` say which slots are in the episode.
+
     Subclasses call :meth:`__init__` once ``spec`` is known, write :meth:`reset`, :meth:`step`,
     :meth:`render` and :meth:`close`, and record the end of episodes with :meth:`_track`
     (running returns and lengths) or :meth:`_record` (finished episodes only). They may override
-    :meth:`sample_actions` and :meth:`avail_actions`.
+    :meth:`sample_actions`, :meth:`avail_actions` and (envs whose agents leave or join)
+    :meth:`alive` and :meth:`final_alive`.
     """
 
     name: str
@@ -100,6 +104,20 @@ class VectorEnvBase(abc.ABC):
     def avail_actions(self) -> np.ndarray | None:
         """Available actions ``[E, A, act_dim]`` (1 = available) at the current observations, or
         ``None`` when every action of each agent's space is always available (the default)."""
+        return None
+
+    def alive(self) -> np.ndarray | None:
+        """Which agents act on the current observations: ``[E, A]`` float32, 1 for an agent in the
+        episode, 0 for one that has left it (died, or not yet joined); its slot then holds a zero
+        observation, its action is ignored and its reward is 0. ``None`` (the default) when every
+        agent is always in the episode."""
+        return None
+
+    def final_alive(self) -> np.ndarray | None:
+        """Which agents would act on the last :meth:`step`'s ``final_obs``: ``[E, A]`` float32, 0
+        for an agent that has left the episode or terminated at that step (an agent cut off by
+        truncation still counts, as its value at ``final_obs`` is bootstrapped). ``None`` (the
+        default) when every agent is always in the episode."""
         return None
 
     # -- shared bookkeeping -------------------------------------------------------------------

@@ -5,7 +5,10 @@ rewarded by the fraction of agents whose action hits their target. With
 ``action_masks=True`` one other action per agent is unavailable at each step (reported as
 ``infos[agent]["action_mask"]``), and taking it raises. With
 ``continuous=True`` the action is a point in ``[-1, 1]^n_targets`` and the reward is
-minus the mean squared distance to the target's one-hot code.
+minus the mean squared distance to the target's one-hot code. With ``leave_at`` (one number
+per agent) agent ``i`` terminates at step ``leave_at[i]`` (0: never) and is then gone from the
+env's dicts, as PettingZoo envs remove agents that die; the team reward counts the agents still
+in the episode.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ class TargetGame(ParallelEnv):
     metadata = {"name": "target_v0", "render_modes": []}
 
     def __init__(self, n_agents: int = 2, n_targets: int = 3, episode_len: int = 5,
-                 continuous: bool = False, action_masks: bool = False) -> None:
+                 continuous: bool = False, action_masks: bool = False, leave_at: list[int] | None = None) -> None:
+        if leave_at is not None and (len(leave_at) != n_agents or min(leave_at) < 0):
+            raise ValueError(f"target: leave_at needs one step number >= 0 per agent ({n_agents}), got {leave_at}")
+        self.leave_at = None if leave_at is None else [int(t) for t in leave_at]
         self.possible_agents = [f"agent_{i}" for i in range(n_agents)]
         self.agents: list[str] = []
         self.n_targets = n_targets
@@ -47,7 +53,7 @@ class TargetGame(ParallelEnv):
 
     def _obs(self) -> dict[str, np.ndarray]:
         eye = np.eye(self.n_targets, dtype=np.float32)
-        return {a: eye[self._targets[i]] for i, a in enumerate(self.possible_agents)}
+        return {a: eye[self._targets[i]] for i, a in enumerate(self.possible_agents) if a in self.agents}
 
     def reset(self, seed: int | None = None, options: dict | None = None):
         if seed is not None:
@@ -59,17 +65,27 @@ class TargetGame(ParallelEnv):
 
     def step(self, actions: dict[str, Any]):
         eye = np.eye(self.n_targets, dtype=np.float32)
+        live = [(int(a.split("_")[1]), a) for a in self.agents]
+        if set(actions) != set(self.agents):
+            raise ValueError(f"target: actions for {sorted(actions)}, but the agents are {self.agents}")
         if self.continuous:
-            err = [np.mean((np.asarray(actions[a]) - eye[self._targets[i]]) ** 2)
-                   for i, a in enumerate(self.agents)]
+            err = [np.mean((np.asarray(actions[a]) - eye[self._targets[i]]) ** 2) for i, a in live]
             team = -float(np.mean(err))
         else:
-            if self.action_masks and any(int(actions[a]) == self._blocked[i] for i, a in enumerate(self.agents)):
+            if self.action_masks and any(int(actions[a]) == self._blocked[i] for i, a in live):
                 raise ValueError("target: an agent took an unavailable action")
-            team = float(np.mean([int(actions[a]) == self._targets[i] for i, a in enumerate(self.agents)]))
+            team = float(np.mean([int(actions[a]) == self._targets[i] for i, a in live]))
         self._t += 1
         self._draw()
-        return team_transition(self, team, self._t >= self.episode_len, self._infos())
+        if self.leave_at is None:
+            return team_transition(self, team, self._t >= self.episode_len, self._infos())
+        leaving = {a for i, a in live if self.leave_at[i] == self._t}
+        truncated = self._t >= self.episode_len
+        obs, infos = self._obs(), self._infos()
+        out = (obs, {a: team for a in self.agents}, {a: a in leaving for a in self.agents},
+               {a: truncated for a in self.agents}, {a: infos[a] for a in self.agents})
+        self.agents = [] if truncated else [a for a in self.agents if a not in leaving]
+        return out
 
     def _draw(self) -> None:
         n = len(self.possible_agents)

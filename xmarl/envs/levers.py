@@ -11,6 +11,12 @@ so 1 means every agent pulled a different lever. Episodes are one step long and 
 Agents acting independently at random score ``(m (1 - (1 - 1/m)^m) - 1) / (m - 1)``, 0.59 for
 ``m = 5``; the best policy needs the agents to agree who pulls which lever, i.e. to communicate.
 
+A game may last ``rounds`` steps (default 1) with the same agents, and after each round but the
+last every agent still in it leaves with probability ``leave`` (at least two stay): an agent that
+leaves terminates, its slot observes 0 and is 0 in :meth:`Levers.alive`, and the reward counts
+the agents still in, ``(distinct levers - 1) / (min(k, n_levers) - 1)`` for ``k`` of them (each
+agent in the round gets it). The team must then re-agree who pulls which lever among those left.
+
 ``Levers`` implements :class:`~xmarl.envs.base.VectorEnvBase` (``reset``, ``step``,
 ``sample_actions``, ``render``, ``close``, ``spec``, ``completed_returns``), stepping
 ``num_envs`` games as one array computation; the env registers under kind ``"vector_env"``
@@ -46,10 +52,19 @@ class Levers(VectorEnvBase):
     """``num_envs`` lever-pulling games stepped together (see the module docstring).
 
     Args: ``num_envs`` games; ``n_pool`` agents in the pool (N); ``n_agents`` agents per game
-    (m); ``n_levers`` levers (default ``n_agents``).
+    (m); ``n_levers`` levers (default ``n_agents``); ``rounds`` steps per game; ``leave`` the
+    probability that an agent leaves after a round.
     """
 
-    def __init__(self, num_envs: int = 1, n_pool: int = 500, n_agents: int = 5, n_levers: int | None = None) -> None:
+    def __init__(self, num_envs: int = 1, n_pool: int = 500, n_agents: int = 5, n_levers: int | None = None,
+                 rounds: int = 1, leave: float = 0.0) -> None:
+        if int(rounds) != rounds or rounds < 1:
+            raise EnvError(f"{NAME}: rounds must be an integer >= 1, got {rounds}")
+        if not 0.0 <= leave < 1.0:
+            raise EnvError(f"{NAME}: leave must be a probability in [0, 1), got {leave}")
+        if leave > 0 and rounds == 1:
+            raise EnvError(f"{NAME}: leave > 0 needs rounds >= 2 (agents leave between rounds)")
+        self.rounds, self.leave = int(rounds), float(leave)
         for key, value, low in (("num_envs", num_envs, 1), ("n_agents", n_agents, 2), ("n_pool", n_pool, 2)):
             if int(value) != value or value < low:
                 raise EnvError(f"{NAME}: {key} must be an integer >= {low}, got {value}")
@@ -69,6 +84,10 @@ class Levers(VectorEnvBase):
         self._rng = np.random.default_rng()
         self._ids = np.zeros((self.num_envs, self.n_agents), np.int64)
         self._last = np.zeros((self.num_envs, self.n_agents), np.int64)  # levers pulled last step (render)
+        # multi-round games: the round of each game, who is still in, who would act on final_obs
+        self._round = np.zeros(self.num_envs, np.int64)
+        self._alive = np.ones((self.num_envs, self.n_agents), np.float32)
+        self._final_alive = np.zeros((self.num_envs, self.n_agents), np.float32)
         self._draw()
 
     def _draw(self) -> None:
@@ -85,20 +104,39 @@ class Levers(VectorEnvBase):
         self._ids = ids.astype(np.int64)
 
     def _observe(self) -> np.ndarray:
-        return self._ids[..., None].astype(np.float32)
+        if self.rounds == 1:
+            return self._ids[..., None].astype(np.float32)
+        return (self._ids * self._alive)[..., None].astype(np.float32)  # a slot that has left observes 0
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """New games in every copy; ``seed`` restarts the random stream. Returns ``[E, m, 1]``."""
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         self._draw()
+        self._round[:] = 0
+        self._alive[:] = 1.0
+        self._restart_episodes()
         return self._observe()
 
-    def reward(self, actions: np.ndarray) -> np.ndarray:
-        """Team reward ``[E]`` of lever choices ``[E, m]``: (distinct levers - 1) / (min(m, levers) - 1)."""
-        pulled = np.zeros((actions.shape[0], self.n_levers), bool)
-        pulled[np.arange(actions.shape[0])[:, None], actions] = True
-        return (pulled.sum(1) - 1.0) * self._norm
+    def alive(self) -> np.ndarray | None:
+        """``[E, m]`` the agents still in each game (None for one-round games without leaving)."""
+        return None if self.leave == 0 else self._alive.copy()
+
+    def final_alive(self) -> np.ndarray | None:
+        """``[E, m]`` the agents that would act on the last step's ``final_obs`` (0 once a game ended)."""
+        return None if self.leave == 0 else self._final_alive.copy()
+
+    def reward(self, actions: np.ndarray, alive: np.ndarray | None = None) -> np.ndarray:
+        """Team reward ``[E]`` of lever choices ``[E, m]``: (distinct levers - 1) / (min(k, levers) - 1)
+        over the ``k`` agents in the game (``alive`` ``[E, m]``, default all ``m``)."""
+        E = actions.shape[0]
+        pulled = np.zeros((E, self.n_levers + 1), bool)
+        lever = actions if alive is None else np.where(alive > 0, actions, self.n_levers)  # absent: a dummy column
+        pulled[np.arange(E)[:, None], lever] = True
+        if alive is None:
+            return (pulled[:, :-1].sum(1) - 1.0) * self._norm
+        k = alive.sum(1)
+        return (pulled[:, :-1].sum(1) - 1.0) / (np.minimum(k, self.n_levers) - 1.0)
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Pull levers ``[E, m]`` (ints in ``0..n_levers-1``). Returns ``(obs, final_obs, rewards,
@@ -110,13 +148,37 @@ class Levers(VectorEnvBase):
             raise EnvError(f"{NAME}: actions must have shape {(E, m)} (one lever per agent), got {a.shape}")
         if not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() >= self.n_levers:
             raise EnvError(f"{NAME}: actions must be integers in 0..{self.n_levers - 1}, got {a.min()}..{a.max()}")
-        team = self.reward(a).astype(np.float32)
-        rew = np.repeat(team[:, None], m, axis=1)
-        final = self._observe()
         self._last = a.astype(np.int64)
-        self._record(team.astype(np.float64), np.ones(E, np.int64))  # one-step episodes: the return is the reward
-        self._draw()
-        return self._observe(), final, rew, np.ones((E, m), np.float32), np.ones(E, bool)
+        if self.rounds == 1:
+            team = self.reward(a).astype(np.float32)
+            rew = np.repeat(team[:, None], m, axis=1)
+            final = self._observe()
+            self._record(team.astype(np.float64), np.ones(E, np.int64))  # one-step episodes: the return is the reward
+            self._draw()
+            return self._observe(), final, rew, np.ones((E, m), np.float32), np.ones(E, bool)
+        return self._step_rounds(a)
+
+    def _step_rounds(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """A round of multi-round games: reward the agents in, then some leave; ended games restart."""
+        alive = self._alive
+        rew = (self.reward(a, alive)[:, None] * alive).astype(np.float32)
+        self._round += 1
+        done = self._round >= self.rounds
+        leaving = (self._rng.random(alive.shape) < self.leave) & (alive > 0) & ~done[:, None]
+        too_few = (alive.sum(1) - leaving.sum(1)) < 2
+        leaving[too_few] = False
+        term = np.where(done[:, None], alive, leaving.astype(np.float32)).astype(np.float32)
+        self._alive = alive * ~leaving
+        self._final_alive = np.where(done[:, None], 0.0, self._alive).astype(np.float32)
+        final = self._observe()
+        self._track(rew, done)
+        if done.any():  # new games where the old ones ended
+            old = self._ids
+            self._draw()
+            self._ids = np.where(done[:, None], self._ids, old)
+            self._round[done] = 0
+            self._alive[done] = 1.0
+        return self._observe(), final, rew, term, done
 
     def sample_actions(self, rng: np.random.Generator) -> np.ndarray:
         """Uniform random levers ``[E, m]`` (its own random stream: ``rng.integers``, not the base's

@@ -4,6 +4,10 @@
 :class:`~xmarl.envs.base.VectorEnvBase`: observations ``[E, A, obs_dim]``, rewards ``[E, A]``,
 terminated ``[E, A]``. Episodes that end are reset in place; the true last observation is
 returned separately (``final_obs``) so that replay stores the right next state.
+
+Agents of ``possible_agents`` that a copy leaves out (PettingZoo envs remove an agent from their
+dicts once it terminates, and may add agents later) keep their slot: a zero observation, a zero
+reward, no action sent, and 0 in :meth:`VectorEnv.alive`.
 """
 
 from __future__ import annotations
@@ -36,22 +40,45 @@ class VectorEnv(VectorEnvBase):
         super().__init__(name, spec, num_envs)
         self._obs = np.zeros((num_envs, spec.n_agents, spec.obs_dim), np.float32)
         self._avail: np.ndarray | None = None  # [E, A, act_dim], once the env reports action masks
+        self._index = {a: i for i, a in enumerate(agents)}
+        # [E, A] which agents act on the current / the last final observations, once one has left
+        self._alive: np.ndarray | None = None
+        self._final_alive: np.ndarray | None = None
 
     # -- conversion -------------------------------------------------------------------------
     def _write_obs(self, out: np.ndarray, obs: dict[str, np.ndarray]) -> None:
-        if set(obs) != set(self.agents):
+        unknown = set(obs) - self._index.keys()
+        if unknown:
             raise EnvError(
-                f"{self.name}: step returned agents {sorted(obs)}, expected {sorted(self.agents)}; "
-                "xmarl needs a fixed agent set for the whole episode"
+                f"{self.name}: step returned agents {sorted(unknown)} that are not in possible_agents "
+                f"{self.agents}; an env must list every agent it may have in possible_agents"
             )
-        for i, a in enumerate(self.agents):
-            o = np.asarray(obs[a], np.float32).ravel()
+        for a, ob in obs.items():
+            i = self._index[a]
+            o = np.asarray(ob, np.float32).ravel()
             if o.shape[0] != self.spec.obs_dims[i]:
                 raise EnvError(
                     f"{self.name}: agent '{a}' observation has {o.shape[0]} values, "
                     f"its space says {self.spec.obs_dims[i]}"
                 )
             out[i, : o.shape[0]] = o
+
+    def _present(self, agents: Any) -> np.ndarray:
+        """``[A]`` float32: 1 for the slots of ``agents``."""
+        row = np.zeros(self.spec.n_agents, np.float32)
+        row[[self._index[a] for a in agents if a in self._index]] = 1.0
+        return row
+
+    def _set_alive(self, e: int, row: np.ndarray, final: bool = False) -> None:
+        """Record copy ``e``'s alive row; the arrays exist once some agent has been missing."""
+        name = "_final_alive" if final else "_alive"
+        arr = getattr(self, name)
+        if arr is None:
+            if row.all():
+                return
+            arr = np.ones((self.num_envs, self.spec.n_agents), np.float32)
+            setattr(self, name, arr)
+        arr[e] = row
 
     def _write_avail(self, e: int, infos: dict[str, Any]) -> None:
         """Keep the available-action masks an env reports as ``infos[agent]["action_mask"]``."""
@@ -68,6 +95,16 @@ class VectorEnv(VectorEnvBase):
         """Available actions ``[E, A, act_dim]`` at the current observations, or ``None`` when
         the env reports none (every action of the agent's space is then available)."""
         return None if self._avail is None else self._avail.copy()
+
+    def alive(self) -> np.ndarray | None:
+        """``[E, A]``: 1 for the agents in each copy's ``agents`` (they act next), ``None`` while
+        every copy has had all of ``possible_agents`` in every step."""
+        return None if self._alive is None else self._alive.copy()
+
+    def final_alive(self) -> np.ndarray | None:
+        """``[E, A]``: 1 for the agents the last step returned an observation for and did not
+        terminate (truncated ones count), ``None`` while no agent has been missing."""
+        return None if self._final_alive is None else self._final_alive.copy()
 
     def _to_env_actions(self, actions: np.ndarray) -> list[dict[str, Any]]:
         if self.spec.discrete:
@@ -89,10 +126,12 @@ class VectorEnv(VectorEnvBase):
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Reset every copy (copy ``i`` seeded with ``seed + i``); returns ``[E, A, obs_dim]``."""
         self._obs[:] = 0.0
+        self._alive = self._final_alive = None
         for e, env in enumerate(self.envs):
             obs, infos = env.reset(seed=None if seed is None else seed + e)
             self._write_obs(self._obs[e], obs)
             self._write_avail(e, infos)
+            self._set_alive(e, self._present(env.agents))
         self._restart_episodes()
         return self._obs.copy()
 
@@ -112,13 +151,18 @@ class VectorEnv(VectorEnvBase):
         term = np.zeros((E, A), np.float32)
         done = np.zeros(E, bool)
         for e, (env, act) in enumerate(zip(self.envs, self._to_env_actions(actions))):
+            if len(env.agents) != A:  # send actions to the agents in the episode only
+                act = {a: act[a] for a in env.agents}
             obs, r, te, tr, infos = env.step(act)
             self._write_obs(final[e], obs)
             self._write_avail(e, infos)
-            for i, a in enumerate(self.agents):
-                rew[e, i] = r[a]
-                term[e, i] = te[a]
-            done[e] = all(te[a] or tr[a] for a in self.agents) or not env.agents
+            for a, v in r.items():
+                rew[e, self._index[a]] = v
+            for a, v in te.items():
+                term[e, self._index[a]] = v
+            done[e] = all(te[a] or tr[a] for a in te) or not env.agents
+            self._set_alive(e, self._present(a for a in obs if not te.get(a, False)), final=True)
+            self._set_alive(e, self._present(env.agents))
         self._track(rew, done)
         obs_next = final.copy()
         for e in np.flatnonzero(done):
@@ -126,6 +170,7 @@ class VectorEnv(VectorEnvBase):
             obs_next[e] = 0.0
             self._write_obs(obs_next[e], o)
             self._write_avail(e, infos)
+            self._set_alive(e, self._present(self.envs[e].agents))
         self._obs = obs_next
         return obs_next.copy(), final, rew, term, done
 

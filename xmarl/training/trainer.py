@@ -34,7 +34,7 @@ from tqdm import tqdm
 from xmarl import registry
 from xmarl.buffers import EpisodeBuffer, ReplayBuffer
 from xmarl.config import save_config
-from xmarl.core.interfaces import Learner, Policy
+from xmarl.core.interfaces import Learner, Policy, mask_actions
 from xmarl.core.method import MethodCore, MethodSpec
 from xmarl.envs import VectorEnvBase, make_env
 from xmarl.envs.snapshot import restore, snapshot
@@ -98,7 +98,7 @@ def episode_returns(policy: Policy, env: VectorEnvBase, seed: int) -> np.ndarray
     acc = np.zeros((E, env.spec.n_agents))
     state = None
     while not finished.all():
-        actions, state = policy.act(obs, state, explore=False, **_avail_kwargs(env))
+        actions, state = policy.act(obs, state, explore=False, **_env_kwargs(env))
         obs, _, rew, _, done = env.step(actions)
         state = reset_state(state, done)
         acc[~finished] += rew[~finished]
@@ -119,10 +119,12 @@ def reset_state(state: Any, done: np.ndarray) -> Any:
     return state
 
 
-def _avail_kwargs(env: VectorEnvBase) -> dict[str, np.ndarray]:
-    """``{"avail": [E, A, n]}`` when the env reports available actions, else ``{}``."""
-    out = env.avail_actions()
-    return {} if out is None else {"avail": out}
+def _env_kwargs(env: VectorEnvBase) -> dict[str, np.ndarray]:
+    """What the env reports beside the observations, as :meth:`Policy.act` takes it: ``avail``
+    ``[E, A, n]`` (available actions) and ``agent_mask`` ``[E, A]`` (agents in the episode), each
+    only when the env reports it."""
+    out = {"avail": env.avail_actions(), "agent_mask": env.alive()}
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def is_timing(key: str) -> bool:
@@ -560,17 +562,19 @@ class OffPolicyTrainer(Trainer):
 
     def _collect(self, clock: Stopwatch) -> None:
         m, st, env, rng = self.mcfg, self.state, self.env, self.rng
+        extra = _env_kwargs(env)
+        alive = extra.get("agent_mask")
         with clock("act"):
             if st.step < m.warmup_steps:
-                actions = env.sample_actions(rng)
+                actions = mask_actions(env.sample_actions(rng), alive)
             else:
                 actions, _ = self.learner.policy.act(self.obs, explore=True, rng=rng,
-                                                     noise_scale=self.core.exploration(m, st.step),
-                                                     **_avail_kwargs(env))
+                                                     noise_scale=self.core.exploration(m, st.step), **extra)
         with clock("env"):
             next_obs, final_obs, rew, term, _ = env.step(actions)
         _check_finite(st.step + env.num_envs, self.cfg.env, env.agents, final_obs=final_obs, reward=rew)
-        self.buffer.add(self.obs, self.core.stored_actions(env.spec, actions), rew, final_obs, term)
+        stored = mask_actions(self.core.stored_actions(env.spec, actions), alive)  # zero rows for agents gone
+        self.buffer.add(self.obs, stored, rew, final_obs, term, alive, env.final_alive())
         self.obs = next_obs
         st.step += env.num_envs
         while st.step >= st.next_update:
@@ -602,17 +606,25 @@ class OnPolicyTrainer(Trainer):
         E, spec = env.num_envs, env.spec
         eps = self.core.exploration(m, st.step)
         with clock("act"):
-            avail = _avail_kwargs(env).get("avail")
+            extra = _env_kwargs(env)
+            avail = extra.get("avail")
             avail = np.broadcast_to(spec.act_mask, (E,) + spec.act_mask.shape) if avail is None else avail
-            actions, carry = policy.act(self.obs, self.carry, explore=True, rng=rng, noise_scale=eps, avail=avail)
+            alive = extra.get("agent_mask")
+            actions, carry = policy.act(self.obs, self.carry, explore=True, rng=rng, noise_scale=eps, avail=avail,
+                                        **({} if alive is None else {"agent_mask": alive}))
         with clock("env"):
             next_obs, final_obs, rew, term, done = env.step(actions)
         _check_finite(st.step + E, self.cfg.env, env.agents, final_obs=final_obs, reward=rew)
-        self.buffer.add(self.obs, actions, avail, rew, (done & term.any(1)).astype(np.float32))
+        # an episode terminates when its env says so for every agent still in it (agents that left
+        # before terminated then)
+        self.buffer.add(self.obs, actions, avail, rew, (done & term.any(1)).astype(np.float32), alive)
         if done.any():
+            final_alive = env.final_alive()
             with clock("act"):  # the action at each final observation, for bootstrapped targets
-                final_actions, _ = policy.act(final_obs, carry, explore=True, rng=rng, noise_scale=eps)
-            self.buffer.finish(done, final_obs, final_actions, np.broadcast_to(spec.act_mask, avail.shape))
+                final_actions, _ = policy.act(final_obs, carry, explore=True, rng=rng, noise_scale=eps,
+                                              **({} if final_alive is None else {"agent_mask": final_alive}))
+            self.buffer.finish(done, final_obs, final_actions, np.broadcast_to(spec.act_mask, avail.shape),
+                               final_alive)
         self.obs, self.carry = next_obs, reset_state(carry, done)
         st.step += E
         if len(self.buffer) >= m.batch_episodes:

@@ -115,7 +115,8 @@ def reference_losses(spec: AgentSpec, cfg: CommNetConfig, weights: Weights, batc
     v = values[:, :, :T]
     if cfg.actor_critic:
         cont = np.concatenate([mask[:, 1:], np.zeros_like(mask[:, :1])], 1)
-        b = mask * (batch["rew"] + cfg.gamma * (1 - batch["term"]) * (1 - cfg.td_lambda * cont) * values[:, :, 1:])
+        nxt = values[:, :, 1:] * batch["agent_mask"][:, :, 1:]  # an agent that has left has no value
+        b = mask * (batch["rew"] + cfg.gamma * (1 - batch["term"]) * (1 - cfg.td_lambda * cont) * nxt)
         R = b @ batch["td_matrix"].T
     else:
         R = batch["returns"]

@@ -89,7 +89,8 @@ class _Loss(nn.Cell):
         v = values[:, :, :T]
         if self.actor_critic:  # TD(lambda) targets bootstrapped from the baseline
             cont = ops.cat((mask[:, 1:], ops.zeros_like(mask[:, :1])), 1)
-            step = mask * (rew + self.gamma * (1.0 - term) * (1.0 - self.td_lambda * cont) * values[:, :, 1:])
+            nxt = values[:, :, 1:] * agent_mask[:, :, 1:]  # an agent that has left has no value
+            step = mask * (rew + self.gamma * (1.0 - term) * (1.0 - self.td_lambda * cont) * nxt)
             returns = ops.stop_gradient(self.matmul_t(step.reshape(A * B, T), td_matrix).reshape(A, B, T))
         w = mask * agent_mask[:, :, :T]
         n = norm

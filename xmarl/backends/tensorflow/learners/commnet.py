@@ -75,7 +75,7 @@ class CommNetLearner(CommNetLearnerBase):
         if cfg.actor_critic:  # TD(lambda) targets bootstrapped from the baseline
             cont = tf.concat([mask[:, 1:], tf.zeros_like(mask[:, :1])], 1)
             step = mask * (b["rew"] + cfg.gamma * (1.0 - b["term"]) * (1.0 - cfg.td_lambda * cont)
-                           * values[:, :, 1:])
+                           * values[:, :, 1:] * b["agent_mask"][:, :, 1:])  # no value after leaving
             returns = tf.stop_gradient(tf.matmul(step, b["td_matrix"], transpose_b=True))
         else:  # Monte-Carlo returns: REINFORCE with the learned baseline
             returns = b["returns"]

@@ -64,7 +64,7 @@ class CommNetLearner(CommNetLearnerBase):
             with torch.no_grad():
                 cont = torch.cat([mask[:, 1:], torch.zeros_like(mask[:, :1])], 1)
                 step = mask * (b["rew"] + cfg.gamma * (1.0 - b["term"]) * (1.0 - cfg.td_lambda * cont)
-                               * values[:, :, 1:])
+                               * values[:, :, 1:] * b["agent_mask"][:, :, 1:])  # no value after leaving
                 returns = torch.matmul(step, b["td_matrix"].T)
         else:  # Monte-Carlo returns: REINFORCE with the learned baseline
             returns = b["returns"]
