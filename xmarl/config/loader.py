@@ -239,7 +239,13 @@ def _check_together(cfg: BaseModel, where: dict[Path_, str]) -> None:
         return where.get(tuple(key.split(".")), "the defaults")
 
     section = getattr(cfg, cfg.method)
-    for a, b, why in section.contradictions(cfg.method, cfg):
+    pairs = list(section.contradictions(cfg.method, cfg))
+    fixed = [g for g, c in cfg.groups.items() if c.policy != "learn"]
+    if fixed and getattr(section, "share_parameters", False):
+        pairs.append((f"groups.{fixed[0]}.policy", f"{cfg.method}.share_parameters",
+                      f"a '{cfg.groups[fixed[0]].policy}' group needs per-agent weights; set "
+                      f"{cfg.method}.share_parameters: false"))
+    for a, b, why in pairs:
         raise ConfigError(f"config keys '{a}' ({at(a)}) and '{b}' ({at(b)}) contradict each other: {why}")
     name = cfg.name
     if name is not None and (not name.strip() or name in (".", "..") or any(c in name for c in "/\\\0")):

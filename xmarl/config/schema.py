@@ -8,7 +8,7 @@ model is assembled from the registered methods, so a plugin method gets validati
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PositiveInt, create_model
 
@@ -30,6 +30,16 @@ class TrainConfig(Section):
     gif_every: int = Field(ge=0, description="Save a greedy-episode GIF every this many evaluations (0: never).")
 
 
+class GroupConfig(Section):
+    """One group of agents (see :mod:`xmarl.training.groups`)."""
+
+    agents: list[str] = Field(min_length=1, description="Agent-name patterns of the group, shell-style "
+                              "(e.g. 'adversary_*'); every agent must match exactly one group.")
+    policy: Literal["learn", "random"] = Field(
+        default="learn", description="'learn': trained by the run's method; 'random': uniformly random "
+        "(available) actions in training and evaluation (needs share_parameters: false).")
+
+
 class RunBase(Section):
     """Top-level keys shared by every run."""
 
@@ -40,6 +50,9 @@ class RunBase(Section):
     seed: int = Field(description="Seed of weights, environments and sampling.")
     out_dir: str = Field(description="Folder under which each run writes its results.")
     name: str | None = Field(description="Run folder name (default: <method>-<env>-<backend>-s<seed>).")
+    groups: dict[str, GroupConfig] = Field(
+        description="Named agent groups: evaluation reports each group's return; a group may act at random "
+        "instead of learning. Empty: every agent in one learning group.")
     train: TrainConfig
 
 
@@ -52,5 +65,5 @@ def run_model(method_models: dict[str, type[BaseModel]], selected: str | None = 
     return create_model("RunConfig", __base__=RunBase, **fields)
 
 #: the method sections are defined in :mod:`xmarl.core.config` and belong to this schema too
-__all__ = ["Section", "TrainConfig", "AdamConfig", "MADDPGConfig", "COMAConfig", "CommNetConfig", "RunBase",
-           "run_model"]
+__all__ = ["Section", "TrainConfig", "GroupConfig", "AdamConfig", "MADDPGConfig", "COMAConfig", "CommNetConfig",
+           "RunBase", "run_model"]

@@ -54,6 +54,7 @@ from xmarl.training.checkpoint import (
     replay_chunk,
     save_checkpoint,
 )
+from xmarl.training.groups import AgentGroups, GroupPolicy, sample_available
 from xmarl.training.logger import MetricsLogger
 
 #: evaluation episodes (and GIFs) use seed + this, apart from the training envs' seeds
@@ -79,6 +80,7 @@ class RunResult:
             f"xmarl run finished: {m.get('steps', 0):.0f} steps in {m.get('wall_time', 0):.0f}s "
             f"({m.get('steps_per_sec', 0):.0f} env-steps/s)",
             f"  final greedy eval return (per agent): {m.get('eval_return', float('nan')):.3f}",
+            *(f"    group {k.split('/', 1)[1]}: {v:.3f}" for k, v in m.items() if k.startswith("eval_return/")),
             f"  results:     {self.run_dir}",
             f"  config:      {self.config_path}",
             f"  metrics:     {self.metrics_path}",
@@ -92,18 +94,25 @@ class RunResult:
 def episode_returns(policy: Policy, env: VectorEnvBase, seed: int) -> np.ndarray:
     """Greedy returns ``[E, A]`` (episode sums per agent), one episode per env copy. ``policy``
     is anything with the :meth:`Policy.act` signature."""
+    return episode_stats(policy, env, seed)[0]
+
+
+def episode_stats(policy: Policy, env: VectorEnvBase, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy returns ``[E, A]`` (episode sums per agent) and lengths ``[E]``, one episode per env copy."""
     obs = env.reset(seed=seed)
     E = env.num_envs
     finished = np.zeros(E, bool)
     acc = np.zeros((E, env.spec.n_agents))
+    lengths = np.zeros(E, np.int64)
     state = None
     while not finished.all():
         actions, state = policy.act(obs, state, explore=False, **_env_kwargs(env))
         obs, _, rew, _, done = env.step(actions)
         state = reset_state(state, done)
         acc[~finished] += rew[~finished]
+        lengths[~finished] += 1
         finished |= done
-    return acc
+    return acc, lengths
 
 
 def evaluate(policy: Policy, env: VectorEnvBase, seed: int) -> float:
@@ -158,6 +167,7 @@ class LoopState:
     next_eval: int = 0
     next_ckpt: int = 0
     eval_return: float = float("nan")
+    eval_metrics: dict[str, float] = field(default_factory=dict)  # the last evaluation's, per group too
     losses: dict[str, list[float]] = field(default_factory=dict)
     curve: list[tuple[int, float]] = field(default_factory=list)
 
@@ -264,7 +274,9 @@ class Trainer:
         aspec = self.env.spec
         weights = self.core.init_weights(aspec, self.mcfg, cfg.seed)
         self.learner: Learner = registry.get("learner", cfg.method, cfg.backend)(aspec, self.mcfg, weights)
+        self.groups = AgentGroups.resolve(cfg.groups, self.env.agents)
         self.buffer = self._make_buffer()
+        self._actor = self.acting(self.env)  # collection passes its rng: the policy's own is not used
         self.rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5452]))
         t = cfg.train
         self.state = LoopState(next_update=self._first_update(), next_log=t.log_interval,
@@ -284,6 +296,21 @@ class Trainer:
             self.obs = self.env.reset(seed=cfg.seed)  # a malformed env fails here, before any file is written
             name = cfg.name or f"{cfg.method}-{cfg.env.replace('/', '_')}-{cfg.backend}-s{cfg.seed}"
             self.run_dir = claim_run_dir(Path(cfg.out_dir) / name)
+
+    def acting(self, env: VectorEnvBase, seed: int = 0) -> Policy:
+        """The policy that acts in ``env``: the learner's, with fixed groups' agents acting at
+        random (drawn from the ``rng`` that ``act`` gets, else from one seeded with ``seed``)."""
+        policy = self.learner.policy
+        if not self.groups.random.any():
+            return policy
+        return GroupPolicy(policy, self.groups, lambda rng, avail: sample_available(env, rng, avail),
+                           np.random.default_rng(seed))
+
+    def evaluate(self) -> dict[str, float]:
+        """Greedy evaluation on the eval env: ``eval_return`` (per agent), per group, ``eval_length``."""
+        seed = self.cfg.seed + EVAL_SEED_OFFSET
+        returns, lengths = episode_stats(self.acting(self.eval_env, seed), self.eval_env, seed=seed)
+        return self.groups.metrics(returns, lengths)
 
     # -- what a loop defines ---------------------------------------------------------------
     def _make_buffer(self) -> Any:
@@ -406,6 +433,7 @@ class Trainer:
         self._load_buffer(folder)
         if snap is not None:
             self.env, self.obs, self.carry = snap
+            self._actor = self.acting(self.env)
         else:  # the env could not be snapshotted: start fresh episodes, deterministically
             self.obs = self.env.reset(seed=cfg.seed + step)
             self.carry = None
@@ -444,9 +472,10 @@ class Trainer:
                 bar.update(st.step - before)
                 if st.step >= st.next_eval or st.step >= t.steps:
                     with clock("eval"):
-                        st.eval_return = evaluate(learner.policy, self.eval_env, seed=cfg.seed + EVAL_SEED_OFFSET)
+                        st.eval_metrics = self.evaluate()
+                        st.eval_return = st.eval_metrics["eval_return"]
                         st.curve.append((st.step, st.eval_return))
-                        logger.log({"step": st.step, "eval_return": st.eval_return})
+                        logger.log({"step": st.step, **st.eval_metrics})
                         st.next_eval += t.eval_interval
                         if t.gif_every and len(st.curve) % t.gif_every == 0:
                             self._save_gif(st.step)
@@ -473,8 +502,9 @@ class Trainer:
         with clock("checkpoint"):
             ckpt = self._checkpoint()
         wall = time.perf_counter() - start
-        final = {"steps": float(st.step), "updates": float(st.updates), "eval_return": st.eval_return,
-                 "wall_time": wall, "steps_per_sec": (st.step - start_step) / max(wall, 1e-9)}
+        final = {"steps": float(st.step), "updates": float(st.updates), **st.eval_metrics,
+                 "eval_return": st.eval_return, "wall_time": wall,
+                 "steps_per_sec": (st.step - start_step) / max(wall, 1e-9)}
         final.update({f"time_{k}": v for k, v in clock.totals.items()})
         final["time_glue"] = wall - sum(clock.totals.values())
         recent = self.env.completed_returns[-100:]
@@ -568,8 +598,8 @@ class OffPolicyTrainer(Trainer):
             if st.step < m.warmup_steps:
                 actions = mask_actions(env.sample_actions(rng), alive)
             else:
-                actions, _ = self.learner.policy.act(self.obs, explore=True, rng=rng,
-                                                     noise_scale=self.core.exploration(m, st.step), **extra)
+                actions, _ = self._actor.act(self.obs, explore=True, rng=rng,
+                                             noise_scale=self.core.exploration(m, st.step), **extra)
         with clock("env"):
             next_obs, final_obs, rew, term, _ = env.step(actions)
         _check_finite(st.step + env.num_envs, self.cfg.env, env.agents, final_obs=final_obs, reward=rew)
@@ -602,7 +632,7 @@ class OnPolicyTrainer(Trainer):
         return EpisodeBuffer(self.env.num_envs, s.n_agents, s.obs_dim, s.act_dim)
 
     def _collect(self, clock: Stopwatch) -> None:
-        m, st, env, rng, policy = self.mcfg, self.state, self.env, self.rng, self.learner.policy
+        m, st, env, rng, policy = self.mcfg, self.state, self.env, self.rng, self._actor
         E, spec = env.num_envs, env.spec
         eps = self.core.exploration(m, st.step)
         with clock("act"):

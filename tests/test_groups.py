@@ -1,0 +1,102 @@
+"""Agent groups: patterns to groups, one-line errors for groups that do not cover the agents or
+overlap, random groups acting at random among the available actions (in training and
+evaluation, reproducibly), and evaluation metrics per group in the run's files and result."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import xmarl
+from tests.conftest import require
+from xmarl.errors import ConfigError
+from xmarl.training.groups import AgentGroups, GroupPolicy, sample_available
+from xmarl.training.trainer import is_timing
+
+AGENTS = ["adversary_0", "adversary_1", "agent_0", "agent_1", "agent_2"]
+
+
+def _g(agents, policy="learn"):
+    return SimpleNamespace(agents=agents, policy=policy)
+
+
+def test_patterns_map_agents_to_groups():
+    g = AgentGroups.resolve({"predators": _g(["adversary_*"]), "prey": _g(["agent_*"], "random")}, AGENTS)
+    assert {k: v.tolist() for k, v in g.slots.items()} == {"predators": [0, 1], "prey": [2, 3, 4]}
+    assert g.random.tolist() == [False, False, True, True, True] and g.named
+    one = AgentGroups.resolve({}, AGENTS)
+    assert list(one.slots) == ["all"] and not one.named and not one.random.any()
+    returns = np.array([[1.0, 3.0, 0.0, 0.0, 6.0], [1.0, 3.0, 0.0, 0.0, 0.0]])
+    m = g.metrics(returns, np.array([25, 15]))
+    assert m == {"eval_return": pytest.approx(1.4), "eval_length": 20.0, "eval_return/predators": 2.0,
+                 "eval_return/prey": 1.0}
+    assert one.metrics(returns, np.array([3, 3])).keys() == {"eval_return", "eval_length"}
+
+
+@pytest.mark.parametrize("groups, message", [
+    ({"a": _g(["adversary_*"])}, r"agents \['agent_0', 'agent_1', 'agent_2'\] are in no group"),
+    ({"a": _g(["*"]), "b": _g(["agent_0"])}, "agent 'agent_0' is in groups 'a' and 'b'"),
+    ({"a": _g(["*"]), "b": _g(["prey_*"])}, r"groups.b.agents \['prey_\*'\] match none"),
+])
+def test_groups_that_do_not_partition_the_agents_are_one_line_errors(groups, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        AgentGroups.resolve(groups, AGENTS)
+    assert "\n" not in str(info.value)
+
+
+def test_random_group_acts_uniformly_among_available_actions():
+    class Greedy:
+        spec = SimpleNamespace(discrete=True)
+
+        def act(self, obs, state=None, explore=False, rng=None, noise_scale=0.0, avail=None, agent_mask=None):
+            return np.full(obs.shape[:2], 2, np.int64), state
+
+    env = SimpleNamespace(spec=SimpleNamespace(discrete=True), sample_actions=None)
+    groups = AgentGroups.resolve({"learners": _g(["agent_0"]), "noise": _g(["agent_1", "agent_2"], "random")},
+                                 ["agent_0", "agent_1", "agent_2"])
+    policy = GroupPolicy(Greedy(), groups, lambda rng, avail: sample_available(env, rng, avail),
+                         np.random.default_rng(0))
+    avail = np.ones((4000, 3, 4), np.float32)
+    avail[:, 2, 3] = 0.0  # agent_2 may not take action 3
+    acts, _ = policy.act(np.zeros((4000, 3, 1), np.float32), avail=avail,
+                         agent_mask=np.tile(np.array([1, 1, 0], np.float32), (4000, 1)))
+    assert (acts[:, 0] == 2).all()  # the learning group acts as its policy does
+    counts = np.bincount(acts[:, 1], minlength=4) / 4000
+    assert np.abs(counts - 0.25).max() < 0.03  # uniform over the 4 actions
+    assert (acts[:, 2] == 0).all()  # agent_2 has left: action 0
+    again, _ = GroupPolicy(Greedy(), groups, lambda rng, avail: sample_available(env, rng, avail),
+                           np.random.default_rng(0)).act(np.zeros((4000, 3, 1), np.float32), avail=avail)
+    assert (again[:, 2] != 3).all() and set(np.unique(again[:, 2])) == {0, 1, 2}
+    np.testing.assert_array_equal(again[:, 1], acts[:, 1])  # seeded: reproducible
+
+
+def test_a_run_with_a_random_group_reports_each_group_and_reproduces(out_dir):
+    """MADDPG learns the target game for agent_0 while agent_1 acts at random: the team return is
+    what agent_0 always on its target and agent_1 on it by chance give (a random group that
+    learned, or a learner left random, would miss it); the metrics carry each group, and the same
+    seed gives the same metrics."""
+    require("torch")
+    ov = {"train.steps": 3000, "train.eval_interval": 1000, "train.eval_episodes": 50, "train.tensorboard": False,
+          "maddpg.warmup_steps": 200, "maddpg.batch_size": 64, "maddpg.update_every": 20,
+          "maddpg.share_parameters": False, "env_kwargs": {"n_agents": 2},
+          "groups": {"learners": {"agents": ["agent_0"]}, "noise": {"agents": ["agent_1"], "policy": "random"}}}
+    runs = [xmarl.run("maddpg", "torch", "target", out_dir=out_dir / str(k), progress=False, overrides=ov)
+            for k in range(2)]
+    final = runs[0].final_metrics
+    assert {"eval_return/learners", "eval_return/noise", "eval_length"} <= final.keys()
+    # team reward = fraction of agents on target: agent_0 always (0.5 per step), agent_1 by chance (1/3 of 0.5)
+    assert final["eval_return"] == pytest.approx(5 * (0.5 + 0.5 / 3), abs=0.35)
+    rows = [json.loads(x) for x in runs[0].metrics_path.read_text().splitlines() if "eval_return" in x]
+    assert all("eval_return/noise" in r for r in rows)
+    strip = [{k: v for k, v in r.final_metrics.items() if not is_timing(k)} for r in runs]
+    assert strip[0] == strip[1]
+
+
+def test_random_group_with_shared_weights_is_refused_naming_both_keys(out_dir):
+    with pytest.raises(ConfigError, match="'groups.noise.policy'.*'maddpg.share_parameters'.*share_parameters: false"):
+        xmarl.run("maddpg", "torch", "target", out_dir=out_dir, progress=False,
+                  overrides={"maddpg.share_parameters": True,
+                             "groups": {"noise": {"agents": ["*"], "policy": "random"}}})
