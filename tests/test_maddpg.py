@@ -1,5 +1,6 @@
 """MADDPG in each backend: the backend asked for is the one used, runs are deterministic, the
-optimiser follows the shared definition, and a small task is learned."""
+optimiser follows the shared definition, agents that die are masked out of the losses, and a
+small task is learned."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 
 import xmarl
 from xmarl import registry
-from xmarl.compare.reference.data import parity_spec
+from xmarl.compare.parity import cases
+from xmarl.compare.reference.data import parity_spec, random_transitions
+from xmarl.compare.reference.maddpg import reference_losses, with_dead_agents
 from xmarl.compare.reference.maddpg import update_batch as maddpg_batch
 from xmarl.compare.reference.optim import adam_step, clip_by_group_norm
 from xmarl.config import load_config
@@ -121,3 +124,107 @@ def test_learns_target_game(backend, out_dir, continuous):
     else:  # 5 steps, reward 1 per step when both agents hit their target; random is 5/3
         assert last >= 4.5, r.curve
     assert last > first or last >= 4.9
+
+
+# -- agents that die: alive masks ------------------------------------------------------------------
+
+MASKS = ("agent_mask", "next_agent_mask")
+
+
+def test_parity_cases_have_dead_agents():
+    """The parity cases (run in every backend by tests/test_parity.py) hold dead agents as the
+    replay buffer stores them: zero obs/act rows where ``agent_mask`` is 0, agents leaving
+    (``next_agent_mask`` 0 while alive), and in the second batch an agent gone throughout."""
+    for case in cases("maddpg"):
+        A = case.spec.n_agents
+        for k, b in enumerate(case.batches):
+            am, nam = b["agent_mask"], b["next_agent_mask"]
+            assert am.shape == nam.shape == b["rew"].shape and am.dtype == nam.dtype == np.float32
+            dead = am == 0
+            assert dead.any() and not dead.all(), case.name
+            assert np.all(b["obs"][dead] == 0) and np.all(b["act"][dead] == 0), case.name
+            assert ((am == 1) & (nam == 0)).any(), case.name
+            assert np.all(b["done"][(am == 1) & (nam == 0)] == 1), case.name
+            assert dead[A - 1].all() == (k == 1), case.name
+
+
+def test_losses_match_the_numpy_reference_with_dead_agents(backend):
+    """Backend losses equal the float64 numpy reference (masked means, dead agents' target
+    actions zeroed) on the parity batches, including one where an agent is gone throughout."""
+    for case in cases("maddpg", updates=2):
+        learner = registry.get("learner", "maddpg", backend)(case.spec, case.config, case.weights)
+        for b in case.batches:
+            got = learner.gradients(b)
+            ref = reference_losses(case.spec, case.config, case.weights, b)
+            for name in ("critic", "actor"):
+                np.testing.assert_allclose(got[f"loss/{name}"], ref[name], rtol=1e-5, atol=1e-6,
+                                           err_msg=f"{case.name} {name}")
+
+
+def _dead_agent_batch(spec, k: int, seed: int) -> dict[str, np.ndarray]:
+    """Agent ``k`` gone in every transition (masks 0); its obs/act rows hold noise rather than
+    zeros, so only the masks can silence it."""
+    rng = np.random.default_rng(seed)
+    data = with_dead_agents(random_transitions(spec, 24, rng), rng, dead=(k,))
+    assert not data["agent_mask"][k].any() and not data["next_agent_mask"][k].any()
+    for key in ("obs", "act", "next_obs"):
+        data[key][k] = rng.standard_normal(data[key][k].shape).astype(np.float32)
+    return core.prepare_batch(spec, None, data, rng, 0)
+
+
+@pytest.mark.parametrize("kind", ["discrete", "continuous", "hybrid"])
+def test_a_dead_agent_sends_no_gradient_to_its_networks(backend, kind):
+    """Per-agent weights ``[A, ...]``: the slices of the dead agent's actor and critic get exactly
+    zero gradient (so the first Adam step leaves them exactly where they were); the live
+    agents' slices do learn."""
+    spec = parity_spec(kind)
+    cfg = _small_cfg(backend, **{"maddpg.share_parameters": False})
+    k = 1
+    w0 = core.init_weights(spec, cfg, 3)
+    learner = registry.get("learner", "maddpg", backend)(spec, cfg, w0)
+    batch = _dead_agent_batch(spec, k, 5)
+    grads = learner.gradients(batch)
+    trained = [n for n in w0 if n.split("/")[0] in ("actor", "critic")]
+    for name in trained:
+        g = grads[name]
+        assert g.shape[0] == spec.n_agents, name
+        assert np.all(g[k] == 0), f"{name}: dead agent {k} slice has gradient {np.abs(g[k]).max()}"
+        for j in set(range(spec.n_agents)) - {k}:
+            assert np.abs(g[j]).max() > 0, f"{name}: live agent {j} slice has no gradient"
+    learner.update(batch)
+    w1 = learner.get_weights()
+    for name in trained:
+        np.testing.assert_array_equal(w1[name][k], w0[name][k], err_msg=name)
+        assert np.abs(w1[name] - w0[name]).max() > 0, name
+
+
+def test_all_ones_masks_equal_a_batch_without_masks(backend):
+    """A batch without mask entries (an old caller) is every agent alive: ``prepare_batch`` adds
+    all-ones masks without changing the noise it draws, and the learner's losses, gradients and
+    update are bit for bit those of the all-ones batch, and the reference's (plain batch means)."""
+    spec = parity_spec("hybrid")
+    cfg = _small_cfg(backend)
+    w = core.init_weights(spec, cfg, 1)
+    batch = maddpg_batch(spec, 16, 4)
+    for key in MASKS:
+        assert batch[key].dtype == np.float32 and batch[key].shape == batch["rew"].shape
+        assert np.all(batch[key] == 1), key
+    rng = np.random.default_rng(4)
+    data = random_transitions(spec, 16, rng)
+    explicit = core.prepare_batch(spec, cfg, {**data, **{k: np.ones_like(data["rew"]) for k in MASKS}}, rng, 0)
+    for key in batch:
+        np.testing.assert_array_equal(explicit[key], batch[key], err_msg=key)
+    bare = {k: v for k, v in batch.items() if k not in MASKS}
+    make = registry.get("learner", "maddpg", backend)
+    with_masks, without = make(spec, cfg, w), make(spec, cfg, w)
+    g1, g2 = with_masks.gradients(batch), without.gradients(bare)
+    assert set(g1) == set(g2)
+    for key in g1:
+        np.testing.assert_array_equal(g1[key], g2[key], err_msg=key)
+    ref = reference_losses(spec, cfg, w, bare)
+    for name in ("critic", "actor"):
+        np.testing.assert_allclose(g1[f"loss/{name}"], ref[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    assert with_masks.update(batch) == without.update(bare)
+    w1, w2 = with_masks.get_weights(), without.get_weights()
+    for key in w1:
+        np.testing.assert_array_equal(w1[key], w2[key], err_msg=key)

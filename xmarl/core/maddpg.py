@@ -8,6 +8,18 @@ Networks (``G`` = 1 with parameter sharing, else the number of agents ``A``):
   shared) to ``act_dim`` raw outputs (logits on categorical entries, pre-tanh values on bounded
   ones; a hybrid action has both, see :mod:`xmarl.core.spaces`);
 * critic ``Q_i(x, a_1..a_N [, id_i])``: MLP over all agents' observations and actions.
+
+Agents that leave an episode keep their slot (alive masks). Every batch has ``agent_mask``
+``[A, B]`` (1 where agent ``i`` acts at ``obs``; 0 where it has left, and then its ``obs`` and
+``act`` rows are zeros) and ``next_agent_mask`` ``[A, B]`` (1 where it acts at ``next_obs``).
+With ``w_i = agent_mask[i]``, the losses of agent ``i`` are masked means over the batch::
+
+    a'_j = mu'_j(o'_j) * next_agent_mask[j]               (a dead agent's action is zeros)
+    critic:  sum_b w_ib (Q_i - y_i)^2 / max(sum_b w_ib, 1)
+    actor:   sum_b w_ib (-Q_i(x, a_1..mu_i(o_i)..a_N) + policy_reg * reg_ib) / max(sum_b w_ib, 1)
+
+summed over agents, so a dead agent's slot sends no gradient to its own networks. With all-ones
+masks these are the plain batch means.
 """
 
 from __future__ import annotations
@@ -36,7 +48,7 @@ class MADDPGCore(MethodCore):
     policy_network = "actor"
     batch = {"obs": ("A", None, "obs"), "act": ("A", None, "act"), "rew": ("A", None),
              "next_obs": ("A", None, "obs"), "done": ("A", None), "gumbel": ("A", None, "act"),
-             "next_gumbel": ("A", None, "act")}
+             "next_gumbel": ("A", None, "act"), "agent_mask": ("A", None), "next_agent_mask": ("A", None)}
     metrics = ("critic_loss", "actor_loss")
 
     def param_shapes(self, spec: AgentSpec, cfg: MADDPGConfig) -> Layout:
@@ -66,10 +78,12 @@ class MADDPGCore(MethodCore):
 
     def prepare_batch(self, spec: AgentSpec, cfg: MADDPGConfig, data: dict[str, np.ndarray],
                       rng: np.random.Generator, step: int) -> Batch:
-        """A replay sample (agent-major ``obs``, ``act``, ``rew``, ``next_obs``, ``done``) plus the
-        Gumbel noise of the update's action samples, drawn here so that every backend draws the
-        same sample and runs stay reproducible. The noise covers the categorical entries
+        """A replay sample (agent-major ``obs``, ``act``, ``rew``, ``next_obs``, ``done``,
+        ``agent_mask``, ``next_agent_mask``; masks absent: every agent alive) plus the Gumbel
+        noise of the update's action samples, drawn here so that every backend draws the same
+        sample and runs stay reproducible. The noise covers the categorical entries
         (``spec.disc_mask``) and is zero on continuous ones; continuous tasks draw none."""
+        data = self.with_masks(data)
         shape = data["act"].shape
         if spec.discrete:
             data["gumbel"] = gumbel(rng, shape)
@@ -82,6 +96,15 @@ class MADDPGCore(MethodCore):
             data["gumbel"] = np.zeros(shape, np.float32)
             data["next_gumbel"] = np.zeros(shape, np.float32)
         return data
+
+    @staticmethod
+    def with_masks(batch: Batch) -> Batch:
+        """``batch`` with ``agent_mask`` and ``next_agent_mask`` (``[A, B]`` float32), all ones
+        where absent (samples and batches made before alive masks: every agent alive)."""
+        missing = [k for k in ("agent_mask", "next_agent_mask") if k not in batch]
+        if not missing:
+            return batch
+        return {**batch, **{k: np.ones(batch["rew"].shape, np.float32) for k in missing}}
 
     def exploration(self, cfg: MADDPGConfig, step: int) -> float:
         """Action-noise scale used while collecting (continuous actions)."""

@@ -5,7 +5,9 @@ regress on ``y_i = r_i + gamma (1 - d_i) Q'_i(x', a'_1..a'_N)`` with ``a'_j = mu
 then each actor follows ``grad Q_i(x, a_1..mu_i(o_i)..a_N)`` with the other agents' actions
 taken from replay, then the targets move by ``tau``. Categorical actions (discrete, or the
 discrete part of hybrid ones) are relaxed by Gumbel-softmax with the batch's noise, as in the
-reference code; bounded continuous entries are squashed by ``tanh``.
+reference code; bounded continuous entries are squashed by ``tanh``. Agents that have left keep
+their slot: a dead agent's target action is zeros and each agent's losses are means over the
+transitions where it is alive (``agent_mask``, see :mod:`xmarl.core.maddpg`).
 
 The whole update (both gradient steps and the target update) is one graph-mode cell,
 :class:`_UpdateStep`; :class:`_Gradients` is a second one for parity checks.
@@ -21,6 +23,7 @@ from xmarl.backends.mindspore import ops as ms_ops
 from xmarl.backends.mindspore.optimizers import Adam, clip_by_group_norm
 from xmarl.backends.mindspore.policies import CentralCritic, MADDPGActor
 from xmarl.core.actions import NEG_INF
+from xmarl.core.interfaces import Batch
 from xmarl.core.learner import LearnerBase
 from xmarl.core.maddpg import MADDPG
 from xmarl.core.spaces import AgentSpec
@@ -31,6 +34,12 @@ def _joint(x: Tensor) -> Tensor:
     """``[A, B, d]`` -> ``[1, B, A*d]``: every agent's values side by side."""
     A, B, d = x.shape
     return x.swapaxes(0, 1).reshape(1, B, A * d)
+
+
+def _masked_mean(x: Tensor, w: Tensor) -> Tensor:
+    """``[A, B]`` values to the sum over agents of their mean over the transitions where the agent
+    is alive: ``sum_i sum_b w_ib x_ib / max(sum_b w_ib, 1)``."""
+    return ((w * x).sum(1) / ops.maximum(w.sum(1), 1.0)).sum()
 
 
 class _Action(nn.Cell):
@@ -55,7 +64,8 @@ class _Action(nn.Cell):
 
 
 class _CriticLoss(nn.Cell):
-    """Sum over agents of the batch-mean squared TD error; the target carries no gradient."""
+    """Sum over agents of the squared TD error's mean over the transitions where the agent is
+    alive; the target carries no gradient and agents gone at ``next_obs`` act zeros in it."""
 
     def __init__(self, critic: CentralCritic, target_actor: MADDPGActor, target_critic: CentralCritic,
                  action: _Action, gamma: float) -> None:
@@ -65,16 +75,17 @@ class _CriticLoss(nn.Cell):
         self.gamma = gamma
 
     def construct(self, obs: Tensor, act: Tensor, rew: Tensor, next_obs: Tensor, done: Tensor,
-                  next_gumbel: Tensor) -> Tensor:
-        next_act = self.action(self.target_actor(next_obs), next_gumbel)
+                  next_gumbel: Tensor, agent_mask: Tensor, next_agent_mask: Tensor) -> Tensor:
+        next_act = self.action(self.target_actor(next_obs), next_gumbel) * next_agent_mask.expand_dims(-1)
         q_next = self.target_critic(ops.cat((_joint(next_obs), _joint(next_act)), -1))
         y = ops.stop_gradient(rew + self.gamma * (1.0 - done) * q_next)
         q = self.critic(ops.cat((_joint(obs), _joint(act)), -1))
-        return ops.square(q - y).mean(1).sum()
+        return _masked_mean(ops.square(q - y), agent_mask)
 
 
 class _ActorLoss(nn.Cell):
-    """``-Q_i(x, a_1..mu_i(o_i)..a_N)`` summed over agents, plus the pre-activation penalty."""
+    """``-Q_i(x, a_1..mu_i(o_i)..a_N)`` plus the pre-activation penalty, each a mean over the
+    transitions where agent ``i`` is alive, summed over agents."""
 
     def __init__(self, actor: MADDPGActor, critic: CentralCritic, action: _Action, spec: AgentSpec,
                  policy_reg: float) -> None:
@@ -85,7 +96,7 @@ class _ActorLoss(nn.Cell):
         self.act_mask = Tensor(spec.act_mask[:, None])  # [A, 1, d]
         self.policy_reg = policy_reg
 
-    def construct(self, obs: Tensor, act: Tensor, gumbel: Tensor) -> Tensor:
+    def construct(self, obs: Tensor, act: Tensor, gumbel: Tensor, agent_mask: Tensor) -> Tensor:
         A, B, d = act.shape
         raw = self.actor(obs)
         pi = self.action(raw, gumbel)
@@ -93,8 +104,8 @@ class _ActorLoss(nn.Cell):
         mixed = self.own * pi.swapaxes(0, 1).expand_dims(0) + (1 - self.own) * act.swapaxes(0, 1).expand_dims(0)
         joint_obs = ops.broadcast_to(_joint(obs), (A, B, A * obs.shape[2]))
         q = self.critic(ops.cat((joint_obs, mixed.reshape(A, B, A * d)), -1))
-        reg = ((ops.square(raw) * self.act_mask).sum(-1) / self.act_mask.sum(-1)).mean(1).sum()
-        return -q.mean(1).sum() + self.policy_reg * reg
+        reg = (ops.square(raw) * self.act_mask).sum(-1) / self.act_mask.sum(-1)
+        return -_masked_mean(q, agent_mask) + self.policy_reg * _masked_mean(reg, agent_mask)
 
 
 class _Gradients(nn.Cell):
@@ -107,9 +118,10 @@ class _Gradients(nn.Cell):
         self.actor_grad = value_and_grad(actor_loss, None, actor_params)
 
     def construct(self, obs: Tensor, act: Tensor, rew: Tensor, next_obs: Tensor, done: Tensor, gumbel: Tensor,
-                  next_gumbel: Tensor) -> tuple:
-        critic_loss, critic_grads = self.critic_grad(obs, act, rew, next_obs, done, next_gumbel)
-        actor_loss, actor_grads = self.actor_grad(obs, act, gumbel)
+                  next_gumbel: Tensor, agent_mask: Tensor, next_agent_mask: Tensor) -> tuple:
+        critic_loss, critic_grads = self.critic_grad(obs, act, rew, next_obs, done, next_gumbel, agent_mask,
+                                                     next_agent_mask)
+        actor_loss, actor_grads = self.actor_grad(obs, act, gumbel, agent_mask)
         return critic_loss, critic_grads, actor_loss, actor_grads
 
 
@@ -126,11 +138,12 @@ class _UpdateStep(nn.Cell):
         self.grad_clip, self.tau, self.keep = grad_clip, tau, 1.0 - tau  # 1 - tau in double, as in PyTorch
 
     def construct(self, obs: Tensor, act: Tensor, rew: Tensor, next_obs: Tensor, done: Tensor, gumbel: Tensor,
-                  next_gumbel: Tensor) -> Tensor:
-        critic_loss, grads = self.critic_grad(obs, act, rew, next_obs, done, next_gumbel)
+                  next_gumbel: Tensor, agent_mask: Tensor, next_agent_mask: Tensor) -> Tensor:
+        critic_loss, grads = self.critic_grad(obs, act, rew, next_obs, done, next_gumbel, agent_mask,
+                                              next_agent_mask)
         grads, _ = clip_by_group_norm(grads, self.grad_clip)
         critic_loss = ops.depend(critic_loss, self.critic_opt(grads))
-        actor_loss, grads = self.actor_grad(obs, act, gumbel)  # uses the new critic
+        actor_loss, grads = self.actor_grad(obs, act, gumbel, agent_mask)  # uses the new critic
         grads, _ = clip_by_group_norm(grads, self.grad_clip)
         actor_loss = ops.depend(actor_loss, self.actor_opt(grads))
         for p, t in zip(self.sources, self.targets):
@@ -156,6 +169,9 @@ class MADDPGLearner(LearnerBase):
         self._update_step = _UpdateStep(critic_loss, actor_loss, self.critic_opt, self.actor_opt,
                                         sources, targets, config.grad_clip, config.tau)
         self._gradients = _Gradients(critic_loss, actor_loss, self.critic_opt.params, self.actor_opt.params)
+
+    def _prepare(self, batch: Batch, learn: bool) -> Batch:
+        return MADDPG.with_masks(batch)  # a batch without masks: every agent alive
 
     def _gradients_step(self, *batch: Tensor) -> tuple[dict[str, Tensor], dict[str, tuple[Tensor, ...]]]:
         critic_loss, critic_grads, actor_loss, actor_grads = self._gradients(*batch)

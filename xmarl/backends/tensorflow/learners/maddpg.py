@@ -5,7 +5,9 @@ regress on ``y_i = r_i + gamma (1 - d_i) Q'_i(x', a'_1..a'_N)`` with ``a'_j = mu
 then each actor follows ``grad Q_i(x, a_1..mu_i(o_i)..a_N)`` with the other agents' actions
 taken from replay, then the targets move by ``tau``. Categorical actions (discrete, or the
 discrete part of hybrid ones) are relaxed by Gumbel-softmax with the batch's noise, as in the
-reference code; bounded continuous entries are squashed by ``tanh``. The update and the
+reference code; bounded continuous entries are squashed by ``tanh``. Agents that have left keep
+their slot: a dead agent's target action is zeros and each agent's losses are means over the
+transitions where it is alive (``agent_mask``, see :mod:`xmarl.core.maddpg`). The update and the
 gradients run as ``tf.function`` graphs traced once per learner (the batch size may vary).
 """
 
@@ -20,6 +22,7 @@ from xmarl.backends.tensorflow import ops as tf_ops
 from xmarl.backends.tensorflow.optimizers import Adam, clip_by_group_norm
 from xmarl.backends.tensorflow.policies import CentralCritic, MADDPGActor
 from xmarl.core.actions import NEG_INF
+from xmarl.core.interfaces import Batch
 from xmarl.core.learner import LearnerBase
 from xmarl.core.maddpg import MADDPG
 from xmarl.docschema import documented
@@ -60,13 +63,21 @@ class MADDPGLearner(LearnerBase):
         A, d = x.shape[0], x.shape[2]
         return tf.reshape(tf.transpose(x, [1, 0, 2]), [1, -1, A * d])
 
+    @staticmethod
+    def _masked_mean(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
+        """``[A, B]`` values to the sum over agents of their mean over the transitions where the
+        agent is alive: ``sum_i sum_b w_ib x_ib / max(sum_b w_ib, 1)``."""
+        return tf.reduce_sum(tf.reduce_sum(w * x, 1) / tf.maximum(tf.reduce_sum(w, 1), 1.0))
+
     # -- losses ----------------------------------------------------------------------------
     def _critic_loss(self, b: TensorBatch) -> tf.Tensor:
+        # a'_j = mu'_j(o'_j), zeros for agents that are gone at o'
         next_act = self._action(self.target_actor(b["next_obs"]), b["next_gumbel"])
+        next_act = next_act * b["next_agent_mask"][..., None]
         q_next = self.target_critic(tf.concat([self._joint(b["next_obs"]), self._joint(next_act)], -1))
         y = tf.stop_gradient(b["rew"] + self.cfg.gamma * (1.0 - b["done"]) * q_next)
         q = self.critic(tf.concat([self._joint(b["obs"]), self._joint(b["act"])], -1))
-        return tf.reduce_sum(tf.reduce_mean(tf.square(q - y), 1))
+        return self._masked_mean(tf.square(q - y), b["agent_mask"])
 
     def _actor_loss(self, b: TensorBatch) -> tf.Tensor:
         A, d = self.spec.n_agents, self.spec.act_dim
@@ -79,11 +90,14 @@ class MADDPGLearner(LearnerBase):
         joint_obs = self._joint(b["obs"])
         joint_obs = tf.broadcast_to(joint_obs, tf.stack([A, B, joint_obs.shape[-1]]))
         q = self.critic(tf.concat([joint_obs, tf.reshape(mixed, tf.stack([A, B, A * d]))], -1))
-        reg = tf.reduce_sum(tf.reduce_mean(
-            tf.reduce_sum(tf.square(raw) * self.act_mask, -1) / tf.reduce_sum(self.act_mask, -1), 1))
-        return -tf.reduce_sum(tf.reduce_mean(q, 1)) + self.cfg.policy_reg * reg
+        reg = tf.reduce_sum(tf.square(raw) * self.act_mask, -1) / tf.reduce_sum(self.act_mask, -1)
+        w = b["agent_mask"]
+        return -self._masked_mean(q, w) + self.cfg.policy_reg * self._masked_mean(reg, w)
 
     # -- steps (compiled by the core, once per learner, for any batch size) -----------------------
+    def _prepare(self, batch: Batch, learn: bool) -> Batch:
+        return MADDPG.with_masks(batch)  # a batch without masks: every agent alive
+
     @staticmethod
     def _loss_and_grads(loss_fn: Callable[[TensorBatch], tf.Tensor], b: TensorBatch,
                         params: list[tf.Variable]) -> tuple[tf.Tensor, list[tf.Tensor]]:

@@ -5,7 +5,9 @@ regress on ``y_i = r_i + gamma (1 - d_i) Q'_i(x', a'_1..a'_N)`` with ``a'_j = mu
 then each actor follows ``grad Q_i(x, a_1..mu_i(o_i)..a_N)`` with the other agents' actions
 taken from replay, then the targets move by ``tau``. Categorical actions (discrete, or the
 discrete part of hybrid ones) are relaxed by Gumbel-softmax with the batch's noise, as in the
-reference code; bounded continuous entries are squashed by ``tanh``.
+reference code; bounded continuous entries are squashed by ``tanh``. Agents that have left keep
+their slot: a dead agent's target action is zeros and each agent's losses are means over the
+transitions where it is alive (``agent_mask``, see :mod:`xmarl.core.maddpg`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from xmarl.backends.torch import ops as torch_ops
 from xmarl.backends.torch.optimizers import Adam, clip_by_group_norm
 from xmarl.backends.torch.policies import CentralCritic, MADDPGActor
 from xmarl.core.actions import NEG_INF
+from xmarl.core.interfaces import Batch
 from xmarl.core.learner import LearnerBase
 from xmarl.core.maddpg import MADDPG
 from xmarl.docschema import documented
@@ -56,14 +59,22 @@ class MADDPGLearner(LearnerBase):
         A, B, d = x.shape
         return x.transpose(0, 1).reshape(1, B, A * d)
 
+    @staticmethod
+    def _masked_mean(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """``[A, B]`` values to the sum over agents of their mean over the transitions where the
+        agent is alive: ``sum_i sum_b w_ib x_ib / max(sum_b w_ib, 1)``."""
+        return ((w * x).sum(1) / w.sum(1).clamp(min=1.0)).sum()
+
     # -- losses ----------------------------------------------------------------------------
     def _critic_loss(self, b: Tensors) -> torch.Tensor:
         with torch.no_grad():
+            # a'_j = mu'_j(o'_j), zeros for agents that are gone at o'
             next_act = self._action(self.target_actor(b["next_obs"]), b["next_gumbel"])
+            next_act = next_act * b["next_agent_mask"].unsqueeze(-1)
             q_next = self.target_critic(torch.cat([self._joint(b["next_obs"]), self._joint(next_act)], -1))
             y = b["rew"] + self.cfg.gamma * (1.0 - b["done"]) * q_next
         q = self.critic(torch.cat([self._joint(b["obs"]), self._joint(b["act"])], -1))
-        return (q - y).pow(2).mean(1).sum()
+        return self._masked_mean((q - y).pow(2), b["agent_mask"])
 
     def _actor_loss(self, b: Tensors) -> torch.Tensor:
         A, B, d = b["act"].shape
@@ -73,10 +84,14 @@ class MADDPGLearner(LearnerBase):
         mixed = self.own * pi.transpose(0, 1).unsqueeze(0) + (1 - self.own) * b["act"].transpose(0, 1).unsqueeze(0)
         joint_obs = self._joint(b["obs"]).expand(A, -1, -1)
         q = self.critic(torch.cat([joint_obs, mixed.reshape(A, B, A * d)], -1))
-        reg = ((raw.pow(2) * self.act_mask).sum(-1) / self.act_mask.sum(-1)).mean(1).sum()
-        return -q.mean(1).sum() + self.cfg.policy_reg * reg
+        reg = (raw.pow(2) * self.act_mask).sum(-1) / self.act_mask.sum(-1)
+        w = b["agent_mask"]
+        return -self._masked_mean(q, w) + self.cfg.policy_reg * self._masked_mean(reg, w)
 
     # -- steps ------------------------------------------------------------------------------
+    def _prepare(self, batch: Batch, learn: bool) -> Batch:
+        return MADDPG.with_masks(batch)  # a batch without masks: every agent alive
+
     def _update_step(self, b: Tensors) -> Tensors:
         critic_loss = self._step(self._critic_loss(b), list(self.critic.canonical().values()), self.critic_opt)
         # the actor's loss reads the critic just updated
