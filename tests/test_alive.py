@@ -205,3 +205,33 @@ def test_commnet_learns_nothing_from_a_dead_slot(backend):
     other = learner.gradients(COMMNET.prepare_batch(spec, cfg, changed, np.random.default_rng(0), 0))
     for k in grads:
         np.testing.assert_array_equal(grads[k], other[k])
+
+
+def test_evaluation_reports_the_envs_success_measure(out_dir):
+    """Levers with leaving agents reports its team reward per round (``eval_team_reward``) beside
+    the per-agent return, which counts the agents that left as zeros; a policy whose agents
+    all pull lever 0 scores exactly 0 on it."""
+    require("torch")
+    ov = {"train.steps": 2048, "train.eval_interval": 1024, "train.num_envs": 256, "train.eval_episodes": 200,
+          "train.tensorboard": False, "commnet.batch_episodes": 256,
+          "env_kwargs": {"n_pool": 50, "n_agents": 5, "rounds": 2, "leave": 0.5}}
+    res = xmarl.run("commnet", "torch", "levers", out_dir=out_dir, progress=False, overrides=ov)
+    m = res.final_metrics
+    assert 0.0 <= m["eval_team_reward"] <= 1.0 and m["eval_length"] == 2.0
+    assert m["eval_return"] < 2 * m["eval_team_reward"] + 1e-9  # agents that left get no reward
+
+    from xmarl.training.trainer import episode_stats
+
+    class Lever0:
+        def act(self, obs, state=None, explore=False, **_):
+            return np.zeros(obs.shape[:2], np.int64), state
+
+    env = Levers(100, n_pool=50, rounds=2, leave=0.5)
+    returns, lengths, measures = episode_stats(Lever0(), env, seed=0)
+    assert (measures["team_reward"] == 0).all() and (lengths == 2).all()
+
+    class OwnLever(Lever0):
+        def act(self, obs, state=None, explore=False, **_):
+            return np.tile(np.arange(5), (obs.shape[0], 1)), state
+
+    np.testing.assert_allclose(episode_stats(OwnLever(), env, seed=0)[2]["team_reward"], 1.0, rtol=1e-6)

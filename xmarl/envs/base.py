@@ -106,6 +106,13 @@ class VectorEnvBase(abc.ABC):
         ``None`` when every action of each agent's space is always available (the default)."""
         return None
 
+    def step_measures(self) -> dict[str, np.ndarray]:
+        """The env's own success measures for the last :meth:`step`, ``{name: [E] float}``, summed
+        over an episode by evaluation (``eval_<name>``: the mean over episodes of those sums); e.g.
+        touches between predators and prey per step, or a value given at an episode's last step
+        only. None by default."""
+        return {}
+
     def alive(self) -> np.ndarray | None:
         """Which agents act on the current observations: ``[E, A]`` float32, 1 for an agent in the
         episode, 0 for one that has left it (died, or not yet joined); its slot then holds a zero

@@ -88,6 +88,7 @@ class Levers(VectorEnvBase):
         self._round = np.zeros(self.num_envs, np.int64)
         self._alive = np.ones((self.num_envs, self.n_agents), np.float32)
         self._final_alive = np.zeros((self.num_envs, self.n_agents), np.float32)
+        self._team = np.zeros(self.num_envs, np.float32)  # the last step's team reward / rounds
         self._draw()
 
     def _draw(self) -> None:
@@ -117,6 +118,11 @@ class Levers(VectorEnvBase):
         self._alive[:] = 1.0
         self._restart_episodes()
         return self._observe()
+
+    def step_measures(self) -> dict[str, np.ndarray]:
+        """``team_reward``: the last round's team reward over the number of rounds, so that its sum
+        over a game is the mean team reward per round (1 = every agent in each round on its own lever)."""
+        return {"team_reward": self._team.copy()}
 
     def alive(self) -> np.ndarray | None:
         """``[E, m]`` the agents still in each game (None for one-round games without leaving)."""
@@ -151,6 +157,7 @@ class Levers(VectorEnvBase):
         self._last = a.astype(np.int64)
         if self.rounds == 1:
             team = self.reward(a).astype(np.float32)
+            self._team = team
             rew = np.repeat(team[:, None], m, axis=1)
             final = self._observe()
             self._record(team.astype(np.float64), np.ones(E, np.int64))  # one-step episodes: the return is the reward
@@ -161,7 +168,9 @@ class Levers(VectorEnvBase):
     def _step_rounds(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """A round of multi-round games: reward the agents in, then some leave; ended games restart."""
         alive = self._alive
-        rew = (self.reward(a, alive)[:, None] * alive).astype(np.float32)
+        team = self.reward(a, alive).astype(np.float32)
+        self._team = team / np.float32(self.rounds)
+        rew = (team[:, None] * alive).astype(np.float32)
         self._round += 1
         done = self._round >= self.rounds
         leaving = (self._rng.random(alive.shape) < self.leave) & (alive > 0) & ~done[:, None]

@@ -97,13 +97,17 @@ def episode_returns(policy: Policy, env: VectorEnvBase, seed: int) -> np.ndarray
     return episode_stats(policy, env, seed)[0]
 
 
-def episode_stats(policy: Policy, env: VectorEnvBase, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy returns ``[E, A]`` (episode sums per agent) and lengths ``[E]``, one episode per env copy."""
+def episode_stats(policy: Policy, env: VectorEnvBase, seed: int
+                  ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Greedy returns ``[E, A]`` (episode sums per agent), lengths ``[E]`` and the env's success
+    measures summed over each episode (``{name: [E]}``, see :meth:`VectorEnvBase.step_measures`),
+    one episode per env copy."""
     obs = env.reset(seed=seed)
     E = env.num_envs
     finished = np.zeros(E, bool)
     acc = np.zeros((E, env.spec.n_agents))
     lengths = np.zeros(E, np.int64)
+    measures: dict[str, np.ndarray] = {}
     state = None
     while not finished.all():
         actions, state = policy.act(obs, state, explore=False, **_env_kwargs(env))
@@ -111,8 +115,10 @@ def episode_stats(policy: Policy, env: VectorEnvBase, seed: int) -> tuple[np.nda
         state = reset_state(state, done)
         acc[~finished] += rew[~finished]
         lengths[~finished] += 1
+        for k, v in env.step_measures().items():
+            measures.setdefault(k, np.zeros(E))[~finished] += np.asarray(v, np.float64)[~finished]
         finished |= done
-    return acc, lengths
+    return acc, lengths, measures
 
 
 def evaluate(policy: Policy, env: VectorEnvBase, seed: int) -> float:
@@ -307,10 +313,11 @@ class Trainer:
                            np.random.default_rng(seed))
 
     def evaluate(self) -> dict[str, float]:
-        """Greedy evaluation on the eval env: ``eval_return`` (per agent), per group, ``eval_length``."""
+        """Greedy evaluation on the eval env: ``eval_return`` (per agent), per group, ``eval_length``
+        and the env's success measures (``eval_<name>``)."""
         seed = self.cfg.seed + EVAL_SEED_OFFSET
-        returns, lengths = episode_stats(self.acting(self.eval_env, seed), self.eval_env, seed=seed)
-        return self.groups.metrics(returns, lengths)
+        returns, lengths, measures = episode_stats(self.acting(self.eval_env, seed), self.eval_env, seed=seed)
+        return {**self.groups.metrics(returns, lengths), **{f"eval_{k}": float(v.mean()) for k, v in measures.items()}}
 
     # -- what a loop defines ---------------------------------------------------------------
     def _make_buffer(self) -> Any:
