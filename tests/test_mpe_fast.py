@@ -1,5 +1,6 @@
-"""``mpe-fast`` tasks (FastSpread, FastSpeakerListener, FastReference): transition equivalence
-with mpe2, auto-reset, snapshots, training."""
+"""``mpe-fast`` tasks (FastSpread, FastSpeakerListener, FastReference, and the mixed
+cooperative-competitive FastTag, FastAdversary, FastPush): transition equivalence with mpe2,
+auto-reset, snapshots, training."""
 
 from __future__ import annotations
 
@@ -14,13 +15,21 @@ from xmarl import registry
 from xmarl.envs import VectorEnv, make_env
 from xmarl.envs.mpe_fast import (
     NAME,
+    NAME_ADVERSARY,
+    NAME_PUSH,
     NAME_REFERENCE,
     NAME_SPEAKER_LISTENER,
+    NAME_TAG,
+    PUSH_AGENT_COLORS,
+    PUSH_COLORS,
     REFERENCE_COLORS,
     SPEAKER_LISTENER_COLORS,
+    FastAdversary,
+    FastPush,
     FastReference,
     FastSpeakerListener,
     FastSpread,
+    FastTag,
     mpe2_comm_state,
     mpe2_world_state,
 )
@@ -29,6 +38,9 @@ from xmarl.errors import EnvError, RegistryError
 simple_spread_v3 = require_module("mpe2.simple_spread_v3", "pip install 'xmarl[mpe]'")
 simple_speaker_listener_v4 = require_module("mpe2.simple_speaker_listener_v4", "pip install 'xmarl[mpe]'")
 simple_reference_v3 = require_module("mpe2.simple_reference_v3", "pip install 'xmarl[mpe]'")
+simple_tag_v3 = require_module("mpe2.simple_tag_v3", "pip install 'xmarl[mpe]'")
+simple_adversary_v3 = require_module("mpe2.simple_adversary_v3", "pip install 'xmarl[mpe]'")
+simple_push_v3 = require_module("mpe2.simple_push_v3", "pip install 'xmarl[mpe]'")
 
 TOL = 1e-6
 
@@ -588,3 +600,365 @@ def test_maddpg_trains_on_comm_tasks(name, steps, margin, tmp_path):
     twelve was still at random's level)."""
     trained, random = _trained_and_random_returns(name, steps, tmp_path)
     assert trained > random + margin, (trained, random)
+
+
+# -- simple_tag_v3, simple_adversary_v3, simple_push_v3: the MADDPG paper's mixed tasks -----------
+
+MIXED_TASKS = {  # name: (fast class, mpe2 module)
+    NAME_TAG: (FastTag, simple_tag_v3),
+    NAME_ADVERSARY: (FastAdversary, simple_adversary_v3),
+    NAME_PUSH: (FastPush, simple_push_v3),
+}
+
+
+def _arrange(envs: list, rng: np.random.Generator, how: str) -> None:
+    """Move mpe2's agents (in place, velocities kept): ``crowd`` piles them within 0.15 of the last
+    landmark (contacts with each other and with obstacles, collisions, speed limits); ``wide``
+    spreads them over [-1.3, 1.3)^2 (simple_tag's bound penalty in all three of its pieces)."""
+    for e in envs:
+        world = e.unwrapped.world
+        centre = world.landmarks[-1].state.p_pos if world.landmarks else np.zeros(2)
+        for agent in world.agents:
+            agent.state.p_pos = centre + rng.uniform(-0.15, 0.15, 2) if how == "crowd" else rng.uniform(-1.3, 1.3, 2)
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    (NAME_TAG, {}),
+    (NAME_TAG, {"num_good": 2, "num_adversaries": 2, "num_obstacles": 3}),
+    (NAME_TAG, {"num_good": 3, "num_adversaries": 1, "num_obstacles": 0, "max_cycles": 30}),
+    (NAME_TAG, {"terminate_on_success": True}),
+    (NAME_ADVERSARY, {}),
+    (NAME_ADVERSARY, {"N": 4}),
+    (NAME_ADVERSARY, {"N": 1, "max_cycles": 30}),
+    (NAME_PUSH, {}),
+    (NAME_PUSH, {"max_cycles": 30}),
+])
+@pytest.mark.parametrize("continuous", [False, True])
+def test_mixed_transitions_equal_mpe2(name, kwargs, continuous):
+    """40 episodes per case, 10 side by side, in four batches: from mpe2's reset; after a random
+    number of mpe2 steps (non-zero velocities, every copy truncating at its own step); with the
+    agents crowded onto a landmark; and with them spread beyond the bounds. mpe2's state is copied
+    in, both are stepped with the same actions until mpe2's episodes end, and observations, rewards,
+    terminations, truncations and the world state agree at every step for every copy still in its
+    copied episode, and so do the step measures with mpe2's ``benchmark_data``. Counts show that
+    collisions, contacts, speed limits, bound penalties and (with terminate_on_success) terminations
+    all happened."""
+    cls, mod = MIXED_TASKS[name]
+    max_cycles = kwargs.get("max_cycles", 25)
+    rng = np.random.default_rng(11 + 7 * len(kwargs) + 10 * continuous + 100 * list(MIXED_TASKS).index(name))
+    B = 10
+    worst = {"obs": 0.0, "rew": 0.0, "state": 0.0}
+    seen = {"goals": set(), "rewards": set(), "catches": 0, "bound": 0, "limited": 0, "contacts": 0, "obstacle": 0,
+            "terminated": 0, "successes": 0}
+    for batch in range(4):
+        bench = cls is not FastPush  # mpe2's simple_push has no benchmark_data
+        envs = [mod.parallel_env(continuous_actions=continuous, benchmark_data=bench, **kwargs) for _ in range(B)]
+        for e in envs:
+            e.reset(seed=int(rng.integers(2**31)))
+        fast = cls(B, continuous_actions=continuous, **kwargs)
+        agents = fast.agents
+        assert agents == envs[0].possible_agents
+        assert fast.spec.obs_dims == tuple(envs[0].observation_space(a).shape[0] for a in agents)
+        assert list(fast.spec.act_dims) == [
+            envs[0].action_space(a).shape[0] if continuous else envs[0].action_space(a).n for a in agents]
+        warm = rng.integers(1, 13, B) if batch == 1 else np.zeros(B, int)
+        for t in range(warm.max()):  # mpe2 alone plays the first warm[b] steps of copy b
+            live = [b for b in range(B) if t < warm[b]]
+            _mpe2_step([envs[b] for b in live], _comm_actions(rng, fast, continuous)[live], fast, continuous)
+        if batch >= 2:
+            _arrange(envs, rng, "crowd" if batch == 2 else "wide")
+        obs = fast.set_state_from_mpe2(envs)
+        ref = np.stack([_padded({a: e.unwrapped.observe(a) for a in agents}, agents, fast.obs_dim) for e in envs])
+        np.testing.assert_array_equal(fast.get_state()["steps"], warm)
+        np.testing.assert_allclose(obs, ref, rtol=0, atol=TOL, err_msg="obs at copy")
+        alive = np.ones(B, bool)
+        for t in range(max_cycles):
+            actions = _comm_actions(rng, fast, continuous)
+            if fast.collide:  # overlapping pairs (agents, then agents and obstacles) this step pushes apart
+                seen["contacts"] += int((fast._d_other < fast._dmin_other)[alive].sum())
+            if fast.obstacle_size is not None:
+                seen["obstacle"] += int((np.linalg.norm(fast._rel_lm, axis=-1) < fast._dmin_lm)[alive].sum())
+            nxt, final, rew, term, done = fast.step(actions)
+            out = _mpe2_step([envs[b] for b in np.flatnonzero(alive)], actions[alive], fast, continuous)
+            ref_obs = np.stack([_padded(o, agents, fast.obs_dim) for o, *_ in out])
+            ref_rew = np.stack([_stack(r, agents) for _, r, *_ in out]).astype(np.float32)  # as VectorEnv
+            ref_term = np.stack([_stack(te, agents) for _, _, te, _, _ in out])
+            ref_trunc = np.stack([_stack(tr, agents) for *_, tr, _ in out])
+            worst["obs"] = max(worst["obs"], np.abs(final[alive] - ref_obs).max())
+            worst["rew"] = max(worst["rew"], np.abs(rew[alive] - ref_rew).max())
+            np.testing.assert_allclose(final[alive], ref_obs, rtol=0, atol=TOL, err_msg=f"obs, step {t}")
+            np.testing.assert_allclose(rew[alive], ref_rew, rtol=1e-6, atol=TOL, err_msg=f"reward, step {t}")
+            np.testing.assert_array_equal(term[alive], ref_term)
+            np.testing.assert_array_equal(done[alive], ref_trunc.all(axis=1) | ref_term.all(axis=1))
+            seen["terminated"] += int(ref_term.all(axis=1).sum())
+            seen["rewards"].update(rew[alive].ravel().tolist())
+            measures, infos = fast.step_measures(), [inf for *_, inf in out]
+            if cls is FastTag:  # benchmark_data: the good agents each adversary collides with
+                touches = [sum(inf[a]["benchmark_data"] for a in agents[: fast.num_adversaries]) for inf in infos]
+                np.testing.assert_array_equal(measures["touches"][alive], touches)
+            elif cls is FastAdversary:  # benchmark_data: squared distances, the goal's last for good agents
+                d_adv = np.sqrt([inf["adversary_0"]["benchmark_data"] for inf in infos])
+                d_good = np.sqrt([[inf[a]["benchmark_data"][-1] for a in agents[1:]] for inf in infos]).min(axis=1)
+                ends = done[alive]
+                np.testing.assert_array_equal(measures["good_success"][alive], ends & (d_good < 0.23))
+                np.testing.assert_array_equal(measures["adversary_success"][alive], ends & (d_adv < 0.23))
+                seen["successes"] += int(measures["good_success"].sum() + measures["adversary_success"].sum())
+            else:
+                assert measures == {}
+            state = fast.get_state()
+            p_pos, p_vel, steps = mpe2_world_state(envs)
+            keep = alive & ~done  # copies that ended have already auto-reset in FastMPE
+            for key, theirs in [("p_pos", p_pos), ("p_vel", p_vel), ("c", mpe2_comm_state(envs))]:
+                worst["state"] = max(worst["state"], np.abs(state[key][keep] - theirs[keep]).max(initial=0))
+                np.testing.assert_allclose(state[key][keep], theirs[keep], rtol=0, atol=TOL, err_msg=key)
+            np.testing.assert_array_equal(state["steps"][keep], steps[keep])
+            np.testing.assert_array_equal(nxt[keep], final[keep])
+            if fast.shared_goal:
+                seen["goals"].update(state["goal"][keep, 0].tolist())
+            if cls is FastTag:
+                good = rew[alive][:, fast.num_adversaries:]
+                seen["catches"] += int((good <= -10).sum())
+                seen["bound"] += int((np.abs(p_pos[alive][:, fast.num_adversaries:fast.n_agents]) > 0.9).sum())
+                speed = np.linalg.norm(p_vel[alive][:, :fast.n_agents], axis=-1)
+                seen["limited"] += int(np.isclose(speed, fast._max_speed[:, 0], rtol=1e-12).sum())
+            alive &= ~done
+            if not alive.any():
+                break
+        assert not alive.any()
+        for e in envs:
+            assert not e.agents  # mpe2 ended every episode where FastMPE did
+            e.close()
+    assert len(seen["rewards"]) > 100  # rewards follow the motion
+    if fast.shared_goal:
+        assert seen["goals"] == set(range(fast.n_landmarks)), "every landmark was the goal"
+    if fast.collide:
+        assert seen["contacts"] > 10, "few agent contacts: the contact physics went untested"
+    if cls is FastTag:
+        assert seen["catches"] > 0 and seen["bound"] > 0 and seen["limited"] > 0, seen
+        assert (seen["obstacle"] > 10) == (fast.n_landmarks > 0), seen
+        assert (seen["terminated"] > 0) == fast.terminate_on_success, seen
+    counts = {k: v for k, v in seen.items() if k != "rewards"}
+    print(f"{name} {kwargs} continuous={continuous} max |diff|: {worst}; {counts}")
+
+
+def test_tag_rewards_collisions_obstacles_and_speed():
+    """simple_tag: -10 per catching adversary and the bound penalty for good agents, +10 per caught
+    pair for every adversary; obstacles push agents out; speeds are capped at 1 and 1.3."""
+    env = FastTag(1, num_good=2, num_adversaries=2, num_obstacles=1)
+    # adversary_0 touches agent_0 (0.1 < 0.125) and agent_1 (at 0.12); adversary_1 is far; agent_1 is at x = 0.95
+    p = np.array([[[0.0, 0.0], [-0.5, -0.5], [0.1, 0.0], [0.0, 0.12], [5.0, 5.0]]])
+    obs = env.set_state(p)
+    assert env.spec.obs_dims == (4 + 2 + 6 + 4, 4 + 2 + 6 + 4, 4 + 2 + 6 + 2, 4 + 2 + 6 + 2)
+    np.testing.assert_array_equal(obs[:, 2:, -2:], 0)  # good agents see one velocity less: padding
+    _, final, rew, term, done = env.step(np.zeros((1, 4), int))
+    np.testing.assert_allclose(rew[0], [20.0, 20.0, -10.0, -10.0], rtol=1e-6)
+    assert not term.any() and not done.any()
+    assert env.step_measures() == {"touches": np.array([2.0])}
+    p[0, 3] = [0.95, 0.0]  # agent_1 free, but out by 0.05 in x: penalty 10 * 0.05
+    env.set_state(p)
+    rew = env.step(np.zeros((1, 4), int))[2]
+    np.testing.assert_allclose(rew[0], [10.0, 10.0, -10.0, -0.5], rtol=1e-5)
+    p[0, 3] = [1.2, -2.5]  # exp(2 * 1.2 - 2), and exp(2 * 2.5 - 2) capped at 10
+    env.set_state(p)
+    rew = env.step(np.zeros((1, 4), int))[2]
+    np.testing.assert_allclose(rew[0, 3], -np.exp(0.4) - 10.0, rtol=1e-6)
+    # an agent inside an obstacle is pushed out of it; velocity never exceeds max_speed
+    p = np.array([[[0.1, 0.0], [-3.0, 0.0], [3.0, 0.0], [0.0, 3.0], [0.0, 0.0]]])
+    env.set_state(p)
+    env.step(np.array([[2, 0, 0, 0]]))  # adversary_0 pushes towards +x as well
+    v = env.get_state()["p_vel"][0]
+    np.testing.assert_allclose(np.linalg.norm(v[0]), 1.0)  # capped at its max speed
+    assert v[0, 0] > 0.99 and abs(v[0, 1]) < 1e-12
+    env.set_state(p, np.array([[[0.0, 0.0], [0.0, 0.0], [2.0, 0.0], [0.0, 0.0], [0.0, 0.0]]]))
+    env.step(np.array([[0, 0, 2, 0]]))
+    np.testing.assert_allclose(env.get_state()["p_vel"][0, 2], [1.3, 0.0])  # 0.75 * 2 + 0.4 = 1.9 -> 1.3
+    # the good agent's accel is 4, the adversaries' 3
+    far = np.array([[[-3.0, 0.0], [3.0, 0.0], [0.0, 3.0], [0.0, -3.0], [9.0, 9.0]]])
+    env.set_state(far)
+    env.step(np.array([[2, 4, 1, 3]]))
+    np.testing.assert_allclose(env.get_state()["p_vel"][0, :4], [[0.3, 0], [0, 0.3], [-0.4, 0], [0, -0.4]], atol=1e-12)
+
+
+def test_tag_terminate_on_success():
+    """With terminate_on_success an episode ends, terminated, once every good agent is caught
+    (unless it is truncated at that step); it then resets like a truncated one."""
+    env = FastTag(3, num_good=2, num_adversaries=1, num_obstacles=0, terminate_on_success=True, max_cycles=5)
+    caught = [[0.0, 0.0], [0.1, 0.0], [0.0, 0.1]]  # adversary_0 touches both good agents
+    half = [[0.0, 0.0], [0.1, 0.0], [0.0, 2.0]]  # only agent_0 is caught
+    p = np.array([caught, half, caught])
+    env.set_state(p, steps=np.array([0, 0, 4]))
+    obs, final, rew, term, done = env.step(np.zeros((3, 3), int))
+    np.testing.assert_array_equal(done, [True, False, True])
+    np.testing.assert_array_equal(term, [[1, 1, 1], [0, 0, 0], [0, 0, 0]])  # copy 2 is truncated instead
+    np.testing.assert_array_equal(env.get_state()["steps"], [0, 1, 0])
+    assert env.completed_lengths == [1, 5]
+    assert not FastTag(1, num_good=2, num_adversaries=1, num_obstacles=0)._terminal()
+
+
+def test_adversary_and_push_observations_and_rewards():
+    """simple_adversary: only good agents see the goal; rewards from distances to it. simple_push:
+    the good agent sees the goal, its own goal-coloured body and the landmark colours."""
+    p = np.array([[[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [3.0, 0.0], [0.0, -1.0]]])
+    env = FastAdversary(1)
+    obs = env.set_state(p, goal=np.array([[1]]))  # landmark 1 at (0, -1)
+    assert env.spec.obs_dims == (8, 10, 10)
+    np.testing.assert_allclose(obs[0, 0], [3, 0, 0, -1, 1, 0, 0, 2, 0, 0], atol=1e-6)  # adversary: padded
+    np.testing.assert_allclose(obs[0, 1], [-1, -1, 2, 0, -1, -1, -1, 0, -1, 2], atol=1e-6)
+    rew = env.step(np.zeros((1, 3), int))[2]
+    d_adv, d0, d1 = 1.0, np.sqrt(2.0), np.sqrt(9.0)
+    np.testing.assert_allclose(rew[0], [-d_adv, -d0 + d_adv, -min(d0, d1) + d_adv], rtol=1e-6)
+    # success measures count at an episode's last step only: touching = closer than 0.15 + 0.08
+    near = p.copy()
+    near[0, 1] = [0.0, -0.8]  # agent_0 0.2 from the goal; the adversary 1.0 from it
+    for steps, expect in [(0, 0.0), (24, 1.0)]:
+        env.set_state(near, steps=steps, goal=np.array([[1]]))
+        *_, done = env.step(np.zeros((1, 3), int))
+        assert done[0] == (steps == 24)
+        assert env.step_measures() == {"good_success": np.array([expect]), "adversary_success": np.array([0.0])}
+    with pytest.raises(EnvError, match="goal"):
+        env.set_state(p)
+    p = np.array([[[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [3.0, 0.0]]])
+    env = FastPush(1)
+    obs = env.set_state(p, goal=np.array([[1]]))
+    assert env.spec.obs_dims == (8, 19)
+    np.testing.assert_allclose(obs[0, 0], [0, 0, 0, 2, 3, 0, 1, 0] + [0] * 11, atol=1e-6)
+    np.testing.assert_allclose(obs[0, 1, 2:4], [2, 0], atol=1e-6)  # goal - p
+    np.testing.assert_allclose(obs[0, 1, 4:7], PUSH_AGENT_COLORS[1], rtol=1e-6)
+    np.testing.assert_allclose(obs[0, 1, 4:7], [0.25, 0.25, 0.75], rtol=1e-6)
+    np.testing.assert_allclose(obs[0, 1, 11:17], PUSH_COLORS.ravel(), rtol=1e-6)
+    np.testing.assert_allclose(obs[0, 1, 17:19], [-1, 0], atol=1e-6)
+    rew = env.step(np.zeros((1, 2), int))[2]
+    np.testing.assert_allclose(rew[0], [2.0 - 3.0, -2.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(MIXED_TASKS))
+def test_mixed_auto_reset_and_completed_returns(name):
+    """Episodes end after max_cycles and are reset in place (new positions and goals, zero
+    velocities); returns are recorded; a copy mid-episode keeps going with its goal."""
+    cls, _ = MIXED_TASKS[name]
+    env = make_env(name, 4, max_cycles=5, continuous_actions=True)
+    assert type(env) is cls and env.num_envs == 4
+    obs0 = env.reset(seed=7)
+    assert obs0.dtype == np.float32 and obs0.shape == (4, env.spec.n_agents, env.obs_dim)
+    np.testing.assert_array_equal(obs0, make_env(name, 4, max_cycles=5, continuous_actions=True).reset(seed=7))
+    rng = np.random.default_rng(0)
+    total = np.zeros((4, env.spec.n_agents))
+    for t in range(5):
+        obs, final, rew, term, done = env.step(env.sample_actions(rng))
+        assert rew.dtype == np.float32 and term.dtype == np.float32 and done.dtype == bool and not term.any()
+        total += rew
+        if t < 4:
+            assert not done.any() and env.completed_returns == [] and np.array_equal(obs, final)
+    assert done.all() and env.completed_lengths == [5] * 4
+    np.testing.assert_allclose(env.completed_returns, total.mean(axis=1), rtol=1e-5)
+    s = env.get_state()
+    assert np.all(s["p_vel"] == 0) and np.all(s["steps"] == 0) and np.abs(s["p_pos"]).max() <= 1
+    np.testing.assert_array_equal(obs, env.set_state(s["p_pos"], s["p_vel"], 0, s["c"], s.get("goal")))
+    assert not np.allclose(obs, final)
+    s["steps"][:] = [4, 0, 0, 0]
+    env.set_state(s["p_pos"], s["p_vel"], s["steps"], s["c"], s.get("goal"))
+    *_, done = env.step(env.sample_actions(rng))
+    np.testing.assert_array_equal(done, [True, False, False, False])
+    after = env.get_state()
+    np.testing.assert_array_equal(after["steps"], [0, 1, 1, 1])
+    if "goal" in s:
+        np.testing.assert_array_equal(after["goal"][1:], s["goal"][1:])
+    assert np.all(after["p_vel"][0] == 0) and np.all(after["p_vel"][1:, : env.n_agents] != 0)
+    assert len(env.completed_returns) == 5
+
+
+@pytest.mark.parametrize("name,kwargs", [(NAME_TAG, {"num_obstacles": 3}), (NAME_ADVERSARY, {"N": 3}), (NAME_PUSH, {})])
+def test_mixed_reset_distribution(name, kwargs):
+    """Agents uniform in [-1, 1)^2, landmarks too (simple_tag's obstacles in [-0.9, 0.9)^2), goals
+    uniform over the landmarks, velocities zero."""
+    env = make_env(name, 4000, **kwargs)
+    env.reset(seed=5)
+    s = env.get_state()
+    A = env.n_agents
+    assert np.all(s["p_vel"] == 0) and np.all(s["c"] == 0)
+    r = 0.9 if name == NAME_TAG else 1.0
+    for part, half in [(s["p_pos"][:, :A], 1.0), (s["p_pos"][:, A:], r)]:
+        assert np.abs(part).max() <= half and np.abs(part).max() > 0.99 * half
+        assert abs(part.mean()) < 0.02 and abs(part.var() - half**2 / 3) < 0.01  # U(-h, h): var h^2 / 3
+    if "goal" in s:
+        freq = np.bincount(s["goal"].ravel(), minlength=env.n_landmarks) / s["goal"].size
+        np.testing.assert_allclose(freq, 1 / env.n_landmarks, atol=0.03)
+
+
+@pytest.mark.parametrize("name", list(MIXED_TASKS))
+def test_mixed_pickle_and_render(name):
+    """A pickled copy continues identically (positions, goals, RNG across an auto-reset); render
+    shows copy ``index``'s state, with the goal's colours as mpe2 paints them."""
+    require_module("pygame", "pip install 'xmarl[mpe]'")
+    env = make_env(name, 3, max_cycles=4)
+    env.reset(seed=11)
+    rng = np.random.default_rng(1)
+    env.step(env.sample_actions(rng))
+    frame = env.render(1)
+    world = env._render_env.unwrapped.world
+    assert frame.shape == (700, 700, 3) and frame.min() < 255
+    np.testing.assert_array_equal([e.state.p_pos for e in world.entities], env.p_pos[1])
+    if env.shared_goal:
+        s = env.get_state()
+        for g in (0, 1, 0):
+            env.set_state(s["p_pos"], s["p_vel"], s["steps"], s["c"], np.full_like(s["goal"], g))
+            env.render(0)
+            assert all(a.goal_a is world.landmarks[g] for a in world.agents)
+            if name == NAME_ADVERSARY:
+                np.testing.assert_array_equal(world.landmarks[g].color, [0.15, 0.65, 0.15])
+                np.testing.assert_array_equal(world.landmarks[1 - g].color, [0.15, 0.15, 0.15])
+            else:
+                np.testing.assert_array_equal(world.agents[1].color, PUSH_AGENT_COLORS[g])
+        env.set_state(s["p_pos"], s["p_vel"], s["steps"], s["c"], s["goal"])
+    clone = pickle.loads(pickle.dumps(env))
+    assert clone._render_env is None
+    for _ in range(6):  # crosses an auto-reset, which draws from the pickled RNG
+        a = env.sample_actions(rng)
+        for x, y in zip(env.step(a), clone.step(a)):
+            np.testing.assert_array_equal(x, y)
+    for key, value in env.get_state().items():
+        np.testing.assert_array_equal(value, clone.get_state()[key])
+    assert env.completed_returns == clone.completed_returns and len(env.completed_returns) == 3
+    env.close()
+
+
+def test_mixed_registration_and_bad_kwargs():
+    for name, (cls, _) in MIXED_TASKS.items():
+        assert name in registry.names("env") and name in registry.names("vector_env")
+        for continuous in (False, True):
+            fast = make_env(name, 2, continuous_actions=continuous)
+            slow = registry.get("env", name)  # the equivalent mpe2 env
+            ref = VectorEnv(lambda: slow(continuous_actions=continuous), 1, name=name).spec  # noqa: B023
+            assert type(fast) is cls and fast.spec.agents == ref.agents and fast.spec.obs_dims == ref.obs_dims
+            assert fast.spec.action_kind == ref.action_kind and fast.spec.act_dims == ref.act_dims
+            np.testing.assert_array_equal(fast.spec.low, ref.low)
+            np.testing.assert_array_equal(fast.spec.high, ref.high)
+    assert make_env(NAME_TAG, 1, num_good=2, num_adversaries=4).agents == [
+        "adversary_0", "adversary_1", "adversary_2", "adversary_3", "agent_0", "agent_1"]
+    assert make_env(NAME_ADVERSARY, 1, N=3).agents == ["adversary_0", "agent_0", "agent_1", "agent_2"]
+    for name, kwargs in [(NAME_TAG, {"curriculum": True}), (NAME_TAG, {"N": 3}),
+                         (NAME_ADVERSARY, {"num_agent_neighbors": 1}), (NAME_PUSH, {"N": 2})]:
+        with pytest.raises(EnvError, match="bad env kwargs"):
+            make_env(name, 2, **kwargs)
+    for name, kwargs, match in [
+        (NAME_TAG, {"num_good": 0}, "num_good"), (NAME_TAG, {"num_obstacles": -1}, "num_obstacles"),
+        (NAME_TAG, {"num_adversaries": 1.5}, "num_adversaries"), (NAME_ADVERSARY, {"N": 0}, "N must"),
+        (NAME_PUSH, {"max_cycles": 0}, "max_cycles"),
+    ]:
+        with pytest.raises(EnvError, match=match):
+            make_env(name, 2, **kwargs)
+    with pytest.raises(RegistryError) as e:
+        make_env("mpe-fast/simple_tagg_v3", 1)
+    assert NAME_TAG in str(e.value)
+
+
+def test_maddpg_runs_on_fast_tag(tmp_path):
+    """MADDPG (torch) trains on mpe-fast simple_tag for 2000 env steps (a smoke run, no learning claim)."""
+    require("torch")
+    import xmarl
+
+    ov = {"train.steps": 2000, "train.num_envs": 16, "train.eval_interval": 2000, "train.eval_episodes": 4,
+          "train.tensorboard": False, "maddpg.warmup_steps": 500, "maddpg.batch_size": 64, "maddpg.update_every": 100}
+    res = xmarl.run("maddpg", "torch", NAME_TAG, out_dir=tmp_path, progress=False, overrides=ov)
+    m = res.final_metrics
+    assert m["steps"] == 2000 and m["updates"] > 0 and np.isfinite(m["train_return"]) and np.isfinite(m["eval_return"])

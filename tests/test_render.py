@@ -65,14 +65,17 @@ def test_render_in_another_backend(other, out_dir, tmp_path):
     assert a.read_bytes() == b.read_bytes()  # same weights, same greedy actions, same frames
 
 
-@pytest.mark.parametrize("task", ["simple_spread_v3", "simple_speaker_listener_v4", "simple_reference_v3"])
+@pytest.mark.parametrize("task", ["simple_spread_v3", "simple_speaker_listener_v4", "simple_reference_v3",
+                                  "simple_tag_v3", "simple_adversary_v3", "simple_push_v3"])
 def test_mpe_fast_renders_like_mpe2(task, out_dir, tmp_path):
     from xmarl.envs import make_env
     from xmarl.training.render import episode_frames, make_render_env
 
     r = xmarl.run("maddpg", "torch", f"mpe-fast/{task}", out_dir=out_dir, progress=False,
                   overrides={**TINY, "train.steps": 300, "train.gif_every": 1, "env_kwargs": {}})
-    assert _frames(next((r.run_dir / "gifs").glob("*.gif"))) >= 10
+    gif = next((r.run_dir / "gifs").glob("*.gif"))
+    if task in ("simple_spread_v3", "simple_speaker_listener_v4", "simple_reference_v3"):
+        assert _frames(gif) >= 10  # (a barely trained tag/adversary/push policy may stand still: a still GIF)
     fast = episode_frames(r.learner.policy, make_render_env(f"mpe-fast/{task}", {}), seed=5)
     slow = episode_frames(r.learner.policy, make_env(f"mpe/{task}", 1, render_mode="rgb_array"), seed=5)
     assert len(fast) == len(slow) == 25 and fast[0].shape == slow[0].shape

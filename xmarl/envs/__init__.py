@@ -58,16 +58,29 @@ for _task in MPE_TASKS:
 
 from xmarl.envs import games, median  # noqa: E402,F401  (registers the built-in games)
 from xmarl.envs.mpe_fast import NAME as _FAST_SPREAD  # noqa: E402
+from xmarl.envs.mpe_fast import (  # noqa: E402
+    NAME_ADVERSARY,
+    NAME_PUSH,
+    NAME_TAG,
+    make_fast_adversary,
+    make_fast_push,
+    make_fast_reference,
+    make_fast_speaker_listener,
+    make_fast_spread,
+    make_fast_tag,
+)
 from xmarl.envs.mpe_fast import NAME_REFERENCE as _FAST_REFERENCE  # noqa: E402
 from xmarl.envs.mpe_fast import NAME_SPEAKER_LISTENER as _FAST_SPEAKER_LISTENER  # noqa: E402
-from xmarl.envs.mpe_fast import make_fast_reference, make_fast_speaker_listener, make_fast_spread  # noqa: E402
 
-registry.add("vector_env", _FAST_SPREAD, make_fast_spread)
-registry.add("env", _FAST_SPREAD, _mpe_factory("simple_spread_v3"))  # transition-equivalent PettingZoo env
-registry.add("vector_env", _FAST_SPEAKER_LISTENER, make_fast_speaker_listener)
-registry.add("env", _FAST_SPEAKER_LISTENER, _mpe_factory("simple_speaker_listener_v4"))
-registry.add("vector_env", _FAST_REFERENCE, make_fast_reference)
-registry.add("env", _FAST_REFERENCE, _mpe_factory("simple_reference_v3"))
+# each mpe-fast task, and under kind "env" its transition-equivalent PettingZoo env (mpe2's own)
+for _fast, _make, _task in [(_FAST_SPREAD, make_fast_spread, "simple_spread_v3"),
+                            (_FAST_SPEAKER_LISTENER, make_fast_speaker_listener, "simple_speaker_listener_v4"),
+                            (_FAST_REFERENCE, make_fast_reference, "simple_reference_v3"),
+                            (NAME_TAG, make_fast_tag, "simple_tag_v3"),
+                            (NAME_ADVERSARY, make_fast_adversary, "simple_adversary_v3"),
+                            (NAME_PUSH, make_fast_push, "simple_push_v3")]:
+    registry.add("vector_env", _fast, _make)
+    registry.add("env", _fast, _mpe_factory(_task))
 
 from xmarl.envs.levers import NAME as _LEVERS  # noqa: E402
 from xmarl.envs.levers import LeversParallel, make_levers  # noqa: E402

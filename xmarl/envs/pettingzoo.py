@@ -154,6 +154,10 @@ class VectorEnv(VectorEnvBase):
             if len(env.agents) != A:  # send actions to the agents in the episode only
                 act = {a: act[a] for a in env.agents}
             obs, r, te, tr, infos = env.step(act)
+            if len(obs) < len(env.agents) and not set(env.agents) <= obs.keys():
+                raise EnvError(f"{self.name}: step returned no observation for agents "
+                               f"{sorted(set(env.agents) - obs.keys())}, which are still in its agents; an env "
+                               "drops an agent from every dict at once (observations included)")
             self._write_obs(final[e], obs)
             self._write_avail(e, infos)
             for a, v in r.items():
