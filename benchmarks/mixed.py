@@ -1,0 +1,152 @@
+"""MADDPG on the mixed cooperative-competitive tasks of Lowe et al. (2017), on mpe-fast (the
+batched numpy twin of mpe2): predator-prey (``simple_tag_v3``: 3 predators, 1 prey, 2 obstacles)
+with MADDPG predators against MADDPG prey and against a prey that acts at random, and physical
+deception (``simple_adversary_v3``: 2 good agents, 1 adversary) with MADDPG on both sides.
+
+Measures, as the reference code's ``benchmark_data`` defines them (the env reports them through
+``step_measures``; evaluation sums them over each episode):
+
+* predator-prey: ``touches``, predator-prey contacts per episode (a predator touching the prey
+  at a step counts once at that step), and each group's return;
+* physical deception: at the last step of an episode, whether the good agent closest to the
+  goal touches it (``good_success``) and whether the adversary does (``adversary_success``;
+  touching: distance < agent size + landmark size), and each group's return.
+
+Every run: the settings of the shipped mpe-fast simple_spread config (64 envs, batch 1024, 25600
+warm-up steps, an update every 100 steps, 25-step episodes, discrete actions) with ``--steps`` env
+steps, per-agent weights and the groups below; final greedy evaluation on 200 episodes; uniformly
+random play on the same episodes beside it. Results: benchmarks/results/mixed.{json,md}.
+
+    python benchmarks/mixed.py --backends torch tensorflow mindspore --seeds 0 1 2 --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+
+#: name: (env, groups)
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "tag: MADDPG vs MADDPG": ("mpe-fast/simple_tag_v3", {"predators": {"agents": ["adversary_*"]},
+                                                        "prey": {"agents": ["agent_*"]}}),
+    "tag: MADDPG vs random prey": ("mpe-fast/simple_tag_v3", {"predators": {"agents": ["adversary_*"]},
+                                                             "prey": {"agents": ["agent_*"], "policy": "random"}}),
+    "deception: MADDPG vs MADDPG": ("mpe-fast/simple_adversary_v3", {"adversary": {"agents": ["adversary_*"]},
+                                                                    "good": {"agents": ["agent_*"]}}),
+}
+
+ONE_RUN = r"""
+import json, sys, time
+import numpy as np
+import xmarl
+from xmarl.envs import make_env
+from xmarl.training.trainer import EVAL_SEED_OFFSET, episode_stats
+
+backend, seed, out, steps, env_name = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
+groups = json.loads(sys.argv[6])
+kinds = "-".join(g.get("policy", "learn") for g in groups.values())
+t0 = time.perf_counter()
+r = xmarl.run("maddpg", backend, env_name, seed=seed, out_dir=out, progress=False,
+              overrides={"train.steps": steps, "train.tensorboard": False, "train.eval_episodes": 200,
+                         "train.num_envs": 64, "train.eval_interval": max(steps // 4, 1),
+                         "train.log_interval": 25000, "train.checkpoint_interval": steps,
+                         "env_kwargs": {"max_cycles": 25, "continuous_actions": False},
+                         "maddpg.batch_size": 1024, "maddpg.warmup_steps": 25600, "maddpg.update_every": 100,
+                         "maddpg.share_parameters": False, "groups": groups,
+                         "name": f"{env_name.replace('/', '_')}-{kinds}-{backend}-s{seed}"})
+wall = time.perf_counter() - t0
+
+
+class Random:
+    def __init__(self, env, seed):
+        self.env, self.rng = env, np.random.default_rng(seed)
+
+    def act(self, obs, state=None, explore=False, **_):
+        return self.env.sample_actions(self.rng), state
+
+
+cfg = r.run_dir / "config.yaml"
+import yaml
+kwargs = yaml.safe_load(cfg.read_text())["env_kwargs"]
+env = make_env(env_name, 200, **kwargs)
+rets, lengths, measures = episode_stats(Random(env, seed), env, seed + EVAL_SEED_OFFSET)
+slots = {g: [i for i, a in enumerate(env.agents) if any(__import__('fnmatch').fnmatchcase(a, p) for p in c["agents"])]
+         for g, c in groups.items()}
+random = {f"eval_return/{g}": float(rets[:, s].mean()) for g, s in slots.items()}
+random.update({f"eval_{k}": float(v.mean()) for k, v in measures.items()})
+print(json.dumps({"final": r.final_metrics, "random": random, "wall_s": wall}))
+"""
+
+
+def one(variant: str, backend: str, seed: int, steps: int, out: str) -> dict:
+    env_name, groups = VARIANTS[variant]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", ONE_RUN, backend, str(seed), out, str(steps), env_name,
+                           json.dumps(groups)], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"{variant} {backend} seed {seed} failed:\n{proc.stderr[-3000:]}")
+    rec = json.loads(proc.stdout.strip().splitlines()[-1])
+    shown = {k: round(v, 3) for k, v in rec["final"].items() if k.startswith("eval_")}
+    print(f"{variant} {backend} seed {seed}: {shown} in {rec['wall_s']:.0f}s", flush=True)
+    return {"variant": variant, "backend": backend, "seed": seed, **rec}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--backends", nargs="+", default=["torch"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--steps", type=int, default=500_000)
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--out", default="/tmp/xmarl-mixed")
+    args = ap.parse_args()
+    cells = [(v, b, s) for v in args.variants for b in args.backends for s in args.seeds]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        rows = list(pool.map(lambda c: one(*c, args.steps, args.out), cells))
+    command = "python benchmarks/mixed.py " + " ".join(sys.argv[1:])
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "mixed.json").write_text(json.dumps({"command": command, "steps": args.steps, "rows": rows}, indent=1))
+    lines = ["# MADDPG on the MADDPG paper's mixed tasks (mpe-fast)", "",
+             f"Command: `{command}` ({platform.machine()}, 2 cores, Python {platform.python_version()}, "
+             f"{args.jobs} run(s) at a time, {time.strftime('%Y-%m-%d')}).",
+             f"Budget: {args.steps} env steps per run ({args.steps // 25} episodes of 25 steps), the settings of the "
+             "shipped mpe-fast simple_spread config otherwise, per-agent weights. Final greedy evaluation on 200 "
+             "episodes; uniformly random play on the same episodes in brackets.",
+             "Measures: touches = predator-prey contacts per episode (simple_tag's benchmark_data summed over the "
+             "episode); success = the goal touched at the episode's last step (closest good agent, or the "
+             "adversary).",
+             "Published figures: Lowe et al. (2017) report these measures for their own training; their tables "
+             "could not be retrieved on this offline machine, so they are not quoted here.", ""]
+    for variant in args.variants:
+        mine = [r for r in rows if r["variant"] == variant]
+        # each group's return and the task's measures (the mean over both sides of a game says nothing)
+        keys = sorted(k for k in mine[0]["final"] if k.startswith("eval_") and k not in ("eval_length", "eval_return"))
+        lines += [f"## {variant}", "", "| backend | seed | " + " | ".join(k.removeprefix("eval_") for k in keys)
+                  + " | wall (s) |", "|---|---:|" + "---:|" * len(keys) + "---:|"]
+        for r in mine:
+            cells = [f"{r['final'][k]:.3f} ({r['random'].get(k, float('nan')):.3f})" for k in keys]
+            lines.append(f"| {r['backend']} | {r['seed']} | " + " | ".join(cells) + f" | {r['wall_s']:.0f} |")
+        lines += ["", "| backend | " + " | ".join(f"mean {k.removeprefix('eval_')}" for k in keys) + " |",
+                  "|---|" + "---:|" * len(keys)]
+        for b in args.backends:
+            rs = [r for r in mine if r["backend"] == b]
+            if rs:
+                lines.append(f"| {b} | " + " | ".join(f"{sum(r['final'][k] for r in rs) / len(rs):.3f}" for k in keys)
+                             + " |")
+        lines.append("")
+    (RESULTS / "mixed.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
