@@ -85,6 +85,14 @@ def markdown(summary: dict[str, Any]) -> str:
         for b, d in task["final_return"].items():
             lines.append(f"| {b} | {d['n']} | {_f(d['mean'])} | {_ci(d['mean_ci'])} | {_f(d['iqm'])} | "
                          f"{_ci(d['iqm_ci'])} |")
+        evals = task.get("eval") or {}
+        if evals:  # per-group returns, episode length and the env's success measures at the last evaluation
+            lines += ["", "| final evaluation (mean ± sd over seeds) | " + " | ".join(task["final_return"]) + " |",
+                      "|---|" + "---:|" * len(task["final_return"])]
+            for k, per in evals.items():
+                lines.append(f"| {k.removeprefix('eval_')} | "
+                             + " | ".join(_sd(per[b]["mean"], per[b]["std"], 3) if b in per else "-"
+                                          for b in task["final_return"]) + " |")
         test = task["test"]
         lines += ["", f"**Verdict:** {test['verdict']}.", ""]
         pairs = [q for q in test.get("pairwise", [])]
@@ -114,13 +122,14 @@ def markdown(summary: dict[str, Any]) -> str:
 
 
 def write_runs_csv(runs: list[dict[str, Any]], path: Path) -> Path:
+    extra = list(dict.fromkeys(k for r in runs for k in r.get("eval", {})))  # per group, length, success measures
     cols = ["method", "env", "backend", "seed", "final_return", "train_return", "steps", "updates", "wall_time",
-            "steps_per_sec", "folder"]
+            "steps_per_sec", *extra, "folder"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in runs:
-        w.writerow(r)
+        w.writerow({**r, **r.get("eval", {})})
     return atomic_write_text(path, buf.getvalue())
 
 

@@ -665,7 +665,9 @@ def _report(root: Path, runs_dir: Path, tasks: list[RunTask], pairs: list[tuple[
                      "folder": Path(t.run_dir).resolve().relative_to(root.resolve()).as_posix(),
                      "final_return": fm.get("eval_return", float("nan")), "train_return": fm.get("train_return"),
                      "steps": fm.get("steps"), "updates": fm.get("updates"), "wall_time": fm.get("wall_time", 0.0),
-                     "steps_per_sec": fm.get("steps_per_sec", 0.0), "curve": result.get("curve", [])})
+                     "steps_per_sec": fm.get("steps_per_sec", 0.0), "curve": result.get("curve", []),
+                     # per group, episode length, the env's own success measures
+                     "eval": {k: v for k, v in fm.items() if k.startswith("eval_") and k != "eval_return"}})
     summary_tasks, figures = [], []
     for m, e in pairs:
         mine = [r for r in runs if r["method"] == m and r["env"] == e]
@@ -684,7 +686,11 @@ def _report(root: Path, runs_dir: Path, tasks: list[RunTask], pairs: list[tuple[
             throughput[b] = {"wall_time": float(wall.mean()), "wall_time_sd": float(wall.std(ddof=1)) if len(rs) > 1
                              else float("nan"), "steps_per_sec": float(sps.mean()),
                              "steps_per_sec_sd": float(sps.std(ddof=1)) if len(rs) > 1 else float("nan")}
-        summary_tasks.append({"method": m, "env": e, "figure": fig_name,
+        shared = sorted(set.intersection(*(set(r["eval"]) for r in mine))) if mine else []
+        evals = {k: {b: {"mean": float(np.mean([r["eval"][k] for r in rs])),
+                         "std": float(np.std([r["eval"][k] for r in rs], ddof=1)) if len(rs) > 1 else float("nan")}
+                     for b, rs in by_b.items() if rs} for k in shared}
+        summary_tasks.append({"method": m, "env": e, "figure": fig_name, "eval": evals,
                               "final_return": {b: stats.describe(v) for b, v in finals.items()},
                               "test": stats.backends_differ(finals), "throughput": throughput, "curves": bands})
     steps = spec["steps"][0] if len(spec["steps"]) == 1 else spec["steps"]
