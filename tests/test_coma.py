@@ -1,17 +1,21 @@
 """COMA: numpy references of the TD(lambda) targets and the counterfactual advantage, every
-backend against them, the episode buffer, acting vs training of the recurrent actor,
-learning, resume and bad inputs. Parity across backends (feed-forward and recurrent, shared
-and per-agent) runs through COMA's ``parity_cases`` hook in tests/test_parity.py."""
+backend against them, agents that leave an episode (alive masks), the episode buffer, acting vs
+training of the recurrent actor, learning, resume and bad inputs. Parity across backends
+(feed-forward and recurrent, shared and per-agent, with and without agents that leave) runs
+through COMA's ``parity_cases`` hook in tests/test_parity.py; the cases with agents that leave
+also run here."""
 
 from __future__ import annotations
 
 import json
+import os
+import warnings
 
 import numpy as np
 import pytest
 
 import xmarl
-from tests.conftest import require
+from tests.conftest import BACKENDS, require
 from xmarl import registry
 from xmarl.buffers import EpisodeBuffer
 from xmarl.compare.reference import coma as cref
@@ -23,11 +27,13 @@ from xmarl.errors import EnvError
 from xmarl.training.checkpoint import latest_checkpoint
 from xmarl.training.trainer import OnPolicyTrainer, is_timing
 
-CASES = [(share, rec) for rec in (False, True) for share in (True, False)]
+#: (share_parameters, recurrent, agents leave mid-episode), as COMA's parity cases
+CASES = [(share, rec, False) for rec in (False, True) for share in (True, False)]
+CASES += [(False, False, True), (True, True, True)]
 
 
-def case_id(case: tuple[bool, bool]) -> str:
-    return f"{'shared' if case[0] else 'per_agent'}-{'gru' if case[1] else 'mlp'}"
+def case_id(case: tuple[bool, bool, bool]) -> str:
+    return f"{'shared' if case[0] else 'per_agent'}-{'gru' if case[1] else 'mlp'}{'-dead' if case[2] else ''}"
 
 
 def coma_config(backend: str, share: bool, recurrent: bool, **extra):
@@ -73,20 +79,68 @@ def test_counterfactual_advantage_reference():
     assert p[0, 1] == 0 and p.sum() == pytest.approx(1.0) and p[0].min(initial=1, where=p[0] > 0) >= 0.1
 
 
+def test_an_agent_that_leaves_ends_its_own_return():
+    """The recursive reference with alive masks: an agent's last step before it leaves is the
+    last of its return (no bootstrap from its critic once it has left), its later steps are
+    zero, and the matrix form the backends use gives the same targets."""
+    rng = np.random.default_rng(1)
+    B, T, A, gamma, lam = 2, 6, 2, 0.9, 0.7
+    mask = np.ones((B, T), np.float32)
+    mask[1, 4:] = 0  # episode 1 has 4 steps, truncated: it bootstraps at its final observation (index 4)
+    term = np.zeros((B, T), np.float32)
+    am = np.ones((A, B, T + 1), np.float32)
+    am[1, 0, 3:] = 0  # agent 1 leaves episode 0 at step 3
+    am[1, 1, 4:] = 0  # ... and episode 1 at its final observation
+    am[0, 1, 5:] = 0  # padding
+    rew, q_next = rng.standard_normal((2, A, B, T))
+    G = cref.td_lambda_targets(rew, q_next, term, mask, gamma, lam, am)
+    assert G[1, 0, 2] == pytest.approx(rew[1, 0, 2]) and np.all(G[1, 0, 3:] == 0)
+    assert G[1, 1, 3] == pytest.approx(rew[1, 1, 3])  # left at the final observation: nothing to bootstrap
+    assert G[0, 1, 3] == pytest.approx(rew[0, 1, 3] + gamma * q_next[0, 1, 3])  # stayed: bootstraps
+    np.testing.assert_allclose(G[0], cref.td_lambda_targets(rew, q_next, term, mask, gamma, lam)[0], rtol=1e-6)
+    w = mask * am[:, :, :T]
+    cont = np.concatenate([mask[:, 1:], np.zeros((B, 1))], 1)
+    b = w * (rew + gamma * (1 - term) * (1 - lam * cont) * q_next * am[:, :, 1:])
+    np.testing.assert_allclose(np.einsum("ts,abs->abt", coma.td_matrix(T, gamma, lam), b), G, atol=1e-6)
+
+
+def test_critic_inputs_zero_the_actions_of_agents_that_left():
+    spec = parity_spec("discrete")
+    ep = synthetic_episodes(spec, 3, 5, np.random.default_rng(2))
+    ep["actions"] = np.maximum(ep["actions"], 1)  # every stored action non-zero, so that zero slots tell
+    leave = np.full((3, 3), 6)
+    leave[0, 2] = 2
+    gone = cref.agents_leave(ep, leave)
+    x = coma.critic_inputs(spec, True, gone["obs"], gone["actions"], gone["agent_mask"])  # [A, B, T+1, in]
+    A, od, n = spec.n_agents, spec.obs_dim, spec.act_dim
+    acts = x[..., A * od:A * od + A * n].reshape(A, 3, 6, A, n)
+    assert np.all(acts[:, 0, 2:, 2] == 0) and np.all(acts[:2, 0, :2, 2].sum(-1) == 1)  # agent 2's slot, others' view
+    assert np.all(x[:, 0, 2:, 2 * od:3 * od] == 0)  # its observation in the state
+    same = coma.critic_inputs(spec, True, ep["obs"], ep["actions"], np.ones(ep["actions"].shape, np.float32))
+    assert np.array_equal(same, coma.critic_inputs(spec, True, ep["obs"], ep["actions"]))
+
+
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_backend_matches_numpy_references(backend, case):
-    share, recurrent = case
+    share, recurrent, dead = case
     spec = parity_spec("discrete")
     cfg = coma_config(backend, share, recurrent)
     learner = registry.get("learner", "coma", backend)(spec, cfg, COMA.init_weights(spec, cfg, 0))
     rng = np.random.default_rng(7)
     ep = synthetic_episodes(spec, 4, 6, rng)
+    if dead:
+        ep = cref.agents_leave(ep, cref.random_leaving(ep, rng))
+        assert 0 < ep["agent_mask"].sum() < (ep["mask"].sum() + 4) * spec.n_agents  # some agents did leave
     batch = COMA.prepare_batch(spec, cfg, ep, rng, step=50_000)
     d = learner.diagnostics(batch)
     T = batch["mask"].shape[1]
     G = cref.td_lambda_targets(batch["rew"], d["target_q_next"], batch["term"], batch["mask"], cfg.gamma,
-                               cfg.td_lambda)
+                               cfg.td_lambda, batch["agent_mask"])
     np.testing.assert_allclose(d["targets"], G, atol=1e-5, rtol=1e-5)
+    grads = learner.gradients(batch)
+    ref = cref.losses(batch, d["q"], d["pi"], G)
+    for k in ("critic", "actor"):
+        assert float(grads[f"loss/{k}"]) == pytest.approx(ref[k], rel=1e-5, abs=1e-6), k
     actions = ep["actions"][:, :T].transpose(2, 0, 1)
     valid = batch["mask"][None].astype(bool) & np.ones_like(actions, bool)
     np.testing.assert_allclose(d["advantages"][valid],
@@ -107,6 +161,116 @@ def test_backend_matches_numpy_references(backend, case):
         np.testing.assert_allclose(p.transpose(1, 0, 2)[:, batch["mask"][:, t] > 0],
                                    d["pi"][:, :, t][:, batch["mask"][:, t] > 0], atol=1e-5)
     assert (state is not None) == recurrent
+
+
+def _dead_agent_batch(spec, cfg, k: int, seed: int = 3):
+    """A prepared batch of random episodes in which agent ``k`` is out from step 0 in every one."""
+    rng = np.random.default_rng(seed)
+    ep = synthetic_episodes(spec, 4, 6, rng)
+    leave = np.full((4, spec.n_agents), 7)
+    leave[:, k] = 0
+    return COMA.prepare_batch(spec, cfg, cref.agents_leave(ep, leave), rng, step=50_000)
+
+
+@pytest.mark.parametrize("recurrent", [False, True], ids=["mlp", "gru"])
+def test_an_agent_out_of_every_episode_gets_exactly_zero_gradients(backend, recurrent):
+    """Per-agent weights hold agent ``k`` on axis 0: with ``k`` out from step 0 everywhere its
+    actor and critic slices get gradients of exactly zero (the other agents' do not), and an
+    update leaves them exactly as they were."""
+    k = 1
+    spec = parity_spec("discrete")
+    cfg = coma_config(backend, False, recurrent)
+    weights = COMA.init_weights(spec, cfg, 0)
+    learner = registry.get("learner", "coma", backend)(spec, cfg, weights)
+    batch = _dead_agent_batch(spec, cfg, k)
+    assert np.all(batch["agent_mask"][k] == 0) and np.all(batch["obs"][k] == 0)
+    grads = learner.gradients(batch)
+    assert all(np.isfinite(v).all() for v in grads.values())
+    nets = [name for name in grads if name.split("/")[0] in ("actor", "critic")]
+    assert any(n.startswith("actor/") for n in nets) and any(n.startswith("critic/") for n in nets)
+    for name in nets:
+        g = grads[name]
+        assert g.shape[0] == spec.n_agents, name
+        assert np.all(g[k] == 0), f"{name}: agent {k} is out of every episode but gets gradient {np.abs(g[k]).max()}"
+        assert np.abs(np.delete(g, k, 0)).max() > 0, f"{name}: no gradient for the agents that stayed"
+    learner.update(batch)
+    after = learner.get_weights()
+    for name in nets:
+        assert np.array_equal(after[name][k], weights[name][k]), name
+        assert not np.array_equal(after[name], weights[name]), name
+
+
+def test_all_ones_agent_mask_changes_nothing(backend):
+    """A batch prepared with an all-ones ``agent_mask``, one prepared without, and one from which
+    the entry was removed (an older caller) give the same batches, losses and gradients, and the
+    losses keep today's normalisation (the number of real agent-steps, ``A * sum(mask)``)."""
+    spec = parity_spec("discrete")
+    cfg = coma_config(backend, True, False)
+    learner = registry.get("learner", "coma", backend)(spec, cfg, COMA.init_weights(spec, cfg, 0))
+    ep = synthetic_episodes(spec, 4, 6, np.random.default_rng(5))
+    plain = COMA.prepare_batch(spec, cfg, ep, np.random.default_rng(0), step=50_000)
+    ones = COMA.prepare_batch(spec, cfg, {**ep, "agent_mask": np.ones(ep["actions"].shape, np.float32)},
+                              np.random.default_rng(0), step=50_000)
+    assert plain.keys() == ones.keys() and all(np.array_equal(plain[k], ones[k]) for k in plain)
+    older = {k: v for k, v in plain.items() if k != "agent_mask"}
+    g_plain, g_older = learner.gradients(plain), learner.gradients(older)
+    assert g_plain.keys() == g_older.keys() and all(np.array_equal(g_plain[k], g_older[k]) for k in g_plain)
+    d = learner.diagnostics(plain)
+    mask, T = plain["mask"], plain["mask"].shape[1]
+    q_taken = (d["q"] * plain["act_onehot"][:, :, :T]).sum(-1)
+    norm = spec.n_agents * mask.sum()
+    assert float(g_plain["loss/critic"]) == pytest.approx((mask * (q_taken - d["targets"]) ** 2).sum() / norm,
+                                                         rel=1e-5)
+    assert float(learner.update(older)["critic_loss"]) == pytest.approx(float(g_plain["loss/critic"]), rel=1e-5)
+
+
+def test_dead_agent_parity_in_every_backend():
+    """COMA's parity cases with agents that leave mid-episode (``-dead``): forward outputs,
+    losses, gradients and weights after 3 updates agree within 1e-5 in every installed backend."""
+    if os.environ.get("XMARL_REQUIRE_BACKENDS") == "1":
+        for b in BACKENDS:
+            require(b)
+    installed = [b for b in BACKENDS if registry.backend_installed(b)]
+    if len(installed) < 2:
+        pytest.skip("parity needs two installed backends")
+    dead = [c for c in cref.parity_cases("coma") if c.name.endswith("-dead")]
+    assert len(dead) == 2
+    for c in dead:
+        for b in c.batches:
+            am, T = b["agent_mask"], b["mask"].shape[1]
+            left = (am[:, :, :T] == 0) & (b["mask"][None] > 0)  # real steps of agents that have left
+            assert left.any() and np.all(b["obs"][:, :, :T][left] == 0)
+            assert np.all(np.diff(am, axis=-1) <= 0)  # agents leave, and do not come back
+    report = xmarl.parity("coma", installed, case="-dead")
+    assert set(report.tolerances) == {c.name for c in dead}
+    assert all(t == {"atol": 1e-5, "rtol": 1e-5} for t in report.tolerances.values())
+    bad = [f"{r['case']} {r['backend']} {r['quantity']}: max abs {r['max_abs']:.2e}" for r in report.failures]
+    assert report.ok, bad[:5]
+
+
+def test_acting_gives_the_agents_that_left_action_zero():
+    require("torch")
+    spec = parity_spec("discrete")
+    cfg = coma_config("torch", True, True)
+    policy = registry.get("learner", "coma", "torch")(spec, cfg, COMA.init_weights(spec, cfg, 0)).policy
+    rng = np.random.default_rng(4)
+    obs = rng.standard_normal((5, 3, spec.obs_dim)).astype(np.float32)
+    avail = np.broadcast_to(spec.act_mask, (5, 3, spec.act_dim)).copy()
+    avail[:, :, 0] = 0  # action 0 is never available to the agents in the episode
+    am = np.ones((5, 3), np.float32)
+    am[[0, 2, 4], 1] = 0
+    obs[am == 0] = 0
+    full_avail = avail.copy()
+    avail[am == 0] = 0  # an agent that has left reports nothing available
+    for explore in (False, True):
+        full, s_full = policy.act(obs, None, explore, np.random.default_rng(9), 0.3, full_avail)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no NaN from the agents with nothing available
+            got, s_got = policy.act(obs, None, explore, np.random.default_rng(9), 0.3, avail, agent_mask=am)
+        assert np.all(got[am == 0] == 0) and np.all(got[am > 0] > 0)
+        assert np.array_equal(got[am > 0], full[am > 0]) and np.array_equal(s_got, s_full)
+    with pytest.raises(ValueError, match="agent_mask must have shape"):
+        policy.act(obs, agent_mask=np.ones((5, 2)))
 
 
 # -- the episode buffer -------------------------------------------------------------------------------------

@@ -25,6 +25,15 @@ with ``b_t = mask_t (r_t + gamma (1 - term_t) (1 - lambda c_t) Qt_{t+1})`` and
 (:func:`td_matrix`).
 
 Counterfactual advantage (the paper's eq. 4): ``A_a = Q_a(s, u) - sum_u' pi_a(u') Q_a(s, (u^-a, u'))``.
+
+Agents that leave (the paper's units that die): the batch's ``agent_mask`` ``m_a,t`` (1 while
+agent ``a`` is in the episode) weighs every agent-step of both losses by ``w_a,t = mask_t m_a,t``
+(normalised by ``sum w``), so an agent that has left gets no gradient; its action enters every
+critic input as a zero one-hot (its observation is zeros already). Leaving ends the agent's own
+episode: its targets use ``b_t = w_a,t (r_t + gamma (1 - term_t) (1 - lambda c_t) m_a,t+1 Qt_{t+1})``,
+never bootstrapping from its critic once it has left (agents that rejoin within an episode are
+not modelled: the matrix form would sum their rewards after the gap). With every agent in, these
+are the formulas above.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ import numpy as np
 
 from xmarl.core.actions import NEG_INF
 from xmarl.core.config import COMAConfig
-from xmarl.core.interfaces import Batch, Policy, Weights
+from xmarl.core.interfaces import Batch, Policy, Weights, mask_actions
 from xmarl.core.layout import Layout, groups, gru_shapes, init_mlp, mlp_shapes
 from xmarl.core.learner import LearnerBase
 from xmarl.core.method import MethodCore
@@ -62,14 +71,18 @@ def td_matrix(T: int, gamma: float, lam: float) -> np.ndarray:
     return np.where(d >= 0, (gamma * lam) ** np.maximum(d, 0), 0.0).astype(np.float32)
 
 
-def critic_inputs(spec: AgentSpec, share_parameters: bool, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+def critic_inputs(spec: AgentSpec, share_parameters: bool, obs: np.ndarray, actions: np.ndarray,
+                  agent_mask: np.ndarray | None = None) -> np.ndarray:
     """Critic input of every agent: ``obs`` ``[B, T, A, obs_dim]``, ``actions`` ``[B, T, A]`` ->
     ``[A, B, T, A*obs_dim + A*n (+ A)]``: the state, the others' one-hot actions (agent ``a``'s
-    own slot zeroed) and, with shared weights, ``a``'s one-hot id."""
+    own slot zeroed; all zeros for the agents ``agent_mask`` ``[B, T, A]`` marks as out of the
+    episode) and, with shared weights, ``a``'s one-hot id."""
     B, T, A, od = obs.shape
     n = spec.act_dim
     state = np.broadcast_to(obs.reshape(1, B, T, A * od), (A, B, T, A * od))
     onehot = np.eye(n, dtype=np.float32)[actions]  # [B, T, A, n]
+    if agent_mask is not None:
+        onehot = onehot * np.asarray(agent_mask, np.float32)[..., None]
     others = (1.0 - np.eye(A, dtype=np.float32))[:, None, None, :, None] * onehot[None]  # [A, B, T, A, n]
     parts = [state, others.reshape(A, B, T, A * n)]
     if share_parameters:
@@ -84,7 +97,8 @@ class COMACore(MethodCore):
     policy_network = "actor"
     batch = {"obs": ("A", None, None, "obs"), "critic_in": ("A", None, None, "critic_in"),
              "act_onehot": ("A", None, None, "act"), "avail": ("A", None, None, "act"), "rew": ("A", None, None),
-             "term": (None, None), "mask": (None, None), "td_matrix": (None, None), "epsilon": ()}
+             "term": (None, None), "mask": (None, None), "agent_mask": ("A", None, None), "td_matrix": (None, None),
+             "epsilon": ()}
     metrics = ("critic_loss", "actor_loss", "q_taken")
     diagnostics = ("q", "target_q_next", "targets", "pi", "advantages")
 
@@ -130,21 +144,27 @@ class COMACore(MethodCore):
         """An :class:`~xmarl.buffers.EpisodeBuffer` batch to what every backend's learner takes,
         agent-major: ``obs`` ``[A, B, T+1, obs_dim]``, ``critic_in`` ``[A, B, T+1, critic_in]``,
         ``act_onehot``/``avail`` ``[A, B, T+1, n]``, ``rew`` ``[A, B, T]``, ``term``/``mask``
-        ``[B, T]``, ``td_matrix`` ``[T, T]`` and the exploration floor ``epsilon`` (a scalar
-        array, so compiled steps take it as an input)."""
+        ``[B, T]``, ``agent_mask`` ``[A, B, T+1]`` (the episodes' ``agent_mask`` ``[B, T+1, A]``
+        when given, else ones), ``td_matrix`` ``[T, T]`` and the exploration floor ``epsilon`` (a
+        scalar array, so compiled steps take it as an input)."""
         obs, actions = data["obs"], data["actions"]
-        T = data["rew"].shape[1]
+        B, T1, A = actions.shape
+        T = T1 - 1
+        agent_mask = data.get("agent_mask")
+        agent_mask = np.ones((B, T1, A), np.float32) if agent_mask is None else np.asarray(agent_mask, np.float32)
         avail = data["avail"] * spec.act_mask  # padded action entries are never available
-        # padded steps (no entry available) get every real action, so that pi stays finite there
-        avail = np.where(avail.sum(-1, keepdims=True) > 0, avail, spec.act_mask)
+        # padded steps (no entry available) and the steps of agents that have left get every real
+        # action, so that pi stays finite there (their loss weight is zero)
+        avail = np.where((avail.sum(-1, keepdims=True) > 0) & (agent_mask[..., None] > 0), avail, spec.act_mask)
         return {
             "obs": np.ascontiguousarray(obs.transpose(2, 0, 1, 3)),
-            "critic_in": critic_inputs(spec, cfg.share_parameters, obs, actions),
+            "critic_in": critic_inputs(spec, cfg.share_parameters, obs, actions, agent_mask),
             "act_onehot": np.ascontiguousarray(np.eye(spec.act_dim, dtype=np.float32)[actions].transpose(2, 0, 1, 3)),
             "avail": np.ascontiguousarray(avail.transpose(2, 0, 1, 3), np.float32),
             "rew": np.ascontiguousarray(data["rew"].transpose(2, 0, 1), np.float32),
             "term": data["term"].astype(np.float32),
             "mask": data["mask"].astype(np.float32),
+            "agent_mask": np.ascontiguousarray(agent_mask.transpose(2, 0, 1)),
             "td_matrix": td_matrix(T, cfg.gamma, cfg.td_lambda),
             "epsilon": np.array(self.exploration(cfg, step), np.float32),
         }
@@ -187,18 +207,27 @@ class COMAPolicy(Policy):
         return np.ascontiguousarray(self.initial_state(obs.shape[0]) if state is None else state, np.float32)
 
     def act(self, obs: np.ndarray, state: Any = None, explore: bool = False, rng: np.random.Generator | None = None,
-            noise_scale: float = 0.0, avail: np.ndarray | None = None) -> tuple[np.ndarray, Any]:
+            noise_scale: float = 0.0, avail: np.ndarray | None = None,
+            agent_mask: np.ndarray | None = None) -> tuple[np.ndarray, Any]:
+        """Actions ``[E, A]`` for observations ``[E, A, obs_dim]``; the agents ``agent_mask``
+        ``[E, A]`` marks as out of the episode (0) take action 0, as the trainer stores for them."""
         if self.recurrent and state is None:
             state = self.initial_state(obs.shape[0])
         logits, state = self.forward_numpy(np.ascontiguousarray(obs, dtype=np.float32), state)
         avail = self.spec.act_mask if avail is None else avail * self.spec.act_mask
+        if agent_mask is not None:
+            if np.shape(agent_mask) != logits.shape[:2]:
+                raise ValueError(f"coma: agent_mask must have shape {logits.shape[:2]} like the observations, "
+                                 f"got {np.shape(agent_mask)}")
+            # an agent that has left may report no available action: keep its (discarded) policy finite
+            avail = np.where(np.asarray(agent_mask)[..., None] > 0, avail, self.spec.act_mask)
         if not explore:
-            return np.argmax(np.where(avail > 0, logits, NEG_INF), -1), state
+            return mask_actions(np.argmax(np.where(avail > 0, logits, NEG_INF), -1), agent_mask), state
         assert rng is not None, "exploration needs an rng"
         p = policy_probs(logits, np.broadcast_to(avail, logits.shape), noise_scale)
         u = rng.random(p.shape[:-1] + (1,))
         choice = (np.cumsum(p, -1) < u * p.sum(-1, keepdims=True)).sum(-1)
-        return np.minimum(choice, self.spec.act_dim - 1), state
+        return mask_actions(np.minimum(choice, self.spec.act_dim - 1), agent_mask), state
 
 
 class COMALearnerBase(LearnerBase):
@@ -206,6 +235,14 @@ class COMALearnerBase(LearnerBase):
     and the recurrent entry point XuanCe users know."""
 
     method = COMA
+
+    def _prepare(self, batch: Batch, learn: bool) -> Batch:
+        """``batch``, with an all-ones ``agent_mask`` when it has none (batches prepared before
+        agents could leave)."""
+        if "agent_mask" in batch:
+            return batch
+        A, B, T1 = batch["act_onehot"].shape[:3]
+        return {**batch, "agent_mask": np.ones((A, B, T1), np.float32)}
 
     def update_recurrent(self, batch: Batch) -> dict[str, float]:
         """One update of the recurrent actor over whole padded episodes (and the critic): the

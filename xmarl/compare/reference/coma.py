@@ -1,5 +1,7 @@
-"""COMA's numpy references (the recursive TD(lambda) targets, the counterfactual advantage) and
-its parity cases. Every backend's targets, advantages and policy are tested against these."""
+"""COMA's numpy references (the recursive TD(lambda) targets, the counterfactual advantage, the
+losses, with the agents that leave an episode masked out) and its parity cases, some with agents
+that leave mid-episode. Every backend's targets, advantages, policy and losses are tested against
+these."""
 
 from __future__ import annotations
 
@@ -21,56 +23,110 @@ def counterfactual_advantage(q: np.ndarray, pi: np.ndarray, actions: np.ndarray)
 
 
 def td_lambda_targets(rew: np.ndarray, q_next: np.ndarray, term: np.ndarray, mask: np.ndarray, gamma: float,
-                      lam: float) -> np.ndarray:
+                      lam: float, agent_mask: np.ndarray | None = None) -> np.ndarray:
     """The recursive definition (:mod:`xmarl.core.coma`) over padded episodes: ``rew``/``q_next``
     ``[..., B, T]`` (``q_next[..., t]`` is the target critic at step ``t + 1``), ``term``/``mask``
-    ``[B, T]``. Zero on padded steps."""
+    ``[B, T]``, ``agent_mask`` ``[..., B, T+1]`` (default ones). Zero on padded steps and on the
+    steps of an agent that has left; an agent's last step before it leaves is its return's
+    last (no bootstrap from its critic after it has left)."""
     T = rew.shape[-1]
+    am = np.ones(q_next.shape[:-1] + (T + 1,)) if agent_mask is None else np.asarray(agent_mask, np.float64)
+    w = mask * am[..., :T]
     cont = np.concatenate([mask[:, 1:], np.zeros_like(mask[:, :1])], 1)
-    G = np.zeros(np.broadcast_shapes(rew.shape, mask.shape), np.float64)
+    G = np.zeros(np.broadcast_shapes(rew.shape, w.shape), np.float64)
     nxt = np.zeros(G.shape[:-1])
     for t in reversed(range(T)):
         c = cont[:, t]
-        G[..., t] = mask[:, t] * (rew[..., t] + gamma * (1 - term[:, t]) * (
-            (1 - lam * c) * q_next[..., t] + lam * c * nxt))
+        G[..., t] = w[..., t] * (rew[..., t] + gamma * (1 - term[:, t]) * (
+            (1 - lam * c) * am[..., t + 1] * q_next[..., t] + lam * c * nxt))
         nxt = G[..., t]
     return G
+
+
+def losses(batch: dict[str, np.ndarray], q: np.ndarray, pi: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """The critic's and the actor's losses of a prepared batch from the critic's ``q``
+    ``[A, B, T, n]``, the policy ``pi`` ``[A, B, T, n]`` and the ``targets`` ``[A, B, T]``: every
+    agent-step weighted by ``w = mask * agent_mask`` and normalised by ``max(sum w, 1)``."""
+    T = batch["mask"].shape[1]
+    w = batch["mask"][None] * batch["agent_mask"][:, :, :T].astype(np.float64)
+    onehot = batch["act_onehot"][:, :, :T]
+    q, pi = np.asarray(q, np.float64), np.asarray(pi, np.float64)
+    q_taken = (q * onehot).sum(-1)
+    advantages = counterfactual_advantage(q, pi, onehot.argmax(-1))
+    log_pi = np.log(np.maximum((pi * onehot).sum(-1), 1e-10))
+    norm = max(w.sum(), 1.0)
+    return {"critic": float((w * (q_taken - targets) ** 2).sum() / norm),
+            "actor": float(-(w * advantages * log_pi).sum() / norm)}
+
+
+def agents_leave(episodes: dict[str, np.ndarray], leave: np.ndarray) -> dict[str, np.ndarray]:
+    """``episodes`` (:func:`~xmarl.compare.reference.data.synthetic_episodes`' layout) where agent
+    ``a`` of episode ``b`` leaves at step ``leave[b, a]`` (``[B, A]``; ``0``: never in it, beyond the
+    episode's length: stays to the end), as the episode buffer stores it: ``agent_mask`` ``[B, T+1, A]``
+    (0 from that step on and on padding), zero observations, actions, rewards and available
+    actions once it has left."""
+    B, T1, A = episodes["actions"].shape
+    lengths = episodes["mask"].sum(1).astype(int)
+    t = np.arange(T1)[None, :, None]
+    am = ((t <= lengths[:, None, None]) & (t < np.asarray(leave)[:, None, :])).astype(np.float32)
+    return {**episodes, "agent_mask": am, "obs": episodes["obs"] * am[..., None],
+            "actions": episodes["actions"] * am.astype(np.int64), "avail": episodes["avail"] * am[..., None],
+            "rew": episodes["rew"] * am[:, :-1]}
+
+
+def random_leaving(episodes: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """``leave`` ``[B, A]`` for :func:`agents_leave`: every agent but the first leaves with
+    probability 1/2 at a step drawn from ``1 .. L`` (``L``: at the final observation); in the first
+    episode (``max_len`` steps) the last agent always leaves halfway."""
+    B, T1, A = episodes["actions"].shape
+    lengths = episodes["mask"].sum(1).astype(int)
+    leave = np.where(rng.random((B, A)) < 0.5, rng.integers(1, lengths[:, None] + 1, (B, A)), T1)
+    leave[:, 0] = T1
+    leave[0, -1] = (T1 - 1) // 2
+    return leave
 
 
 def parity_cases(method: str = "coma", seed: int = 0, updates: int = 3) -> list[ParityCase]:
     """COMA's parity cases (see :mod:`xmarl.compare.parity`): shared and per-agent weights,
     feed-forward and recurrent actors, on heterogeneous agents with random action masks and
-    padded episodes of mixed lengths. Probes: the actor's logits (and GRU state) on the first
-    steps, the critic's Q-values, the TD(lambda) targets, the policy and the counterfactual
-    advantages. Each update is ``update``/``update_recurrent`` followed by the core's ``after_update``
-    with a target copy every 2 updates, so the copy is compared too."""
+    padded episodes of mixed lengths; two more (``-dead``: per-agent feed-forward, shared
+    recurrent) on episodes in which agents leave mid-episode (:func:`random_leaving`). Probes:
+    the actor's logits (and GRU state) on the first steps, the critic's Q-values, the
+    TD(lambda) targets, the policy and the counterfactual advantages. Each update is
+    ``update``/``update_recurrent`` followed by the core's ``after_update`` with a target copy
+    every 2 updates, so the copy is compared too."""
     spec = parity_spec("discrete")
+    variants = [(share, recurrent, False) for recurrent in (False, True) for share in (True, False)]
+    variants += [(False, False, True), (True, True, True)]
     out = []
-    for recurrent in (False, True):
-        for share in (True, False):
-            cfg = method_config(method, {"share_parameters": share, "recurrent": recurrent, "hidden_sizes": [16, 16],
-                                         "critic_hidden_sizes": [16, 16], "rnn_hidden_dim": 8, "lr_actor": 1e-3,
-                                         "lr_critic": 1e-3, "target_update_interval": 2})
-            batches = []
-            for k in range(updates):
-                rng = np.random.default_rng([seed, 100 + k])
-                batches.append(COMA.prepare_batch(spec, cfg, synthetic_episodes(spec, 4, 6, rng), rng, 30_000 * k))
-            obs = np.ascontiguousarray(batches[0]["obs"][:, :, 0].transpose(1, 0, 2))  # first steps, [B, A, od]
+    for share, recurrent, dead in variants:
+        cfg = method_config(method, {"share_parameters": share, "recurrent": recurrent, "hidden_sizes": [16, 16],
+                                     "critic_hidden_sizes": [16, 16], "rnn_hidden_dim": 8, "lr_actor": 1e-3,
+                                     "lr_critic": 1e-3, "target_update_interval": 2})
+        batches = []
+        for k in range(updates):
+            rng = np.random.default_rng([seed, 100 + k])
+            ep = synthetic_episodes(spec, 4, 6, rng)
+            if dead:
+                ep = agents_leave(ep, random_leaving(ep, rng))
+            batches.append(COMA.prepare_batch(spec, cfg, ep, rng, 30_000 * k))
+        obs = np.ascontiguousarray(batches[0]["obs"][:, :, 0].transpose(1, 0, 2))  # first steps, [B, A, od]
 
-            def probes(learner: Any, b: dict = batches[0], o: np.ndarray = obs) -> dict[str, np.ndarray]:
-                logits, state = learner.policy.forward_numpy(o.copy(), None)
-                extra = {"policy_state": state} if state is not None else {}
-                return {"policy_logits": logits, **extra, **learner.diagnostics(b)}
+        def probes(learner: Any, b: dict = batches[0], o: np.ndarray = obs) -> dict[str, np.ndarray]:
+            logits, state = learner.policy.forward_numpy(o.copy(), None)
+            extra = {"policy_state": state} if state is not None else {}
+            return {"policy_logits": logits, **extra, **learner.diagnostics(b)}
 
-            def update(learner: Any, batch: dict, k: int, c: COMAConfig = cfg) -> dict[str, float]:
-                metrics = learner.update_recurrent(batch) if c.recurrent else learner.update(batch)
-                COMA.after_update(learner, c, k + 1)
-                return metrics
+        def update(learner: Any, batch: dict, k: int, c: COMAConfig = cfg) -> dict[str, float]:
+            metrics = learner.update_recurrent(batch) if c.recurrent else learner.update(batch)
+            COMA.after_update(learner, c, k + 1)
+            return metrics
 
-            out.append(ParityCase(
-                name=f"{method}-{'shared' if share else 'per_agent'}-{'gru' if recurrent else 'mlp'}",
-                spec=spec, config=cfg, weights=COMA.init_weights(spec, cfg, seed), batches=batches, obs=None,
-                probes=probes, update=update))
+        name = f"{method}-{'shared' if share else 'per_agent'}-{'gru' if recurrent else 'mlp'}"
+        out.append(ParityCase(
+            name=name + ("-dead" if dead else ""),
+            spec=spec, config=cfg, weights=COMA.init_weights(spec, cfg, seed), batches=batches, obs=None,
+            probes=probes, update=update))
     return out
 
 

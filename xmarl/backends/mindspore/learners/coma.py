@@ -4,6 +4,8 @@ One update is Algorithm 1's learning step on a batch of episodes, for every agen
 the centralised critic regresses ``Q_a(s_t, u_t)`` on TD(lambda) targets built from the target
 critic; each actor follows ``grad log pi_a(u_a | tau_a) A_a`` with the counterfactual advantage
 ``A_a = Q_a(s, u) - sum_u' pi_a(u') Q_a(s, (u^-a, u'))`` taken from the critic before its step.
+Agents that have left the episode (``agent_mask`` 0) weigh nothing in either loss, and an agent's
+TD(lambda) return ends when it leaves (see :mod:`xmarl.core.coma`).
 Batches come from :meth:`xmarl.core.coma.COMACore.prepare_batch` (agent-major, critic inputs built in
 numpy); ``update`` trains the feed-forward or (``recurrent``) the GRU actor over whole padded
 episodes.
@@ -42,16 +44,19 @@ class _Forward(nn.Cell):
         self.matmul_t = ops.MatMul(transpose_b=True)
 
     def construct(self, obs: Tensor, critic_in: Tensor, act_onehot: Tensor, avail: Tensor, rew: Tensor,
-                  term: Tensor, mask: Tensor, td_matrix: Tensor, epsilon: Tensor) -> tuple[Tensor, ...]:
+                  term: Tensor, mask: Tensor, agent_mask: Tensor, td_matrix: Tensor,
+                  epsilon: Tensor) -> tuple[Tensor, ...]:
         A, B, T1, n = act_onehot.shape
         T = T1 - 1
         d = critic_in.shape[3]
+        w = mask * agent_mask[:, :, :T]  # each agent-step's weight: real steps of agents in the episode
         q = self.critic(critic_in[:, :, :T].reshape(A, B * T, d)).reshape(A, B, T, n)
         # TD(lambda) targets from the target critic at the next step's taken actions: G = P b
         tq = self.target_critic(critic_in[:, :, 1:].reshape(A, B * T, d)).reshape(A, B, T, n)
         tq = ops.stop_gradient((tq * act_onehot[:, :, 1:]).sum(-1))
         cont = ops.cat((mask[:, 1:], ops.zeros_like(mask[:, :1])), 1)
-        step = mask * (rew + self.gamma * (1.0 - term) * (1.0 - self.td_lambda * cont) * tq)
+        boot = tq * agent_mask[:, :, 1:]  # 0 once the agent has left
+        step = w * (rew + self.gamma * (1.0 - term) * (1.0 - self.td_lambda * cont) * boot)
         targets = self.matmul_t(step.reshape(A * B, T), td_matrix).reshape(A, B, T)
         onehot = act_onehot[:, :, :T]
         avail = avail[:, :, :T]
@@ -65,10 +70,10 @@ class _Forward(nn.Cell):
         q_taken = (q * onehot).sum(-1)
         advantages = ops.stop_gradient(q_taken - (pi * q).sum(-1))  # counterfactual baseline (eq. 4)
         log_pi = ops.log(ops.maximum((pi * onehot).sum(-1), 1e-10))
-        norm = A * mask.sum()
-        critic_loss = (mask * ops.square(q_taken - targets)).sum() / norm
-        actor_loss = -(mask * advantages * log_pi).sum() / norm
-        q_mean = ops.stop_gradient((mask * q_taken).sum()) / norm
+        norm = ops.maximum(w.sum(), 1.0)
+        critic_loss = (w * ops.square(q_taken - targets)).sum() / norm
+        actor_loss = -(w * advantages * log_pi).sum() / norm
+        q_mean = ops.stop_gradient((w * q_taken).sum()) / norm
         return critic_loss, actor_loss, q_mean, q, tq, targets, pi, advantages
 
 
@@ -80,8 +85,9 @@ class _Loss(nn.Cell):
         self.forward = forward
 
     def construct(self, obs: Tensor, critic_in: Tensor, act_onehot: Tensor, avail: Tensor, rew: Tensor,
-                  term: Tensor, mask: Tensor, td_matrix: Tensor, epsilon: Tensor) -> tuple[Tensor, ...]:
-        out = self.forward(obs, critic_in, act_onehot, avail, rew, term, mask, td_matrix, epsilon)
+                  term: Tensor, mask: Tensor, agent_mask: Tensor, td_matrix: Tensor,
+                  epsilon: Tensor) -> tuple[Tensor, ...]:
+        out = self.forward(obs, critic_in, act_onehot, avail, rew, term, mask, agent_mask, td_matrix, epsilon)
         return out[0] + out[1], out[0], out[1], out[2]
 
 
@@ -93,9 +99,9 @@ class _Gradients(nn.Cell):
         self.grad = value_and_grad(loss, None, params, has_aux=True)
 
     def construct(self, obs: Tensor, critic_in: Tensor, act_onehot: Tensor, avail: Tensor, rew: Tensor,
-                  term: Tensor, mask: Tensor, td_matrix: Tensor, epsilon: Tensor) -> tuple:
+                  term: Tensor, mask: Tensor, agent_mask: Tensor, td_matrix: Tensor, epsilon: Tensor) -> tuple:
         (_, critic_loss, actor_loss, _), grads = self.grad(obs, critic_in, act_onehot, avail, rew, term, mask,
-                                                           td_matrix, epsilon)
+                                                           agent_mask, td_matrix, epsilon)
         return critic_loss, actor_loss, grads
 
 
@@ -111,9 +117,9 @@ class _UpdateStep(nn.Cell):
         self.grad_clip = grad_clip
 
     def construct(self, obs: Tensor, critic_in: Tensor, act_onehot: Tensor, avail: Tensor, rew: Tensor,
-                  term: Tensor, mask: Tensor, td_matrix: Tensor, epsilon: Tensor) -> Tensor:
+                  term: Tensor, mask: Tensor, agent_mask: Tensor, td_matrix: Tensor, epsilon: Tensor) -> Tensor:
         (_, critic_loss, actor_loss, q_taken), grads = self.grad(obs, critic_in, act_onehot, avail, rew, term,
-                                                                 mask, td_matrix, epsilon)
+                                                                 mask, agent_mask, td_matrix, epsilon)
         critic_grads, _ = clip_by_group_norm(grads[:self.n_critic], self.grad_clip)
         actor_grads, _ = clip_by_group_norm(grads[self.n_critic:], self.grad_clip)
         critic_loss = ops.depend(critic_loss, self.critic_opt(critic_grads))

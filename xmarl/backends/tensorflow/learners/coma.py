@@ -4,6 +4,8 @@ One update is Algorithm 1's learning step on a batch of episodes, for every agen
 the centralised critic regresses ``Q_a(s_t, u_t)`` on TD(lambda) targets built from the target
 critic; each actor follows ``grad log pi_a(u_a | tau_a) A_a`` with the counterfactual advantage
 ``A_a = Q_a(s, u) - sum_u' pi_a(u') Q_a(s, (u^-a, u'))`` taken from the critic before its step.
+Agents that have left the episode (``agent_mask`` 0) weigh nothing in either loss, and an agent's
+TD(lambda) return ends when it leaves (see :mod:`xmarl.core.coma`).
 Batches come from :meth:`xmarl.core.coma.COMACore.prepare_batch` (agent-major, critic inputs built in
 numpy); ``update`` trains the feed-forward actor, or the GRU actor over whole padded episodes
 (``update_recurrent``, XuanCe's name for it, does the same). The update, the gradients and the
@@ -36,14 +38,16 @@ class COMALearner(COMALearnerBase):
     # -- the quantities of one update ------------------------------------------------------
     def _forward(self, b: TensorBatch) -> dict[str, tf.Tensor]:
         A = self.spec.n_agents
-        mask, cfg = b["mask"], self.cfg
+        mask, alive, cfg = b["mask"], b["agent_mask"], self.cfg
+        w = mask * alive[:, :, :-1]  # each agent-step's weight: real steps of agents in the episode
         shape = tf.shape(b["act_onehot"])  # [A, B, T+1, n]
         critic_in = tf.reshape(b["critic_in"], [A, -1, b["critic_in"].shape[-1]])
         q = tf.reshape(self.critic(critic_in), shape)[:, :, :-1]
         # TD(lambda) targets from the target critic at the next step's taken actions
         tq = tf.reduce_sum(tf.reshape(self.target_critic(critic_in), shape) * b["act_onehot"], -1)[:, :, 1:]
         cont = tf.concat([mask[:, 1:], tf.zeros_like(mask[:, :1])], 1)
-        step = mask * (b["rew"] + cfg.gamma * (1.0 - b["term"]) * (1.0 - cfg.td_lambda * cont) * tq)
+        boot = tq * alive[:, :, 1:]  # 0 once the agent has left
+        step = w * (b["rew"] + cfg.gamma * (1.0 - b["term"]) * (1.0 - cfg.td_lambda * cont) * boot)
         targets = tf.stop_gradient(tf.einsum("ts,abs->abt", b["td_matrix"], step))
         onehot = b["act_onehot"][:, :, :-1]
         avail = b["avail"][:, :, :-1]
@@ -59,11 +63,11 @@ class COMALearner(COMALearnerBase):
         q_taken = tf.reduce_sum(q * onehot, -1)
         advantages = tf.stop_gradient(q_taken - tf.reduce_sum(pi * q, -1))  # counterfactual baseline (eq. 4)
         log_pi = tf.math.log(tf.maximum(tf.reduce_sum(pi * onehot, -1), 1e-10))
-        norm = A * tf.reduce_sum(mask)
+        norm = tf.maximum(tf.reduce_sum(w), 1.0)
         return {"q": q, "target_q_next": tq, "targets": targets, "pi": pi, "advantages": advantages,
-                "critic_loss": tf.reduce_sum(mask * tf.square(q_taken - targets)) / norm,
-                "actor_loss": -tf.reduce_sum(mask * advantages * log_pi) / norm,
-                "q_taken": tf.stop_gradient(tf.reduce_sum(mask * q_taken)) / norm}
+                "critic_loss": tf.reduce_sum(w * tf.square(q_taken - targets)) / norm,
+                "actor_loss": -tf.reduce_sum(w * advantages * log_pi) / norm,
+                "q_taken": tf.stop_gradient(tf.reduce_sum(w * q_taken)) / norm}
 
     def _losses_and_grads(self, b: TensorBatch) -> tuple[dict[str, tf.Tensor], dict[str, list[tf.Tensor]]]:
         """One forward pass; the critic's and the actor's gradients of their own losses."""

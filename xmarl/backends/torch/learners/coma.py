@@ -4,6 +4,8 @@ One update is Algorithm 1's learning step on a batch of episodes, for every agen
 the centralised critic regresses ``Q_a(s_t, u_t)`` on TD(lambda) targets built from the target
 critic; each actor follows ``grad log pi_a(u_a | tau_a) A_a`` with the counterfactual advantage
 ``A_a = Q_a(s, u) - sum_u' pi_a(u') Q_a(s, (u^-a, u'))`` taken from the critic before its step.
+Agents that have left the episode (``agent_mask`` 0) weigh nothing in either loss, and an agent's
+TD(lambda) return ends when it leaves (see :mod:`xmarl.core.coma`).
 Batches come from :meth:`xmarl.core.coma.COMACore.prepare_batch` (agent-major, critic inputs built in
 numpy); ``update`` trains the feed-forward actor, or the GRU actor over whole padded episodes
 (``update_recurrent``, XuanCe's name for it, does the same).
@@ -35,14 +37,16 @@ class COMALearner(COMALearnerBase):
     def _forward(self, b: Tensors) -> Tensors:
         A, B, T1, n = b["act_onehot"].shape
         T = T1 - 1
-        mask, cfg = b["mask"], self.cfg
+        mask, alive, cfg = b["mask"], b["agent_mask"], self.cfg
+        w = mask * alive[:, :, :T]  # each agent-step's weight: real steps of agents in the episode
         critic_in = b["critic_in"].reshape(A, B * T1, -1)
         q = self.critic(critic_in).reshape(A, B, T1, n)[:, :, :T]
         # TD(lambda) targets from the target critic at the next step's taken actions
         with torch.no_grad():
             tq = (self.target_critic(critic_in).reshape(A, B, T1, n) * b["act_onehot"]).sum(-1)[:, :, 1:]
             cont = torch.cat([mask[:, 1:], torch.zeros_like(mask[:, :1])], 1)
-            step = mask * (b["rew"] + cfg.gamma * (1.0 - b["term"]) * (1.0 - cfg.td_lambda * cont) * tq)
+            boot = tq * alive[:, :, 1:]  # 0 once the agent has left
+            step = w * (b["rew"] + cfg.gamma * (1.0 - b["term"]) * (1.0 - cfg.td_lambda * cont) * boot)
             targets = torch.einsum("ts,abs->abt", b["td_matrix"], step)
         onehot = b["act_onehot"][:, :, :T]
         avail = b["avail"][:, :, :T]
@@ -57,11 +61,11 @@ class COMALearner(COMALearnerBase):
         q_taken = (q * onehot).sum(-1)
         advantages = (q_taken - (pi * q).sum(-1)).detach()  # counterfactual baseline (eq. 4)
         log_pi = torch.log(torch.clamp((pi * onehot).sum(-1), min=1e-10))
-        norm = A * mask.sum()
+        norm = torch.clamp(w.sum(), min=1.0)
         return {"q": q, "target_q_next": tq, "targets": targets, "pi": pi, "advantages": advantages,
-                "critic_loss": (mask * (q_taken - targets).pow(2)).sum() / norm,
-                "actor_loss": -(mask * advantages * log_pi).sum() / norm,
-                "q_taken": (mask * q_taken).sum().detach() / norm}
+                "critic_loss": (w * (q_taken - targets).pow(2)).sum() / norm,
+                "actor_loss": -(w * advantages * log_pi).sum() / norm,
+                "q_taken": (w * q_taken).sum().detach() / norm}
 
     # -- steps ------------------------------------------------------------------------------
     def _update_step(self, b: Tensors) -> Tensors:
