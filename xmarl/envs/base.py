@@ -18,6 +18,9 @@ import numpy as np
 
 from xmarl.core.spaces import AgentSpec
 
+#: finished episodes whose return and length a vectorised env keeps (at least; at most twice as many)
+KEEP_COMPLETED = 1000
+
 
 class VectorEnvBase(abc.ABC):
     """``num_envs`` copies of one task stepped together as arrays (see the module docstring).
@@ -29,7 +32,9 @@ class VectorEnvBase(abc.ABC):
     * ``spec``: the :class:`~xmarl.core.spaces.AgentSpec` of observation and action sizes;
     * ``num_envs``: the number of copies ``E``;
     * ``completed_returns``/``completed_lengths``: the per-agent mean return and the length of
-      every episode finished so far, in the order they ended (the trainer's progress metrics).
+      the episodes finished so far, in the order they ended (the trainer's progress metrics); the
+      most recent :data:`KEEP_COMPLETED` at least are kept (older ones are dropped, so that a long
+      run's memory and checkpoints do not grow with the number of episodes).
 
     Agents may leave an episode (die) or join it late: they keep their slot on the agent axis and
     :meth:`alive`/:meth:`final_alive` say which slots are in the episode.
@@ -145,9 +150,13 @@ class VectorEnvBase(abc.ABC):
             self._len[idx] = 0
 
     def _record(self, returns: np.ndarray, lengths: np.ndarray) -> None:
-        """Append finished episodes: per-agent mean returns (float64) and lengths."""
+        """Append finished episodes: per-agent mean returns (float64) and lengths (the lists keep
+        the most recent :data:`KEEP_COMPLETED` at least)."""
         self.completed_returns.extend(returns.tolist())
         self.completed_lengths.extend(lengths.tolist())
+        if len(self.completed_returns) > 2 * KEEP_COMPLETED:
+            del self.completed_returns[:-KEEP_COMPLETED]
+            del self.completed_lengths[:-KEEP_COMPLETED]
 
 
-__all__ = ["VectorEnvBase"]
+__all__ = ["VectorEnvBase", "KEEP_COMPLETED"]
