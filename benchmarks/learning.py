@@ -113,8 +113,10 @@ def resolved(method: str, env: str) -> dict[str, Any]:
 def comparable(cfg: dict[str, Any]) -> dict[str, Any]:
     """Keys of a resolved config that decide what a run learns."""
     train = {k: v for k, v in cfg["train"].items() if k in ("steps", "num_envs", "eval_interval", "eval_episodes")}
-    return {"method": cfg["method"], "env_kwargs": cfg["env_kwargs"], "train": train,
-            cfg["method"]: cfg[cfg["method"]]}
+    out = {"method": cfg["method"], "env_kwargs": cfg["env_kwargs"], "train": train, cfg["method"]: cfg[cfg["method"]]}
+    if cfg.get("groups"):  # a random group changes what is learned (no groups: every agent learns)
+        out["groups"] = cfg["groups"]
+    return out
 
 
 def record_path(config: str) -> Path:
