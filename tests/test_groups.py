@@ -100,3 +100,53 @@ def test_random_group_with_shared_weights_is_refused_naming_both_keys(out_dir):
         xmarl.run("maddpg", "torch", "target", out_dir=out_dir, progress=False,
                   overrides={"maddpg.share_parameters": True,
                              "groups": {"noise": {"agents": ["*"], "policy": "random"}}})
+
+
+def test_a_frozen_group_acts_with_its_checkpoints_greedy_policy(out_dir):
+    """Self-play workflow: a first run trains both agents; a second run keeps agent_1 frozen with
+    the first run's weights while agent_0 learns anew. agent_1's actions are exactly what the
+    first run's greedy policy does for it, in training and evaluation, and the team does well
+    from the start of the second run on agent_1's half."""
+    require("torch")
+    base = {"train.steps": 3000, "train.eval_interval": 1000, "train.eval_episodes": 50, "train.tensorboard": False,
+            "maddpg.warmup_steps": 200, "maddpg.batch_size": 64, "maddpg.update_every": 20,
+            "maddpg.share_parameters": False, "env_kwargs": {"n_agents": 2}}
+    first = xmarl.run("maddpg", "torch", "target", out_dir=out_dir / "first", progress=False, overrides=base)
+    groups = {"learners": {"agents": ["agent_0"]},
+              "kept": {"agents": ["agent_1"], "policy": "frozen", "checkpoint": str(first.run_dir)}}
+    from xmarl.config import load_config
+    from xmarl.training.trainer import OffPolicyTrainer
+
+    cfg = load_config("maddpg", "target", "torch", overrides={**base, "groups": groups, "out_dir": str(out_dir / "b")})
+    trainer = OffPolicyTrainer(cfg)
+    obs = np.random.default_rng(0).random((64, 2, 3)).astype(np.float32)
+    mine, _ = trainer.acting(trainer.env).act(obs)
+    theirs, _ = first.learner.policy.act(obs)
+    np.testing.assert_array_equal(mine[:, 1], theirs[:, 1])  # the frozen slot: the first run's policy
+    np.testing.assert_array_equal(mine[:, 0], trainer.learner.policy.act(obs)[0][:, 0])  # the learner's own
+    second = trainer.train()
+    assert second.final_metrics["eval_return"] > 4.0  # both on target: 5 per episode at best
+
+
+@pytest.mark.parametrize("group, message", [
+    ({"policy": "frozen"}, "'groups.kept.policy'.*'groups.kept.checkpoint'.*give both, or neither"),
+    ({"checkpoint": "runs/x"}, "'groups.kept.policy'.*'groups.kept.checkpoint'"),
+])
+def test_frozen_group_keys_that_contradict_are_refused(group, message, out_dir):
+    with pytest.raises(ConfigError, match=message):
+        xmarl.run("maddpg", "torch", "target", out_dir=out_dir, progress=False,
+                  overrides={"maddpg.share_parameters": False,
+                             "groups": {"all": {"agents": ["agent_0"]}, "kept": {"agents": ["agent_1"], **group}}})
+
+
+def test_a_frozen_group_without_a_checkpoint_on_disk_is_one_line_error(out_dir, tmp_path):
+    require("torch")
+    from xmarl.errors import XmarlError
+
+    with pytest.raises(XmarlError, match="no checkpoint in") as info:
+        xmarl.run("maddpg", "torch", "target", out_dir=out_dir, progress=False,
+                  overrides={"maddpg.share_parameters": False,
+                             "groups": {"all": {"agents": ["agent_0"]},
+                                        "kept": {"agents": ["agent_1"], "policy": "frozen",
+                                                 "checkpoint": str(tmp_path / "missing")}}})
+    assert "\n" not in str(info.value) and not list(out_dir.glob("*"))  # nothing written

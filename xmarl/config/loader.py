@@ -245,6 +245,13 @@ def _check_together(cfg: BaseModel, where: dict[Path_, str]) -> None:
         pairs.append((f"groups.{fixed[0]}.policy", f"{cfg.method}.share_parameters",
                       f"a '{cfg.groups[fixed[0]].policy}' group needs per-agent weights; set "
                       f"{cfg.method}.share_parameters: false"))
+    for g, c in cfg.groups.items():
+        if (c.policy == "frozen") != (c.checkpoint is not None):
+            pairs.append((f"groups.{g}.policy", f"groups.{g}.checkpoint",
+                          "a 'frozen' group acts with the weights of a checkpoint: give both, or neither"))
+        if c.policy == "frozen" and getattr(section, "recurrent", False):
+            pairs.append((f"groups.{g}.policy", f"{cfg.method}.recurrent",
+                          "a frozen group acts with a feed-forward policy; set recurrent: false"))
     for a, b, why in pairs:
         raise ConfigError(f"config keys '{a}' ({at(a)}) and '{b}' ({at(b)}) contradict each other: {why}")
     name = cfg.name

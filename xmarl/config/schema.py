@@ -35,9 +35,13 @@ class GroupConfig(Section):
 
     agents: list[str] = Field(min_length=1, description="Agent-name patterns of the group, shell-style "
                               "(e.g. 'adversary_*'); every agent must match exactly one group.")
-    policy: Literal["learn", "random"] = Field(
+    policy: Literal["learn", "random", "frozen"] = Field(
         default="learn", description="'learn': trained by the run's method; 'random': uniformly random "
-        "(available) actions in training and evaluation (needs share_parameters: false).")
+        "(available) actions in training and evaluation; 'frozen': the greedy policy of a checkpoint of the same "
+        "method and networks (random and frozen need share_parameters: false).")
+    checkpoint: str | None = Field(
+        default=None, description="For policy 'frozen': a run folder, checkpoints/step_* folder or weights.npz "
+        "whose weights the group acts with (the newest intact checkpoint of a run folder).")
 
 
 class RunBase(Section):

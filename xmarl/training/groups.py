@@ -1,7 +1,8 @@
 """Agent groups: the ``groups`` config section maps agent-name patterns to named groups (e.g.
 predators ``adversary_*`` and prey ``agent_*`` in simple_tag), each of which learns (the run's
-method) or follows a built-in policy (``random``: uniform random actions, in training and in
-evaluation). Evaluation reports the return of each group beside the mean over all agents.
+method), acts uniformly at random (``random``) or acts greedily with the weights of a checkpoint
+(``frozen``: e.g. trained prey kept fixed while new predators learn against them), in training and
+in evaluation. Evaluation reports the return of each group beside the mean over all agents.
 
 Learning groups of one run share its method and weights object; inside a group, parameter sharing
 is the method's ``share_parameters`` switch. A fixed group needs per-agent weights
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ class AgentGroups:
 
     slots: dict[str, np.ndarray]
     random: np.ndarray
+    frozen: dict[str, str] = field(default_factory=dict)  # group -> checkpoint it acts with
 
     @classmethod
     def resolve(cls, groups: Mapping[str, Any], agents: Sequence[str]) -> AgentGroups:
@@ -39,6 +41,7 @@ class AgentGroups:
         owner: dict[str, str] = {}
         slots: dict[str, np.ndarray] = {}
         random = np.zeros(len(agents), bool)
+        frozen = {name: str(g.checkpoint) for name, g in groups.items() if g.policy == "frozen"}
         for name, group in groups.items():
             hits = [i for i, a in enumerate(agents) if any(fnmatch.fnmatchcase(a, p) for p in group.agents)]
             if not hits:
@@ -55,7 +58,12 @@ class AgentGroups:
         if left:
             raise ConfigError(f"agents {left} are in no group; add them to a group's agents (e.g. '*' in the last "
                               "group)")
-        return cls(slots, random)
+        return cls(slots, random, frozen)
+
+    @property
+    def fixed(self) -> bool:
+        """Whether some group does not learn (random or frozen)."""
+        return bool(self.random.any() or self.frozen)
 
     @property
     def named(self) -> bool:
@@ -81,14 +89,15 @@ def sample_available(env: Any, rng: np.random.Generator, avail: np.ndarray | Non
 
 
 class GroupPolicy(Policy):
-    """A policy with the agents of fixed (``random``) groups acting uniformly at random: the
-    wrapped policy's actions elsewhere. ``rng`` draws the random actions when ``act`` gets none
-    (greedy evaluation)."""
+    """A policy whose fixed groups' agents act uniformly at random (``random``) or greedily with
+    a frozen policy (``frozen``: ``{group: Policy}``), and the wrapped policy's agents elsewhere.
+    ``rng`` draws the random actions when ``act`` gets none (greedy evaluation)."""
 
     def __init__(self, policy: Policy, groups: AgentGroups,
                  sample: Callable[[np.random.Generator, np.ndarray | None], np.ndarray],
-                 rng: np.random.Generator) -> None:
+                 rng: np.random.Generator, frozen: Mapping[str, Policy] | None = None) -> None:
         self.policy, self.groups, self.sample, self.rng = policy, groups, sample, rng
+        self.frozen = dict(frozen or {})
         self.spec = policy.spec
 
     def forward_numpy(self, obs: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
@@ -101,11 +110,14 @@ class GroupPolicy(Policy):
         actions, state = self.policy.act(obs, state, explore=explore, rng=rng, noise_scale=noise_scale, **extra,
                                          **kwargs)
         fixed = self.groups.random
-        if fixed.any():
+        if fixed.any() or self.frozen:
             actions = np.array(actions)
+        if fixed.any():
             actions[:, fixed] = self.sample(rng if rng is not None else self.rng, avail)[:, fixed]
-            actions = mask_actions(actions, agent_mask)
-        return actions, state
+        for g, frozen in self.frozen.items():
+            slots = self.groups.slots[g]
+            actions[:, slots] = frozen.act(obs, None, explore=False, **extra)[0][:, slots]
+        return mask_actions(actions, agent_mask), state
 
 
 __all__ = ["AgentGroups", "GroupPolicy", "sample_available"]

@@ -50,6 +50,7 @@ from xmarl.training.checkpoint import (
     damaged,
     load_arrays,
     load_json,
+    load_weights,
     release_lock,
     replay_chunk,
     save_checkpoint,
@@ -281,6 +282,10 @@ class Trainer:
         weights = self.core.init_weights(aspec, self.mcfg, cfg.seed)
         self.learner: Learner = registry.get("learner", cfg.method, cfg.backend)(aspec, self.mcfg, weights)
         self.groups = AgentGroups.resolve(cfg.groups, self.env.agents)
+        # frozen groups act with the greedy policy of a learner built from their checkpoint's weights
+        self._frozen: dict[str, Policy] = {
+            g: registry.get("learner", cfg.method, cfg.backend)(aspec, self.mcfg, load_weights(path)).policy
+            for g, path in self.groups.frozen.items()}
         self.buffer = self._make_buffer()
         self._actor = self.acting(self.env)  # collection passes its rng: the policy's own is not used
         self.rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5452]))
@@ -307,10 +312,10 @@ class Trainer:
         """The policy that acts in ``env``: the learner's, with fixed groups' agents acting at
         random (drawn from the ``rng`` that ``act`` gets, else from one seeded with ``seed``)."""
         policy = self.learner.policy
-        if not self.groups.random.any():
+        if not self.groups.fixed:
             return policy
         return GroupPolicy(policy, self.groups, lambda rng, avail: sample_available(env, rng, avail),
-                           np.random.default_rng(seed))
+                           np.random.default_rng(seed), self._frozen)
 
     def evaluate(self) -> dict[str, float]:
         """Greedy evaluation on the eval env: ``eval_return`` (per agent), per group, ``eval_length``
