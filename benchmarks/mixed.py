@@ -115,9 +115,22 @@ def main() -> None:
         rows = list(pool.map(lambda c: one(*c, args.steps, args.out), cells))
     command = "python benchmarks/mixed.py " + " ".join(sys.argv[1:])
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "mixed.json").write_text(json.dumps({"command": command, "steps": args.steps, "rows": rows}, indent=1))
+    old = RESULTS / "mixed.json"
+    commands = [command]
+    if old.is_file():  # keep the recorded runs of other backends, seeds or variants at the same budget
+        before = json.loads(old.read_text())
+        if before.get("steps") == args.steps:
+            done = {(r["variant"], r["backend"], r["seed"]) for r in rows}
+            rows = [r for r in before["rows"] if (r["variant"], r["backend"], r["seed"]) not in done] + rows
+            commands = [c for c in before.get("commands", [before.get("command")]) if c != command] + commands
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    rows.sort(key=lambda r: (order[r["variant"]], ["torch", "tensorflow", "mindspore"].index(r["backend"]), r["seed"]))
+    variants = [v for v in VARIANTS if any(r["variant"] == v for r in rows)]
+    backends = [b for b in ("torch", "tensorflow", "mindspore") if any(r["backend"] == b for r in rows)]
+    old.write_text(json.dumps({"commands": commands, "steps": args.steps, "rows": rows}, indent=1))
+    command = "`, `".join(commands)
     lines = ["# MADDPG on the MADDPG paper's mixed tasks (mpe-fast)", "",
-             f"Command: `{command}` ({platform.machine()}, 2 cores, Python {platform.python_version()}, "
+             f"Commands: `{command}` ({platform.machine()}, 2 cores, Python {platform.python_version()}, "
              f"{args.jobs} run(s) at a time, {time.strftime('%Y-%m-%d')}).",
              f"Budget: {args.steps} env steps per run ({args.steps // 25} episodes of 25 steps), the settings of the "
              "shipped mpe-fast simple_spread config otherwise, per-agent weights. Final greedy evaluation on 200 "
@@ -127,7 +140,7 @@ def main() -> None:
              "adversary).",
              "Published figures: Lowe et al. (2017) report these measures for their own training; their tables "
              "could not be retrieved on this offline machine, so they are not quoted here.", ""]
-    for variant in args.variants:
+    for variant in variants:
         mine = [r for r in rows if r["variant"] == variant]
         # each group's return and the task's measures (the mean over both sides of a game says nothing)
         keys = sorted(k for k in mine[0]["final"] if k.startswith("eval_") and k not in ("eval_length", "eval_return"))
@@ -138,7 +151,7 @@ def main() -> None:
             lines.append(f"| {r['backend']} | {r['seed']} | " + " | ".join(cells) + f" | {r['wall_s']:.0f} |")
         lines += ["", "| backend | " + " | ".join(f"mean {k.removeprefix('eval_')}" for k in keys) + " |",
                   "|---|" + "---:|" * len(keys)]
-        for b in args.backends:
+        for b in backends:
             rs = [r for r in mine if r["backend"] == b]
             if rs:
                 lines.append(f"| {b} | " + " | ".join(f"{sum(r['final'][k] for r in rs) / len(rs):.3f}" for k in keys)
