@@ -70,3 +70,23 @@ def test_no_checkpoint_is_a_one_line_error(tmp_path):
     with pytest.raises(XmarlError, match="no checkpoint in") as e:
         latest_checkpoint(tmp_path)
     assert "\n" not in str(e.value)
+
+
+def test_files_written_atomically_get_the_usual_permissions(tmp_path):
+    """Run files (configs, metrics, results, checkpoints) were private (0600, mkstemp's mode) before:
+    a results folder shared with a group could not be read. They follow the umask like any new file."""
+    import os
+    import stat
+
+    from xmarl.files import atomic_save_npz, atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        a = atomic_write_text(tmp_path / "a.txt", "x")
+        b = atomic_save_npz(tmp_path / "b.npz", {"w": np.ones(2)})
+        os.umask(0o027)
+        c = atomic_write_text(tmp_path / "c.txt", "y")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(a.stat().st_mode) == 0o644 and stat.S_IMODE(b.stat().st_mode) == 0o644
+    assert stat.S_IMODE(c.stat().st_mode) == 0o640
