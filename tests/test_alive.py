@@ -46,6 +46,8 @@ def test_pettingzoo_adapter_keeps_the_slots_of_agents_that_leave():
         out = np.array(gone.get(t, [0, 0, 0]), bool)
         assert (final[:, out] == 0).all() and (rew[:, out] == 0).all()  # gone: zero observation, no reward
         assert (final[:, ~out].sum(-1) == 1).all()  # in (or leaving now): its one-hot observation
+        if env.alive() is not None:  # what the agents act on next: zeros for those gone, the leaver too
+            assert (obs[env.alive() == 0] == 0).all() and (obs[env.alive() == 1].sum(-1) == 1).all()
     assert (obs.sum(-1) == 1).all()  # restarted with everyone
 
 
@@ -235,3 +237,69 @@ def test_evaluation_reports_the_envs_success_measure(out_dir):
             return np.tile(np.arange(5), (obs.shape[0], 1)), state
 
     np.testing.assert_allclose(episode_stats(OwnLever(), env, seed=0)[2]["team_reward"], 1.0, rtol=1e-6)
+
+
+def _collected(method: str, backend: str, tmp_path):
+    """A trainer on the target game whose agent_0 leaves at step 2 and agent_2 at step 4, its
+    buffer filled by its own collection loop, and the batch its method prepares from it."""
+    from xmarl.config import load_config
+    from xmarl.training.trainer import OffPolicyTrainer, OnPolicyTrainer, Stopwatch
+
+    ov = {"train.num_envs": 8, "train.tensorboard": False, "out_dir": str(tmp_path), "env_kwargs": {**LEAVE},
+          f"{method}.share_parameters": False}
+    if method == "maddpg":
+        ov.update({"maddpg.warmup_steps": 10**9, "maddpg.batch_size": 64})  # collect only, no update
+    else:
+        ov[f"{method}.batch_episodes"] = 10**9
+    cfg = load_config(method, "target", backend, overrides=ov)
+    trainer = (OffPolicyTrainer if method == "maddpg" else OnPolicyTrainer)(cfg)
+    clock = Stopwatch()
+    for _ in range(15):  # three 5-step episodes per env
+        trainer._collect(clock)
+    rng = np.random.default_rng(0)
+    if method == "maddpg":
+        data = trainer.buffer.sample(64, rng)
+    else:
+        data = trainer.buffer.take()
+    return trainer, data
+
+
+@pytest.mark.parametrize("backend", ["torch", "tensorflow", "mindspore"])
+@pytest.mark.parametrize("method", ["maddpg", "coma", "commnet"])
+def test_nothing_is_learned_from_a_gone_agents_slot_of_a_real_env(method, backend, tmp_path):
+    """From the buffers a real env with agents leaving at known steps fills: whatever a gone
+    agent's slot holds at the steps it is gone (COMA and CommNet: its recorded actions, CommNet its
+    observations too; MADDPG: its rewards, while its observation and action rows are the zeros
+    every critic sees), every gradient is exactly the same; and MADDPG transitions where agent_0
+    is gone give its networks exactly zero gradient."""
+    require(backend)
+    trainer, data = _collected(method, backend, tmp_path)
+    core, spec, mcfg = trainer.core, trainer.env.spec, trainer.mcfg
+    rng = np.random.default_rng(1)
+    noisy = {k: np.array(v) for k, v in data.items()}
+    if method == "maddpg":
+        gone = data["agent_mask"] == 0  # [A, B]
+        assert gone[0].any() and gone[2].any() and not gone[1].any()
+        # the critics see every agent, a gone one as zeros: the replay holds zero rows for it
+        assert (data["obs"][gone] == 0).all() and (data["act"][gone] == 0).all()
+        noisy["rew"][gone] = rng.standard_normal(int(gone.sum())).astype(np.float32)  # nothing it "gets" counts
+    else:
+        gone = data["agent_mask"] == 0  # [B, T+1, A]
+        real = np.concatenate([data["mask"], np.ones_like(data["mask"][:, :1])], 1)[..., None] > 0
+        assert (gone & real)[..., 0].any() and not (gone & real)[..., 1].any()
+        noisy["actions"][gone] = rng.integers(0, spec.act_dim, int(gone.sum()))
+        if method == "commnet":
+            noisy["obs"][gone] = rng.standard_normal((int(gone.sum()), spec.obs_dim)).astype(np.float32)
+    prep = np.random.default_rng(2)
+    batch = core.prepare_batch(spec, mcfg, data, prep, 0)
+    again = core.prepare_batch(spec, mcfg, noisy, np.random.default_rng(2), 0)
+    a, b = trainer.learner.gradients(batch), trainer.learner.gradients(again)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    if method == "maddpg":
+        only = {k: v[:, data["agent_mask"][0] == 0] if v.ndim >= 2 and v.shape[0] == spec.n_agents else v
+                for k, v in data.items()}
+        grads = trainer.learner.gradients(core.prepare_batch(spec, mcfg, only, np.random.default_rng(3), 0))
+        for k, g in grads.items():
+            if k.split("/")[0] in ("actor", "critic"):
+                assert np.all(g[0] == 0), k

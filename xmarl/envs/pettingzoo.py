@@ -169,6 +169,8 @@ class VectorEnv(VectorEnvBase):
             self._set_alive(e, self._present(env.agents))
         self._track(rew, done)
         obs_next = final.copy()
+        if self._alive is not None:  # an agent that left at this step observed its last state; it acts no more
+            obs_next *= self._alive[..., None]
         for e in np.flatnonzero(done):
             o, infos = self.envs[e].reset()
             obs_next[e] = 0.0
