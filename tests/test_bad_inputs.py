@@ -243,3 +243,19 @@ def test_bad_input(case, tmp_path):
 
 def test_there_are_at_least_40_distinct_bad_inputs():
     assert len(CASES) >= 40 and len({needle for _, needle, _ in CASES.values()}) >= 40
+
+
+def test_a_replay_larger_than_the_memory_is_refused_before_training(out_dir, monkeypatch):
+    """numpy allocates the replay lazily, so a buffer_size beyond the machine's memory used to
+    train until the kernel killed the process without a word; it is now a one-line error before
+    any file is written."""
+    from xmarl.errors import ConfigError
+    from xmarl.training import trainer
+
+    monkeypatch.setattr(trainer, "available_memory", lambda: 64 * 2**20)  # 64 MiB free
+    with pytest.raises(ConfigError) as info:
+        xmarl.run("maddpg", "torch", "target", out_dir=out_dir, progress=False,
+                  overrides={"train.steps": 10**7, "maddpg.buffer_size": 10**7})
+    msg = str(info.value)
+    assert "needs" in msg and "GiB" in msg and msg.endswith("lower maddpg.buffer_size") and "\n" not in msg
+    assert not list(out_dir.glob("*"))

@@ -20,6 +20,23 @@ CHUNKS = 64
 MIN_CHUNK_BYTES = 1 << 18
 
 
+def row_bytes(n_agents: int, obs_dim: int, act_dim: int) -> int:
+    """Bytes one transition takes in the replay (float32 ``obs``, ``next_obs``, ``act``, ``rew``,
+    ``done`` and the two masks)."""
+    return 4 * n_agents * (2 * obs_dim + act_dim + 4)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can still give (Linux ``MemAvailable``), or None where unknown."""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 class ReplayBuffer:
     """Transitions ``(obs, act, rew, next_obs, done)`` for ``A`` agents, stored ``[N, A, ...]``,
     with the agents' alive masks at ``obs`` and ``next_obs`` (``agent_mask``, ``next_agent_mask``

@@ -33,12 +33,13 @@ from tqdm import tqdm
 
 from xmarl import registry
 from xmarl.buffers import EpisodeBuffer, ReplayBuffer
+from xmarl.buffers.replay import available_memory, row_bytes
 from xmarl.config import save_config
 from xmarl.core.interfaces import Learner, Policy, mask_actions
 from xmarl.core.method import MethodCore, MethodSpec
 from xmarl.envs import VectorEnvBase, make_env
 from xmarl.envs.snapshot import restore, snapshot
-from xmarl.errors import EnvError, TrainingError, XmarlError
+from xmarl.errors import ConfigError, EnvError, TrainingError, XmarlError
 from xmarl.training.checkpoint import (
     CHECKPOINTS,
     REPLAY,
@@ -555,7 +556,12 @@ class OffPolicyTrainer(Trainer):
     def _make_buffer(self) -> ReplayBuffer:
         s = self.env.spec
         self._replay_files: list[str | None] = []  # the replay chunk files of the last checkpoint
-        return ReplayBuffer(min(self.mcfg.buffer_size, self.cfg.train.steps), s.n_agents, s.obs_dim, s.act_dim)
+        rows = min(self.mcfg.buffer_size, self.cfg.train.steps)
+        need, have = rows * row_bytes(s.n_agents, s.obs_dim, s.act_dim), available_memory()
+        if have is not None and need > 0.9 * have:  # numpy allocates lazily: the kernel would kill the run later
+            raise ConfigError(f"the replay of {rows} transitions needs {need / 2**30:.1f} GiB, more than the "
+                              f"{have / 2**30:.1f} GiB of memory available; lower {self.cfg.method}.buffer_size")
+        return ReplayBuffer(rows, s.n_agents, s.obs_dim, s.act_dim)
 
     def _first_update(self) -> int:
         return max(self.mcfg.warmup_steps, self.mcfg.batch_size)
