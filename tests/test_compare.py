@@ -71,7 +71,8 @@ def check_report(result: xmarl.compare.CompareResult) -> None:
     rows = (out / "runs.csv").read_text().splitlines()
     assert len(rows) == 1 + len(RUNS) and rows[0].startswith("method,env,backend,seed,final_return")
     # the last evaluation's other metrics (here the episode length; per group and the env's measures elsewhere)
-    assert list(task["eval"]) == ["eval_length"] and "eval_length" in rows[0].split(",")
+    assert list(task["eval"]) == ["eval_agent/agent_0", "eval_agent/agent_1", "eval_length"]
+    assert "eval_length" in rows[0].split(",") and "eval_agent/agent_1" in rows[0].split(",")
     assert all(task["eval"]["eval_length"][b]["mean"] == 5.0 for b in BACKENDS)  # target: 5-step episodes
     assert "| length | 5.000" in report
     # a valid, non-blank PNG

@@ -34,6 +34,11 @@ def test_patterns_map_agents_to_groups():
     assert m == {"eval_return": pytest.approx(1.4), "eval_length": 20.0, "eval_return/predators": 2.0,
                  "eval_return/prey": 1.0}
     assert one.metrics(returns, np.array([3, 3])).keys() == {"eval_return", "eval_length"}
+    each = one.metrics(returns, np.array([3, 3]), AGENTS)
+    assert each["eval_agent/adversary_1"] == 3.0 and each["eval_agent/agent_2"] == 3.0 and len(each) == 2 + 5
+    many = [f"a{i}" for i in range(17)]  # beyond PER_AGENT_MAX: no per-agent entries
+    assert AgentGroups.resolve({}, many).metrics(np.zeros((2, 17)), np.ones(2), many).keys() == {
+        "eval_return", "eval_length"}
 
 
 @pytest.mark.parametrize("groups, message", [

@@ -22,6 +22,9 @@ import numpy as np
 from xmarl.core.interfaces import Policy, mask_actions
 from xmarl.errors import ConfigError
 
+#: evaluation reports each agent's return when an env has at most this many agents
+PER_AGENT_MAX = 16
+
 
 @dataclass(frozen=True)
 class AgentGroups:
@@ -70,13 +73,16 @@ class AgentGroups:
         """Whether the config named groups (else one group ``all``)."""
         return list(self.slots) != ["all"]
 
-    def metrics(self, returns: np.ndarray, lengths: np.ndarray) -> dict[str, float]:
+    def metrics(self, returns: np.ndarray, lengths: np.ndarray, agents: Sequence[str] = ()) -> dict[str, float]:
         """Evaluation metrics of episodes' per-agent returns ``[E, A]`` and lengths ``[E]``: the
         mean over all agents (``eval_return``), per group (``eval_return/<group>``, when the config
-        names groups) and the mean episode length (``eval_length``)."""
+        names groups), per agent (``eval_agent/<name>``, for the names given, when there are at
+        most :data:`PER_AGENT_MAX` of them) and the mean episode length (``eval_length``)."""
         out = {"eval_return": float(returns.mean(axis=1).mean()), "eval_length": float(np.mean(lengths))}
         if self.named:
             out.update({f"eval_return/{g}": float(returns[:, idx].mean()) for g, idx in self.slots.items()})
+        if 0 < len(agents) <= PER_AGENT_MAX:
+            out.update({f"eval_agent/{a}": float(returns[:, i].mean()) for i, a in enumerate(agents)})
         return out
 
 

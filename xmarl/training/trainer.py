@@ -319,11 +319,12 @@ class Trainer:
                            np.random.default_rng(seed), self._frozen)
 
     def evaluate(self) -> dict[str, float]:
-        """Greedy evaluation on the eval env: ``eval_return`` (per agent), per group, ``eval_length``
-        and the env's success measures (``eval_<name>``)."""
+        """Greedy evaluation on the eval env: ``eval_return`` (per agent), per group, per agent
+        (``eval_agent/<name>``), ``eval_length`` and the env's success measures (``eval_<name>``)."""
         seed = self.cfg.seed + EVAL_SEED_OFFSET
         returns, lengths, measures = episode_stats(self.acting(self.eval_env, seed), self.eval_env, seed=seed)
-        return {**self.groups.metrics(returns, lengths), **{f"eval_{k}": float(v.mean()) for k, v in measures.items()}}
+        return {**self.groups.metrics(returns, lengths, self.eval_env.agents),
+                **{f"eval_{k}": float(v.mean()) for k, v in measures.items()}}
 
     # -- what a loop defines ---------------------------------------------------------------
     def _make_buffer(self) -> Any:
