@@ -155,3 +155,45 @@ def test_a_frozen_group_without_a_checkpoint_on_disk_is_one_line_error(out_dir, 
                                         "kept": {"agents": ["agent_1"], "policy": "frozen",
                                                  "checkpoint": str(tmp_path / "missing")}}})
     assert "\n" not in str(info.value) and not list(out_dir.glob("*"))  # nothing written
+
+
+def test_heuristic_groups_follow_the_envs_scripted_policy(out_dir):
+    """mpe-fast simple_tag ships chase-and-flee: a predators group learning against a heuristic
+    prey acts, for the prey slot, exactly as the env's heuristic does at that state; in simple_spread
+    the walk-to-your-landmark heuristic beats random play by far; an env without one is refused."""
+    require("torch")
+    from xmarl.config import load_config
+    from xmarl.envs import make_env
+    from xmarl.training.trainer import OffPolicyTrainer, episode_stats
+
+    groups = {"predators": {"agents": ["adversary_*"]}, "prey": {"agents": ["agent_*"], "policy": "heuristic"}}
+    cfg = load_config("maddpg", "mpe-fast/simple_tag_v3", "torch",
+                      overrides={"maddpg.share_parameters": False, "groups": groups, "train.num_envs": 16,
+                                 "out_dir": str(out_dir), "train.tensorboard": False})
+    trainer = OffPolicyTrainer(cfg)
+    acts, _ = trainer.acting(trainer.env).act(trainer.obs)
+    np.testing.assert_array_equal(acts[:, 3], trainer.env.heuristic_actions()[:, 3])
+
+    class Scripted:
+        def __init__(self, env):
+            self.env = env
+
+        def act(self, obs, state=None, explore=False, **_):
+            return self.env.heuristic_actions(), state
+
+    class Uniform(Scripted):
+        rng = np.random.default_rng(0)
+
+        def act(self, obs, state=None, explore=False, **_):
+            return self.env.sample_actions(self.rng), state
+
+    for continuous in (False, True):
+        env = make_env("mpe-fast/simple_spread_v3", 100, continuous_actions=continuous)
+        scripted = episode_stats(Scripted(env), env, 0)[0].mean()
+        uniform = episode_stats(Uniform(env), env, 0)[0].mean()
+        assert scripted > uniform + 10, (continuous, scripted, uniform)  # about -11 / -8.5 against -26
+    with pytest.raises(ConfigError, match="env 'target' ships no heuristic policy"):
+        xmarl.run("maddpg", "torch", "target", out_dir=out_dir / "t", progress=False,
+                  overrides={"maddpg.share_parameters": False,
+                             "groups": {"a": {"agents": ["agent_0"]},
+                                        "b": {"agents": ["agent_1"], "policy": "heuristic"}}})

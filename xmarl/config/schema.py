@@ -35,10 +35,11 @@ class GroupConfig(Section):
 
     agents: list[str] = Field(min_length=1, description="Agent-name patterns of the group, shell-style "
                               "(e.g. 'adversary_*'); every agent must match exactly one group.")
-    policy: Literal["learn", "random", "frozen"] = Field(
+    policy: Literal["learn", "random", "frozen", "heuristic"] = Field(
         default="learn", description="'learn': trained by the run's method; 'random': uniformly random "
         "(available) actions in training and evaluation; 'frozen': the greedy policy of a checkpoint of the same "
-        "method and networks (random and frozen need share_parameters: false).")
+        "method and networks; 'heuristic': the scripted policy the env ships (e.g. mpe-fast simple_tag's chase "
+        "and flee). All but 'learn' need share_parameters: false.")
     checkpoint: str | None = Field(
         default=None, description="For policy 'frozen': a run folder, checkpoints/step_* folder or weights.npz "
         "whose weights the group acts with (the newest intact checkpoint of a run folder).")

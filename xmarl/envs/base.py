@@ -111,6 +111,12 @@ class VectorEnvBase(abc.ABC):
         ``None`` when every action of each agent's space is always available (the default)."""
         return None
 
+    def heuristic_actions(self) -> np.ndarray | None:
+        """A scripted policy the env ships, for agent groups with ``policy: heuristic``: actions
+        for every copy and agent at the current state, laid out as in :meth:`step`; ``None`` (the
+        default) when the env has none."""
+        return None
+
     def step_measures(self) -> dict[str, np.ndarray]:
         """The env's own success measures for the last :meth:`step`, ``{name: [E] float}``, summed
         over an episode by evaluation (``eval_<name>``: the mean over episodes of those sums); e.g.

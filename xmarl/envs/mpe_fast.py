@@ -534,6 +534,22 @@ class FastMPE(VectorEnvBase):
             self._render_env = None
 
 
+def steer(direction: np.ndarray, continuous: bool) -> np.ndarray:
+    """Movement actions ``[B, A]`` (discrete: the one of no-op, -x, +x, -y, +y closest in direction)
+    or ``[B, A, 5]`` (continuous: the force, clipped to the unit box) that push each agent along
+    ``direction`` ``[B, A, 2]`` (a zero direction: no-op). For the envs' built-in heuristics."""
+    if continuous:
+        d = np.clip(direction, -1.0, 1.0)
+        out = np.zeros(direction.shape[:2] + (5,), np.float32)
+        out[..., 1], out[..., 2] = np.maximum(-d[..., 0], 0), np.maximum(d[..., 0], 0)
+        out[..., 3], out[..., 4] = np.maximum(-d[..., 1], 0), np.maximum(d[..., 1], 0)
+        return out
+    moves = np.array([[0.0, 0.0], [-1.0, 0.0], [1.0, 0.0], [0.0, -1.0], [0.0, 1.0]])
+    score = direction @ moves.T  # [B, A, 5]
+    score[..., 0] = 1e-9  # no-op only when no move goes the right way
+    return np.argmax(score, -1).astype(np.int64)
+
+
 class FastSpread(FastMPE):
     """``num_envs`` copies of mpe2's ``simple_spread_v3`` stepped together in numpy.
 
@@ -596,6 +612,13 @@ class FastSpread(FastMPE):
 
     def _render_kwargs(self) -> dict[str, Any]:
         return {"N": self.n}
+
+    def heuristic_actions(self) -> np.ndarray:
+        """Walk to your own landmark: agent ``i`` heads for landmark ``i``, braking on its
+        velocity (the -15.5 per agent reference of simple_spread; no coordination)."""
+        n = self.n
+        pos, vel, target = self.p_pos[:, :n], self.p_vel[:, :n], self.p_pos[:, n:2 * n]
+        return steer((target - pos - 0.3 * vel) * 8.0, self.continuous_actions)
 
 
 class FastSpeakerListener(FastMPE):
@@ -754,6 +777,22 @@ class FastTag(FastMPE):
         # good_others[g] = the other good agents of good agent g, in order (its velocity slots)
         others = [[j for j in range(ng) if j != g] for g in range(ng)]
         self._good_others = np.array(others, np.int64).reshape(ng, ng - 1)
+
+    def heuristic_actions(self) -> np.ndarray:
+        """Chase and flee: each predator heads for its nearest prey, each prey runs away from its
+        nearest predator and back from the edge of the field, where simple_tag penalises it (a
+        scripted opponent for either side)."""
+        na, A = self.num_adversaries, self.num_adversaries + self.num_good
+        pos = self.p_pos[:, :A]
+        rel = pos[:, :na, None] - pos[:, None, na:]  # [B, adversary, good]: adversary - good
+        d2 = np.square(rel).sum(-1)
+        b = np.arange(self.num_envs)[:, None]
+        chase = -rel[b, np.arange(na)[None], d2.argmin(2)]  # toward the nearest good agent
+        flee = -rel.transpose(0, 2, 1, 3)[b, np.arange(A - na)[None], d2.argmin(1)]  # away from the nearest
+        flee = flee / np.maximum(np.linalg.norm(flee, axis=-1, keepdims=True), 1e-9)
+        good = pos[:, na:]
+        flee = flee - good * np.clip(np.abs(good).max(-1, keepdims=True) - 0.7, 0.0, None) * 10.0  # inward
+        return steer(np.concatenate([chase, flee], 1) * 8.0, self.continuous_actions)
 
     def _geometry(self) -> None:
         """The shared offsets plus ``_hit[b, a, g]``: adversary ``a`` collides with good agent ``g``."""

@@ -1,8 +1,9 @@
 """Agent groups: the ``groups`` config section maps agent-name patterns to named groups (e.g.
 predators ``adversary_*`` and prey ``agent_*`` in simple_tag), each of which learns (the run's
-method), acts uniformly at random (``random``) or acts greedily with the weights of a checkpoint
-(``frozen``: e.g. trained prey kept fixed while new predators learn against them), in training and
-in evaluation. Evaluation reports the return of each group beside the mean over all agents.
+method), acts uniformly at random (``random``), acts greedily with the weights of a checkpoint
+(``frozen``: e.g. trained prey kept fixed while new predators learn against them) or follows the
+scripted policy the env ships (``heuristic``), in training and in evaluation. Evaluation
+reports the return of each group beside the mean over all agents.
 
 Learning groups of one run share its method and weights object; inside a group, parameter sharing
 is the method's ``share_parameters`` switch. A fixed group needs per-agent weights
@@ -34,6 +35,7 @@ class AgentGroups:
     slots: dict[str, np.ndarray]
     random: np.ndarray
     frozen: dict[str, str] = field(default_factory=dict)  # group -> checkpoint it acts with
+    heuristic: np.ndarray | None = None  # [A] bool: agents that act with the env's scripted policy
 
     @classmethod
     def resolve(cls, groups: Mapping[str, Any], agents: Sequence[str]) -> AgentGroups:
@@ -45,6 +47,7 @@ class AgentGroups:
         slots: dict[str, np.ndarray] = {}
         random = np.zeros(len(agents), bool)
         frozen = {name: str(g.checkpoint) for name, g in groups.items() if g.policy == "frozen"}
+        heuristic = np.zeros(len(agents), bool)
         for name, group in groups.items():
             hits = [i for i, a in enumerate(agents) if any(fnmatch.fnmatchcase(a, p) for p in group.agents)]
             if not hits:
@@ -57,16 +60,22 @@ class AgentGroups:
                 owner[agents[i]] = name
             slots[name] = np.asarray(hits)
             random[hits] = group.policy == "random"
+            heuristic[hits] = group.policy == "heuristic"
         left = [a for a in agents if a not in owner]
         if left:
             raise ConfigError(f"agents {left} are in no group; add them to a group's agents (e.g. '*' in the last "
                               "group)")
-        return cls(slots, random, frozen)
+        return cls(slots, random, frozen, heuristic)
 
     @property
     def fixed(self) -> bool:
         """Whether some group does not learn (random or frozen)."""
-        return bool(self.random.any() or self.frozen)
+        return bool(self.random.any() or self.frozen or self.scripted.any())
+
+    @property
+    def scripted(self) -> np.ndarray:
+        """``[A]`` bool: agents that act with the env's heuristic."""
+        return self.heuristic if self.heuristic is not None else np.zeros(len(self.random), bool)
 
     @property
     def named(self) -> bool:
@@ -95,15 +104,18 @@ def sample_available(env: Any, rng: np.random.Generator, avail: np.ndarray | Non
 
 
 class GroupPolicy(Policy):
-    """A policy whose fixed groups' agents act uniformly at random (``random``) or greedily with
-    a frozen policy (``frozen``: ``{group: Policy}``), and the wrapped policy's agents elsewhere.
+    """A policy whose fixed groups' agents act uniformly at random (``random``), greedily with a
+    frozen policy (``frozen``: ``{group: Policy}``) or with the env's scripted policy
+    (``heuristic``: a callable giving its actions now), and the wrapped policy's agents elsewhere.
     ``rng`` draws the random actions when ``act`` gets none (greedy evaluation)."""
 
     def __init__(self, policy: Policy, groups: AgentGroups,
                  sample: Callable[[np.random.Generator, np.ndarray | None], np.ndarray],
-                 rng: np.random.Generator, frozen: Mapping[str, Policy] | None = None) -> None:
+                 rng: np.random.Generator, frozen: Mapping[str, Policy] | None = None,
+                 heuristic: Callable[[], np.ndarray | None] | None = None) -> None:
         self.policy, self.groups, self.sample, self.rng = policy, groups, sample, rng
         self.frozen = dict(frozen or {})
+        self.heuristic = heuristic
         self.spec = policy.spec
 
     def forward_numpy(self, obs: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
@@ -115,11 +127,14 @@ class GroupPolicy(Policy):
         extra = {k: v for k, v in (("avail", avail), ("agent_mask", agent_mask)) if v is not None}
         actions, state = self.policy.act(obs, state, explore=explore, rng=rng, noise_scale=noise_scale, **extra,
                                          **kwargs)
-        fixed = self.groups.random
-        if fixed.any() or self.frozen:
+        fixed, scripted = self.groups.random, self.groups.scripted
+        if fixed.any() or self.frozen or scripted.any():
             actions = np.array(actions)
         if fixed.any():
             actions[:, fixed] = self.sample(rng if rng is not None else self.rng, avail)[:, fixed]
+        if scripted.any():
+            assert self.heuristic is not None, "a heuristic group needs the env's heuristic"
+            actions[:, scripted] = np.asarray(self.heuristic())[:, scripted]
         for g, frozen in self.frozen.items():
             slots = self.groups.slots[g]
             actions[:, slots] = frozen.act(obs, None, explore=False, **extra)[0][:, slots]

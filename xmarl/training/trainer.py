@@ -283,6 +283,9 @@ class Trainer:
         weights = self.core.init_weights(aspec, self.mcfg, cfg.seed)
         self.learner: Learner = registry.get("learner", cfg.method, cfg.backend)(aspec, self.mcfg, weights)
         self.groups = AgentGroups.resolve(cfg.groups, self.env.agents)
+        if self.groups.scripted.any() and self.env.heuristic_actions() is None:
+            raise ConfigError(f"env '{cfg.env}' ships no heuristic policy; give its groups policy random, frozen "
+                              "or learn")
         # frozen groups act with the greedy policy of a learner built from their checkpoint's weights
         self._frozen: dict[str, Policy] = {
             g: registry.get("learner", cfg.method, cfg.backend)(aspec, self.mcfg, load_weights(path)).policy
@@ -316,7 +319,7 @@ class Trainer:
         if not self.groups.fixed:
             return policy
         return GroupPolicy(policy, self.groups, lambda rng, avail: sample_available(env, rng, avail),
-                           np.random.default_rng(seed), self._frozen)
+                           np.random.default_rng(seed), self._frozen, env.heuristic_actions)
 
     def evaluate(self) -> dict[str, float]:
         """Greedy evaluation on the eval env: ``eval_return`` (per agent), per group, per agent
