@@ -1,6 +1,7 @@
 """MADDPG on the mixed cooperative-competitive tasks of Lowe et al. (2017), on mpe-fast (the
 batched numpy twin of mpe2): predator-prey (``simple_tag_v3``: 3 predators, 1 prey, 2 obstacles)
-with MADDPG predators against MADDPG prey and against a prey that acts at random, and physical
+with MADDPG predators against MADDPG prey, against a prey that acts at random and against the
+env's scripted prey (flees the nearest predator, keeps off the edge), and physical
 deception (``simple_adversary_v3``: 2 good agents, 1 adversary) with MADDPG on both sides.
 
 Measures, as the reference code's ``benchmark_data`` defines them (the env reports them through
@@ -41,6 +42,9 @@ VARIANTS: dict[str, tuple[str, dict]] = {
                                                         "prey": {"agents": ["agent_*"]}}),
     "tag: MADDPG vs random prey": ("mpe-fast/simple_tag_v3", {"predators": {"agents": ["adversary_*"]},
                                                              "prey": {"agents": ["agent_*"], "policy": "random"}}),
+    "tag: MADDPG vs heuristic prey": ("mpe-fast/simple_tag_v3", {"predators": {"agents": ["adversary_*"]},
+                                                                "prey": {"agents": ["agent_*"],
+                                                                         "policy": "heuristic"}}),
     "deception: MADDPG vs MADDPG": ("mpe-fast/simple_adversary_v3", {"adversary": {"agents": ["adversary_*"]},
                                                                     "good": {"agents": ["agent_*"]}}),
 }
