@@ -159,8 +159,10 @@ def test_sigterm_stops_a_compare_which_then_resumes(executor, tmp_path):
     if executor == "ray":
         require_module("ray", "pip install 'xmarl[ray]'")
     out = tmp_path / "stopped"
+    # a Ray task's cancel takes a moment to arrive: its runs are long enough that the second is still training
+    steps = STEPS if executor == "local" else 8 * STEPS
     argv = [sys.executable, "-m", "xmarl", "compare", "-m", "maddpg", "-e", "target", "-b", "torch", "--seeds", "2",
-            "--steps", str(STEPS), "--out-dir", str(out), "--workers", "1", "--executor", executor, "--no-progress"]
+            "--steps", str(steps), "--out-dir", str(out), "--workers", "1", "--executor", executor, "--no-progress"]
     argv += [f"--set={k}={v}" for k, v in COMPARE_OV.items()]
     first, second = out / "runs" / "maddpg-target-torch-s0", out / "runs" / "maddpg-target-torch-s1"
     status, stderr = _sigterm_when(argv, lambda: (second / "metrics.jsonl").is_file(), tmp_path)
@@ -170,14 +172,14 @@ def test_sigterm_stops_a_compare_which_then_resumes(executor, tmp_path):
         assert "interrupted (SIGTERM) at step" in stderr  # the worker's run stopped gracefully
     assert "Ray" not in stderr  # no framework notices on a quiet console
     assert (first / "result.json").is_file() and not (second / "result.json").is_file()
-    assert 0 < _step(second) < STEPS and not (second / ".lock").exists()
+    assert 0 < _step(second) < steps and not (second / ".lock").exists()
     stamp = (first / "result.json").stat().st_mtime_ns
 
-    again = xmarl.compare("maddpg", ["torch"], "target", seeds=2, steps=STEPS, overrides=COMPARE_OV, out_dir=out,
+    again = xmarl.compare("maddpg", ["torch"], "target", seeds=2, steps=steps, overrides=COMPARE_OV, out_dir=out,
                           progress=False)
     assert again.skipped == [first.name] and again.resumed == [second.name] and not again.ran
     assert (first / "result.json").stat().st_mtime_ns == stamp
-    whole = xmarl.compare("maddpg", ["torch"], "target", seeds=[1], steps=STEPS, overrides=COMPARE_OV,
+    whole = xmarl.compare("maddpg", ["torch"], "target", seeds=[1], steps=steps, overrides=COMPARE_OV,
                           out_dir=tmp_path / "whole", progress=False)
     assert _learning(second) == _learning(whole.out_dir / "runs" / second.name)
 
