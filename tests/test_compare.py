@@ -182,7 +182,7 @@ def test_compare_again_skips_finished_runs(pool_compare, tmp_path):
 
 
 def test_interrupted_compare_resumes_without_rerunning_finished_runs(pool_compare, tmp_path):
-    """Ctrl-C (SIGINT to the process group) after the first run finished, then the same compare again."""
+    """Ctrl-C (SIGINT to the process group) while the second run trains, then the same compare again."""
     require("torch")
     out = tmp_path / "interrupted"
     argv = [sys.executable, "-m", "xmarl", "compare", "-m", "maddpg", "-e", "target", "-b", "torch", "--seeds", "2",
@@ -191,7 +191,8 @@ def test_interrupted_compare_resumes_without_rerunning_finished_runs(pool_compar
     proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first, second = out / "runs" / "maddpg-target-torch-s0", out / "runs" / "maddpg-target-torch-s1"
     deadline = time.monotonic() + 180
-    while not (first / "result.json").is_file() and proc.poll() is None and time.monotonic() < deadline:
+    # the second run has started (its metrics file is open): the first one is finished, as workers=1
+    while not (second / "metrics.jsonl").is_file() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
