@@ -113,8 +113,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=500_000)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--out", default="/tmp/xmarl-mixed")
+    ap.add_argument("--report", action="store_true", help="only rewrite results/mixed.md from results/mixed.json")
     args = ap.parse_args()
     cells = [(v, b, s) for v in args.variants for b in args.backends for s in args.seeds]
+    if args.report:  # rewrite the Markdown from the recorded runs, running nothing
+        cells = []
     with ThreadPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(lambda c: one(*c, args.steps, args.out), cells))
     command = "python benchmarks/mixed.py " + " ".join(sys.argv[1:])
@@ -127,6 +130,8 @@ def main() -> None:
             done = {(r["variant"], r["backend"], r["seed"]) for r in rows}
             rows = [r for r in before["rows"] if (r["variant"], r["backend"], r["seed"]) not in done] + rows
             commands = [c for c in before.get("commands", [before.get("command")]) if c != command] + commands
+            if args.report:
+                commands = commands[:-1]
     order = {v: i for i, v in enumerate(VARIANTS)}
     rows.sort(key=lambda r: (order[r["variant"]], ["torch", "tensorflow", "mindspore"].index(r["backend"]), r["seed"]))
     variants = [v for v in VARIANTS if any(r["variant"] == v for r in rows)]
@@ -135,7 +140,7 @@ def main() -> None:
     command = "`, `".join(commands)
     lines = ["# MADDPG on the MADDPG paper's mixed tasks (mpe-fast)", "",
              f"Commands: `{command}` ({platform.machine()}, 2 cores, Python {platform.python_version()}, "
-             f"{args.jobs} run(s) at a time, {time.strftime('%Y-%m-%d')}).",
+             f"{'2' if args.report else args.jobs} run(s) at a time, {time.strftime('%Y-%m-%d')}).",
              f"Budget: {args.steps} env steps per run ({args.steps // 25} episodes of 25 steps), the settings of the "
              "shipped mpe-fast simple_spread config otherwise, per-agent weights. Final greedy evaluation on 200 "
              "episodes; uniformly random play on the same episodes in brackets.",
@@ -147,7 +152,8 @@ def main() -> None:
     for variant in variants:
         mine = [r for r in rows if r["variant"] == variant]
         # each group's return and the task's measures (the mean over both sides of a game says nothing)
-        keys = sorted(k for k in mine[0]["final"] if k.startswith("eval_") and k not in ("eval_length", "eval_return"))
+        keys = sorted(k for k in mine[0]["final"] if k.startswith("eval_") and not k.startswith("eval_agent/")
+                      and k not in ("eval_length", "eval_return"))  # (each agent's return: in mixed.json)
         lines += [f"## {variant}", "", "| backend | seed | " + " | ".join(k.removeprefix("eval_") for k in keys)
                   + " | wall (s) |", "|---|---:|" + "---:|" * len(keys) + "---:|"]
         for r in mine:
