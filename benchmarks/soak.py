@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from xmarl.buffers.replay import row_bytes
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
@@ -108,7 +110,7 @@ def soak(name: str, backend: str, scale: float, out: Path) -> dict[str, Any]:
     cfg_replay = None
     if method == "maddpg":
         n_agents, obs_dim, act_dim = 3, 18, 5  # simple_spread N=3: what the replay stores per transition
-        per_row = 4 * (2 * n_agents * obs_dim + n_agents * act_dim + 4 * n_agents)  # + rew, done and two masks
+        per_row = row_bytes(n_agents, obs_dim, act_dim)
         capacity = next(int(o.split("=")[1]) for o in overrides if o.startswith("maddpg.buffer_size="))
         cfg_replay = per_row * min(max(int(capacity * scale), 1), steps)
     start = _flat_start(flat_from, rows, steps)

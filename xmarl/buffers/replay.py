@@ -54,8 +54,8 @@ class ReplayBuffer:
         self.next_agent_mask = np.zeros((capacity, A), np.float32)
         self.pos = 0
         self.size = 0
-        row_bytes = sum(getattr(self, k)[0].nbytes for k in FIELDS) if capacity else 1
-        self.chunk_rows = max(1, min(self.capacity, max(-(-self.capacity // CHUNKS), -(-MIN_CHUNK_BYTES // row_bytes))))
+        per_row = row_bytes(n_agents, obs_dim, act_dim)
+        self.chunk_rows = max(1, min(self.capacity, max(-(-self.capacity // CHUNKS), -(-MIN_CHUNK_BYTES // per_row))))
         self._changed = np.zeros(-(-self.capacity // self.chunk_rows), bool)
 
     def __len__(self) -> int:
