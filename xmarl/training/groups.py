@@ -30,19 +30,20 @@ PER_AGENT_MAX = 16
 @dataclass(frozen=True)
 class AgentGroups:
     """The groups of one env's agents: ``slots[name]`` the agent indices of each group (in
-    config order), ``random`` ``[A]`` bool for agents that act uniformly at random."""
+    config order), ``random`` and ``heuristic`` ``[A]`` bool for agents that act uniformly at
+    random or with the env's scripted policy, ``frozen`` the checkpoint each frozen group acts with."""
 
     slots: dict[str, np.ndarray]
     random: np.ndarray
-    frozen: dict[str, str] = field(default_factory=dict)  # group -> checkpoint it acts with
-    heuristic: np.ndarray | None = None  # [A] bool: agents that act with the env's scripted policy
+    heuristic: np.ndarray
+    frozen: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def resolve(cls, groups: Mapping[str, Any], agents: Sequence[str]) -> AgentGroups:
         """Match each group's patterns against ``agents``; every agent must fall in exactly one
         group (one-line :class:`ConfigError` otherwise). No groups: one group ``all``, learning."""
         if not groups:
-            return cls({"all": np.arange(len(agents))}, np.zeros(len(agents), bool))
+            return cls({"all": np.arange(len(agents))}, np.zeros(len(agents), bool), np.zeros(len(agents), bool))
         owner: dict[str, str] = {}
         slots: dict[str, np.ndarray] = {}
         random = np.zeros(len(agents), bool)
@@ -65,17 +66,12 @@ class AgentGroups:
         if left:
             raise ConfigError(f"agents {left} are in no group; add them to a group's agents (e.g. '*' in the last "
                               "group)")
-        return cls(slots, random, frozen, heuristic)
+        return cls(slots, random, heuristic, frozen)
 
     @property
     def fixed(self) -> bool:
-        """Whether some group does not learn (random or frozen)."""
-        return bool(self.random.any() or self.frozen or self.scripted.any())
-
-    @property
-    def scripted(self) -> np.ndarray:
-        """``[A]`` bool: agents that act with the env's heuristic."""
-        return self.heuristic if self.heuristic is not None else np.zeros(len(self.random), bool)
+        """Whether some group does not learn (random, frozen or heuristic)."""
+        return bool(self.random.any() or self.heuristic.any() or self.frozen)
 
     @property
     def named(self) -> bool:
@@ -127,11 +123,10 @@ class GroupPolicy(Policy):
         extra = {k: v for k, v in (("avail", avail), ("agent_mask", agent_mask)) if v is not None}
         actions, state = self.policy.act(obs, state, explore=explore, rng=rng, noise_scale=noise_scale, **extra,
                                          **kwargs)
-        fixed, scripted = self.groups.random, self.groups.scripted
-        if fixed.any() or self.frozen or scripted.any():
-            actions = np.array(actions)
-        if fixed.any():
-            actions[:, fixed] = self.sample(rng if rng is not None else self.rng, avail)[:, fixed]
+        actions = np.array(actions)
+        random, scripted = self.groups.random, self.groups.heuristic
+        if random.any():
+            actions[:, random] = self.sample(rng if rng is not None else self.rng, avail)[:, random]
         if scripted.any():
             assert self.heuristic is not None, "a heuristic group needs the env's heuristic"
             actions[:, scripted] = np.asarray(self.heuristic())[:, scripted]

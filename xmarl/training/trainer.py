@@ -123,11 +123,6 @@ def episode_stats(policy: Policy, env: VectorEnvBase, seed: int
     return acc, lengths, measures
 
 
-def evaluate(policy: Policy, env: VectorEnvBase, seed: int) -> float:
-    """Greedy return per agent (episode sum, mean over agents and episodes), one episode per env copy."""
-    return float(episode_returns(policy, env, seed).mean(axis=1).mean())
-
-
 def reset_state(state: Any, done: np.ndarray) -> Any:
     """Zero a recurrent policy's state ``[E, ...]`` in the envs whose episode ended."""
     if state is not None and done.any():
@@ -283,7 +278,7 @@ class Trainer:
         weights = self.core.init_weights(aspec, self.mcfg, cfg.seed)
         self.learner: Learner = registry.get("learner", cfg.method, cfg.backend)(aspec, self.mcfg, weights)
         self.groups = AgentGroups.resolve(cfg.groups, self.env.agents)
-        if self.groups.scripted.any() and self.env.heuristic_actions() is None:
+        if self.groups.heuristic.any() and self.env.heuristic_actions() is None:
             raise ConfigError(f"env '{cfg.env}' ships no heuristic policy; give its groups policy random, frozen "
                               "or learn")
         # frozen groups act with the greedy policy of a learner built from their checkpoint's weights
@@ -659,11 +654,10 @@ class OnPolicyTrainer(Trainer):
         eps = self.core.exploration(m, st.step)
         with clock("act"):
             extra = _env_kwargs(env)
-            avail = extra.get("avail")
-            avail = np.broadcast_to(spec.act_mask, (E,) + spec.act_mask.shape) if avail is None else avail
-            alive = extra.get("agent_mask")
-            actions, carry = policy.act(self.obs, self.carry, explore=True, rng=rng, noise_scale=eps, avail=avail,
-                                        **({} if alive is None else {"agent_mask": alive}))
+            if "avail" not in extra:
+                extra["avail"] = np.broadcast_to(spec.act_mask, (E,) + spec.act_mask.shape)
+            avail, alive = extra["avail"], extra.get("agent_mask")
+            actions, carry = policy.act(self.obs, self.carry, explore=True, rng=rng, noise_scale=eps, **extra)
         with clock("env"):
             next_obs, final_obs, rew, term, done = env.step(actions)
         _check_finite(st.step + E, self.cfg.env, env.agents, final_obs=final_obs, reward=rew)
