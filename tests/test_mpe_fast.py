@@ -333,6 +333,42 @@ def _padded(d: dict, agents: list[str], width: int) -> np.ndarray:
     return out
 
 
+def _step_both(fast, envs: list, alive: np.ndarray, actions: np.ndarray, continuous: bool, worst: dict, t: int,
+               rew_rtol: float = 0.0) -> tuple[tuple[np.ndarray, ...], list, np.ndarray]:
+    """Step ``fast`` and the mpe2 copies still in their episode (``alive``) with the same actions,
+    and assert that observations, rewards, terminations and episode ends agree; returns FastMPE's
+    step, mpe2's step outputs and mpe2's terminations."""
+    agents = fast.agents
+    nxt, final, rew, term, done = fast.step(actions)
+    out = _mpe2_step([envs[b] for b in np.flatnonzero(alive)], actions[alive], fast, continuous)
+    ref_obs = np.stack([_padded(o, agents, fast.obs_dim) for o, *_ in out])
+    ref_rew = np.stack([_stack(r, agents) for _, r, *_ in out]).astype(np.float32)  # as VectorEnv
+    ref_term = np.stack([_stack(te, agents) for _, _, te, _, _ in out])
+    ref_trunc = np.stack([_stack(tr, agents) for *_, tr, _ in out])
+    worst["obs"] = max(worst["obs"], np.abs(final[alive] - ref_obs).max())
+    worst["rew"] = max(worst["rew"], np.abs(rew[alive] - ref_rew).max())
+    np.testing.assert_allclose(final[alive], ref_obs, rtol=0, atol=TOL, err_msg=f"obs, step {t}")
+    np.testing.assert_allclose(rew[alive], ref_rew, rtol=rew_rtol, atol=TOL, err_msg=f"reward, step {t}")
+    np.testing.assert_array_equal(term[alive], ref_term)
+    np.testing.assert_array_equal(done[alive], ref_trunc.all(axis=1) | ref_term.all(axis=1))
+    return (nxt, final, rew, term, done), out, ref_term
+
+
+def _check_state(fast, envs: list, keep: np.ndarray, nxt: np.ndarray, final: np.ndarray,
+                 worst: dict) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Assert that FastMPE's world state (positions, velocities, words, step counts) equals mpe2's
+    for the copies in ``keep``, and that their next observation is the final one (no reset);
+    returns FastMPE's state and mpe2's positions and velocities."""
+    state = fast.get_state()
+    p_pos, p_vel, steps = mpe2_world_state(envs)
+    for key, theirs in [("p_pos", p_pos), ("p_vel", p_vel), ("c", mpe2_comm_state(envs))]:
+        worst["state"] = max(worst["state"], np.abs(state[key][keep] - theirs[keep]).max(initial=0))
+        np.testing.assert_allclose(state[key][keep], theirs[keep], rtol=0, atol=TOL, err_msg=key)
+    np.testing.assert_array_equal(state["steps"][keep], steps[keep])
+    np.testing.assert_array_equal(nxt[keep], final[keep])
+    return state, p_pos, p_vel
+
+
 @pytest.mark.parametrize("name,kwargs", [
     (NAME_SPEAKER_LISTENER, {}),
     (NAME_SPEAKER_LISTENER, {"max_cycles": 30}),
@@ -379,28 +415,11 @@ def test_comm_transitions_equal_mpe2(name, kwargs, continuous):
         alive = np.ones(B, bool)
         for t in range(max_cycles):
             actions = _comm_actions(rng, fast, continuous)
-            nxt, final, rew, term, done = fast.step(actions)
-            out = _mpe2_step([envs[b] for b in np.flatnonzero(alive)], actions[alive], fast, continuous)
-            ref_obs = np.stack([_padded(o, agents, fast.obs_dim) for o, *_ in out])
-            ref_rew = np.stack([_stack(r, agents) for _, r, *_ in out]).astype(np.float32)  # as VectorEnv
-            ref_term = np.stack([_stack(te, agents) for _, _, te, _, _ in out])
-            ref_trunc = np.stack([_stack(tr, agents) for *_, tr, _ in out])
-            worst["obs"] = max(worst["obs"], np.abs(final[alive] - ref_obs).max())
-            worst["rew"] = max(worst["rew"], np.abs(rew[alive] - ref_rew).max())
-            np.testing.assert_allclose(final[alive], ref_obs, rtol=0, atol=TOL, err_msg=f"obs, step {t}")
-            np.testing.assert_allclose(rew[alive], ref_rew, rtol=0, atol=TOL, err_msg=f"reward, step {t}")
-            np.testing.assert_array_equal(term[alive], ref_term)
-            np.testing.assert_array_equal(done[alive], ref_trunc.all(axis=1) | ref_term.all(axis=1))
+            (nxt, final, rew, _, done), _, _ = _step_both(fast, envs, alive, actions, continuous, worst, t)
             np.testing.assert_array_equal(done[alive], warm[alive] + t + 1 == max_cycles)
             rewards.update(rew[alive].ravel().tolist())
-            state = fast.get_state()
-            p_pos, p_vel, steps = mpe2_world_state(envs)
             keep = alive & ~done  # copies that ended have already auto-reset in FastMPE
-            for key, theirs in [("p_pos", p_pos), ("p_vel", p_vel), ("c", mpe2_comm_state(envs))]:
-                worst["state"] = max(worst["state"], np.abs(state[key][keep] - theirs[keep]).max(initial=0))
-                np.testing.assert_allclose(state[key][keep], theirs[keep], rtol=0, atol=TOL, err_msg=key)
-            np.testing.assert_array_equal(state["steps"][keep], steps[keep])
-            np.testing.assert_array_equal(nxt[keep], final[keep])
+            state, _, _ = _check_state(fast, envs, keep, nxt, final, worst)
             goals.update(state["goal"][keep].ravel().tolist())
             words.update(np.argmax(state["c"][keep][:, ~fast.silent], axis=-1).ravel().tolist())
             alive &= ~done
@@ -678,18 +697,8 @@ def test_mixed_transitions_equal_mpe2(name, kwargs, continuous):
                 seen["contacts"] += int((fast._d_other < fast._dmin_other)[alive].sum())
             if fast.obstacle_size is not None:
                 seen["obstacle"] += int((np.linalg.norm(fast._rel_lm, axis=-1) < fast._dmin_lm)[alive].sum())
-            nxt, final, rew, term, done = fast.step(actions)
-            out = _mpe2_step([envs[b] for b in np.flatnonzero(alive)], actions[alive], fast, continuous)
-            ref_obs = np.stack([_padded(o, agents, fast.obs_dim) for o, *_ in out])
-            ref_rew = np.stack([_stack(r, agents) for _, r, *_ in out]).astype(np.float32)  # as VectorEnv
-            ref_term = np.stack([_stack(te, agents) for _, _, te, _, _ in out])
-            ref_trunc = np.stack([_stack(tr, agents) for *_, tr, _ in out])
-            worst["obs"] = max(worst["obs"], np.abs(final[alive] - ref_obs).max())
-            worst["rew"] = max(worst["rew"], np.abs(rew[alive] - ref_rew).max())
-            np.testing.assert_allclose(final[alive], ref_obs, rtol=0, atol=TOL, err_msg=f"obs, step {t}")
-            np.testing.assert_allclose(rew[alive], ref_rew, rtol=1e-6, atol=TOL, err_msg=f"reward, step {t}")
-            np.testing.assert_array_equal(term[alive], ref_term)
-            np.testing.assert_array_equal(done[alive], ref_trunc.all(axis=1) | ref_term.all(axis=1))
+            (nxt, final, rew, _, done), out, ref_term = _step_both(fast, envs, alive, actions, continuous, worst, t,
+                                                                  rew_rtol=1e-6)
             seen["terminated"] += int(ref_term.all(axis=1).sum())
             seen["rewards"].update(rew[alive].ravel().tolist())
             measures, infos = fast.step_measures(), [inf for *_, inf in out]
@@ -705,14 +714,8 @@ def test_mixed_transitions_equal_mpe2(name, kwargs, continuous):
                 seen["successes"] += int(measures["good_success"].sum() + measures["adversary_success"].sum())
             else:
                 assert measures == {}
-            state = fast.get_state()
-            p_pos, p_vel, steps = mpe2_world_state(envs)
             keep = alive & ~done  # copies that ended have already auto-reset in FastMPE
-            for key, theirs in [("p_pos", p_pos), ("p_vel", p_vel), ("c", mpe2_comm_state(envs))]:
-                worst["state"] = max(worst["state"], np.abs(state[key][keep] - theirs[keep]).max(initial=0))
-                np.testing.assert_allclose(state[key][keep], theirs[keep], rtol=0, atol=TOL, err_msg=key)
-            np.testing.assert_array_equal(state["steps"][keep], steps[keep])
-            np.testing.assert_array_equal(nxt[keep], final[keep])
+            state, p_pos, p_vel = _check_state(fast, envs, keep, nxt, final, worst)
             if fast.shared_goal:
                 seen["goals"].update(state["goal"][keep, 0].tolist())
             if cls is FastTag:
