@@ -243,7 +243,7 @@ def _collected(method: str, backend: str, tmp_path):
     """A trainer on the target game whose agent_0 leaves at step 2 and agent_2 at step 4, its
     buffer filled by its own collection loop, and the batch its method prepares from it."""
     from xmarl.config import load_config
-    from xmarl.training.trainer import OffPolicyTrainer, OnPolicyTrainer, Stopwatch
+    from xmarl.training.trainer import Stopwatch, Trainer
 
     ov = {"train.num_envs": 8, "train.tensorboard": False, "out_dir": str(tmp_path), "env_kwargs": {**LEAVE},
           f"{method}.share_parameters": False}
@@ -252,7 +252,7 @@ def _collected(method: str, backend: str, tmp_path):
     else:
         ov[f"{method}.batch_episodes"] = 10**9
     cfg = load_config(method, "target", backend, overrides=ov)
-    trainer = (OffPolicyTrainer if method == "maddpg" else OnPolicyTrainer)(cfg)
+    trainer = Trainer(cfg)
     clock = Stopwatch()
     for _ in range(15):  # three 5-step episodes per env
         trainer._collect(clock)

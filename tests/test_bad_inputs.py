@@ -251,9 +251,9 @@ def test_a_replay_larger_than_the_memory_is_refused_before_training(out_dir, mon
     train until the kernel killed the process without a word; it is now a one-line error before
     any file is written."""
     from xmarl.errors import ConfigError
-    from xmarl.training import trainer
+    from xmarl.training import parts
 
-    monkeypatch.setattr(trainer, "available_memory", lambda: 64 * 2**20)  # 64 MiB free
+    monkeypatch.setattr(parts, "available_memory", lambda: 64 * 2**20)  # 64 MiB free
     with pytest.raises(ConfigError) as info:
         xmarl.run("maddpg", "torch", "target", out_dir=out_dir, progress=False,
                   overrides={"train.steps": 10**7, "maddpg.buffer_size": 10**7})

@@ -23,7 +23,7 @@ from xmarl.config import load_config
 from xmarl.errors import XmarlError
 from xmarl.training import checkpoint
 from xmarl.training.checkpoint import REPLAY, latest_checkpoint, load_weights
-from xmarl.training.trainer import OffPolicyTrainer, is_timing
+from xmarl.training.trainer import Trainer, is_timing
 
 OV = {"train.steps": 1200, "train.eval_interval": 300, "train.log_interval": 100, "train.checkpoint_interval": 300,
       "maddpg.warmup_steps": 100, "maddpg.batch_size": 32, "maddpg.update_every": 20, "train.tensorboard": False,
@@ -42,7 +42,7 @@ def half(tmp_path_factory):
     """The same run stopped after its checkpoints at 300 and 600 (to be copied and damaged)."""
     require("torch")
     cfg = load_config("maddpg", "target", "torch", overrides={**OV, "out_dir": str(tmp_path_factory.mktemp("half"))})
-    trainer = OffPolicyTrainer(cfg)
+    trainer = Trainer(cfg)
     update = trainer.learner.update
 
     def crash(batch):
@@ -86,7 +86,7 @@ def test_disk_full_keeps_the_last_good_checkpoint_and_resumes(full, out_dir, mon
     its folder once the chunk is written): one line naming the checkpoint, the fix and the last
     good checkpoint; nothing half-written is left; the resume reproduces the uninterrupted run."""
     cfg = load_config("maddpg", "target", "torch", overrides={**OV, "out_dir": str(out_dir)})
-    trainer = OffPolicyTrainer(cfg)
+    trainer = Trainer(cfg)
     write = {"replay chunk": (checkpoint, "atomic_save_npz"), "weights.npz": (np, "savez")}[failing]
     original = getattr(*write)
 
@@ -224,7 +224,7 @@ def test_replay_is_stored_once_per_run(tmp_path):
     env = "mpe-fast/simple_spread_v3"
     full = xmarl.run("maddpg", "torch", env, out_dir=tmp_path / "full", overrides=ov)
     cfg = load_config("maddpg", env, "torch", overrides={**ov, "out_dir": str(tmp_path / "cut")})
-    trainer = OffPolicyTrainer(cfg)
+    trainer = Trainer(cfg)
     update = trainer.learner.update
 
     def crash(batch):

@@ -24,7 +24,7 @@ from xmarl.core import coma
 from xmarl.core.coma import COMA
 from xmarl.errors import EnvError
 from xmarl.training.checkpoint import latest_checkpoint
-from xmarl.training.trainer import OnPolicyTrainer, is_timing
+from xmarl.training.trainer import Trainer, is_timing
 
 #: (share_parameters, recurrent, agents leave mid-episode), as COMA's parity cases
 CASES = [(share, rec, False) for rec in (False, True) for share in (True, False)]
@@ -327,7 +327,7 @@ def test_recurrent_coma_solves_the_target_game_and_resumes_mid_episode(backend, 
     full = xmarl.run(method="coma", backend=backend, env="target", out_dir=tmp_path / "full", overrides=ov)
     assert full.final_metrics["eval_return"] >= 4.5, full.curve  # 5 steps, reward 1 per step when every agent hits
     cfg = load_config("coma", "target", backend, overrides={**ov, "out_dir": str(tmp_path / "cut")})
-    trainer = OnPolicyTrainer(cfg)
+    trainer = Trainer(cfg)
 
     def crash_after_a_checkpoint(update):
         def crashing(batch):
@@ -340,7 +340,7 @@ def test_recurrent_coma_solves_the_target_game_and_resumes_mid_episode(backend, 
     with pytest.raises(RuntimeError, match="simulated crash"):
         trainer.train()
     assert json.loads((latest_checkpoint(trainer.run_dir) / "trainer.json").read_text())["step"] == 1008
-    resumer = OnPolicyTrainer(cfg, resume=trainer.run_dir)  # what xmarl.run(resume=...) builds
+    resumer = Trainer(cfg, resume=trainer.run_dir)  # what xmarl.run(resume=...) builds
     # the GRU state one step into the episodes comes back: it changes few sampled actions here (with
     # it zeroed on resume, the records and weights below still came out equal), so check it directly
     restored = 0.0 if resumer.carry is None else float(np.abs(resumer.carry).max())

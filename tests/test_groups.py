@@ -12,8 +12,9 @@ import pytest
 
 import xmarl
 from tests.conftest import require
+from xmarl.core.spaces import AgentSpec
 from xmarl.errors import ConfigError
-from xmarl.training.groups import AgentGroups, GroupPolicy, sample_available
+from xmarl.training.groups import AgentGroups, FixedGroups, GroupPolicy, Slots, sample_available
 from xmarl.training.trainer import is_timing
 
 AGENTS = ["adversary_0", "adversary_1", "agent_0", "agent_1", "agent_2"]
@@ -60,10 +61,15 @@ def test_random_group_acts_uniformly_among_available_actions():
             return np.full(obs.shape[:2], 2, np.int64), state
 
     env = SimpleNamespace(spec=SimpleNamespace(discrete=True), sample_actions=None)
-    groups = AgentGroups.resolve({"learners": _g(["agent_0"]), "noise": _g(["agent_1", "agent_2"], "random")},
-                                 ["agent_0", "agent_1", "agent_2"])
-    policy = GroupPolicy(Greedy(), groups, lambda rng, avail: sample_available(env, rng, avail),
-                         np.random.default_rng(0))
+    agents = ["agent_0", "agent_1", "agent_2"]
+    spec = AgentSpec(tuple(agents), (1, 1, 1), "discrete", (4, 4, 4), np.zeros((3, 4)), np.zeros((3, 4)))
+    groups = AgentGroups.resolve({"learners": _g(["agent_0"]), "noise": _g(["agent_1", "agent_2"], "random")}, agents)
+
+    def group_policy(seed):
+        fixed = FixedGroups(groups, lambda rng, avail: sample_available(env, rng, avail), np.random.default_rng(seed))
+        return GroupPolicy([(Slots.of(spec), Greedy())], spec, fixed)
+
+    policy = group_policy(0)
     avail = np.ones((4000, 3, 4), np.float32)
     avail[:, 2, 3] = 0.0  # agent_2 may not take action 3
     acts, _ = policy.act(np.zeros((4000, 3, 1), np.float32), avail=avail,
@@ -72,8 +78,7 @@ def test_random_group_acts_uniformly_among_available_actions():
     counts = np.bincount(acts[:, 1], minlength=4) / 4000
     assert np.abs(counts - 0.25).max() < 0.03  # uniform over the 4 actions
     assert (acts[:, 2] == 0).all()  # agent_2 has left: action 0
-    again, _ = GroupPolicy(Greedy(), groups, lambda rng, avail: sample_available(env, rng, avail),
-                           np.random.default_rng(0)).act(np.zeros((4000, 3, 1), np.float32), avail=avail)
+    again, _ = group_policy(0).act(np.zeros((4000, 3, 1), np.float32), avail=avail)
     assert (again[:, 2] != 3).all() and set(np.unique(again[:, 2])) == {0, 1, 2}
     np.testing.assert_array_equal(again[:, 1], acts[:, 1])  # seeded: reproducible
 
@@ -120,10 +125,10 @@ def test_a_frozen_group_acts_with_its_checkpoints_greedy_policy(out_dir):
     groups = {"learners": {"agents": ["agent_0"]},
               "kept": {"agents": ["agent_1"], "policy": "frozen", "checkpoint": str(first.run_dir)}}
     from xmarl.config import load_config
-    from xmarl.training.trainer import OffPolicyTrainer
+    from xmarl.training.trainer import Trainer
 
     cfg = load_config("maddpg", "target", "torch", overrides={**base, "groups": groups, "out_dir": str(out_dir / "b")})
-    trainer = OffPolicyTrainer(cfg)
+    trainer = Trainer(cfg)
     obs = np.random.default_rng(0).random((64, 2, 3)).astype(np.float32)
     mine, _ = trainer.acting(trainer.env).act(obs)
     theirs, _ = first.learner.policy.act(obs)
@@ -164,13 +169,13 @@ def test_heuristic_groups_follow_the_envs_scripted_policy(out_dir):
     require("torch")
     from xmarl.config import load_config
     from xmarl.envs import make_env
-    from xmarl.training.trainer import OffPolicyTrainer, episode_stats
+    from xmarl.training.trainer import Trainer, episode_stats
 
     groups = {"predators": {"agents": ["adversary_*"]}, "prey": {"agents": ["agent_*"], "policy": "heuristic"}}
     cfg = load_config("maddpg", "mpe-fast/simple_tag_v3", "torch",
                       overrides={"maddpg.share_parameters": False, "groups": groups, "train.num_envs": 16,
                                  "out_dir": str(out_dir), "train.tensorboard": False})
-    trainer = OffPolicyTrainer(cfg)
+    trainer = Trainer(cfg)
     acts, _ = trainer.acting(trainer.env).act(trainer.obs)
     np.testing.assert_array_equal(acts[:, 3], trainer.env.heuristic_actions()[:, 3])
 

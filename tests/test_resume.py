@@ -18,7 +18,7 @@ import xmarl
 from tests.conftest import require
 from xmarl.config import load_config
 from xmarl.training.checkpoint import latest_checkpoint, load_weights
-from xmarl.training.trainer import OffPolicyTrainer, is_timing
+from xmarl.training.trainer import Trainer, is_timing
 
 OV = {"train.steps": 1200, "train.eval_interval": 400, "train.log_interval": 200, "train.checkpoint_interval": 300,
       "maddpg.warmup_steps": 100, "maddpg.batch_size": 32, "maddpg.update_every": 20, "train.tensorboard": False,
@@ -40,7 +40,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(backend, out_dir, env):
     full = xmarl.run("maddpg", backend, env, out_dir=out_dir / "full", overrides=ov)
 
     cfg = load_config("maddpg", env, backend, overrides={**ov, "out_dir": str(out_dir / "cut")})
-    trainer = OffPolicyTrainer(cfg)
+    trainer = Trainer(cfg)
     update, calls = trainer.learner.update, {"n": 0}
 
     def crash_after_a_checkpoint(batch):

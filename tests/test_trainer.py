@@ -60,9 +60,9 @@ import json, os, signal, sys
 import numpy as np
 
 from xmarl.config import load_config
-from xmarl.training.trainer import OffPolicyTrainer
+from xmarl.training.trainer import Trainer
 
-trainer = OffPolicyTrainer(load_config("maddpg", "target", sys.argv[1], overrides=json.loads(sys.argv[2])))
+trainer = Trainer(load_config("maddpg", "target", sys.argv[1], overrides=json.loads(sys.argv[2])))
 update, calls = trainer.learner.update, [0]
 
 

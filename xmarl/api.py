@@ -9,7 +9,7 @@ from xmarl import registry
 from xmarl.config import load_config
 from xmarl.errors import path_errors
 from xmarl.training.checkpoint import latest_checkpoint
-from xmarl.training.trainer import OffPolicyTrainer, OnPolicyTrainer, RunResult
+from xmarl.training.trainer import RunResult, Trainer
 
 
 def run(
@@ -51,9 +51,7 @@ def _run(method: str | None, backend: str | None, env: str | None, config: str |
         config = config or checkpoint.parent.parent / "config.yaml"
     cfg = load_config(method, env, backend, config, ov)
     registry.load_backend(cfg.backend)  # a missing framework fails here, before any file is written
-    spec = registry.get("method", cfg.method)
-    trainer = OnPolicyTrainer if spec.trainer == "on_policy" else OffPolicyTrainer
-    return trainer(cfg, resume=resume).train()
+    return Trainer(cfg, resume=resume).train()
 
 
 __all__ = ["run", "load_config", "RunResult"]

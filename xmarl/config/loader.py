@@ -240,17 +240,22 @@ def _check_together(cfg: BaseModel, where: dict[Path_, str]) -> None:
 
     section = getattr(cfg, cfg.method)
     pairs = list(section.contradictions(cfg.method, cfg))
+    sections = {g: group_section(cfg, g) for g in cfg.groups}  # a bad group method or config fails here
     fixed = [g for g, c in cfg.groups.items() if c.policy != "learn"]
-    if fixed and getattr(section, "share_parameters", False):
+    if fixed and not separate_learners(cfg) and getattr(section, "share_parameters", False):
         pairs.append((f"groups.{fixed[0]}.policy", f"{cfg.method}.share_parameters",
-                      f"a '{cfg.groups[fixed[0]].policy}' group needs per-agent weights; set "
-                      f"{cfg.method}.share_parameters: false"))
+                      f"a '{cfg.groups[fixed[0]].policy}' group needs per-agent weights while one learner trains "
+                      f"every agent; set {cfg.method}.share_parameters: false"))
     for g, c in cfg.groups.items():
+        method, sec = sections[g]
+        if c.config:
+            pairs.extend((f"groups.{g}.config.{a.split('.', 1)[1]}", f"groups.{g}.config.{b.split('.', 1)[1]}", why)
+                         for a, b, why in sec.contradictions(method, cfg))
         if (c.policy == "frozen") != (c.checkpoint is not None):
             pairs.append((f"groups.{g}.policy", f"groups.{g}.checkpoint",
                           "a 'frozen' group acts with the weights of a checkpoint: give both, or neither"))
-        if c.policy == "frozen" and getattr(section, "recurrent", False):
-            pairs.append((f"groups.{g}.policy", f"{cfg.method}.recurrent",
+        if c.policy == "frozen" and getattr(sec, "recurrent", False):
+            pairs.append((f"groups.{g}.policy", f"{method}.recurrent",
                           "a frozen group acts with a feed-forward policy; set recurrent: false"))
     for a, b, why in pairs:
         raise ConfigError(f"config keys '{a}' ({at(a)}) and '{b}' ({at(b)}) contradict each other: {why}")
@@ -264,6 +269,45 @@ def _check_together(cfg: BaseModel, where: dict[Path_, str]) -> None:
                 raise ConfigError(f"config key 'out_dir' ({at('out_dir')}): '{parent}' is a file, not a folder; "
                                   "pass a folder (it is created if missing)")
             break
+
+
+def group_section(cfg: BaseModel, group: str) -> tuple[str, BaseModel]:
+    """The method group ``group`` learns (or acts) with, and its config: that method's section of
+    the run with the group's ``config`` keys applied. A one-line :class:`ConfigError` for an
+    unknown method or key, or a value of the wrong type."""
+    from xmarl.core.methods import method_specs
+
+    g = cfg.groups[group]
+    method = g.method or cfg.method
+    specs = method_specs()
+    if method not in specs:
+        valid = sorted(specs)
+        raise ConfigError(f"config key 'groups.{group}.method': unknown method '{method}'"
+                          f"{did_you_mean(method, valid)}{choices(method, valid)}")
+    section = getattr(cfg, method, None)
+    if section is None:
+        raise ConfigError(f"config key 'groups.{group}.method' is '{method}', but the config has no '{method}' "
+                          f"section; add one (see `xmarl list`)")
+    if not g.config:
+        return method, section
+    try:
+        return method, type(section).model_validate({**section.model_dump(), **g.config})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = f"groups.{group}.config." + ".".join(str(x) for x in err["loc"])
+        if err["type"] == "extra_forbidden":
+            hint = did_you_mean(str(err["loc"][-1]), list(type(section).model_fields), cutoff=0.4,
+                                prefix=f"groups.{group}.config.")
+            raise ConfigError(f"unknown config key '{key}' (not a key of the '{method}' section){hint}") from None
+        raise ConfigError(f"config key '{key}': {err['msg'][0].lower()}{err['msg'][1:]}, got "
+                          f"{err.get('input')!r}") from None
+
+
+def separate_learners(cfg: BaseModel) -> bool:
+    """Whether some learning group has a method or config of its own: then each learning group
+    trains its own learner over its agents; else one learner trains every agent."""
+    return any(g.policy == "learn" and ((g.method or cfg.method) != cfg.method or g.config)
+               for g in cfg.groups.values())
 
 
 def _explain(exc: ValidationError, merged: dict[str, Any], where: dict[Path_, str]) -> str:
@@ -316,4 +360,5 @@ def save_config(cfg: BaseModel, path: str | os.PathLike[str]) -> None:
     atomic_write_text(path, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
 
-__all__ = ["load_config", "save_config", "parse_overrides", "configs_dir", "RunBase"]
+__all__ = ["load_config", "save_config", "parse_overrides", "configs_dir", "group_section", "separate_learners",
+           "RunBase"]

@@ -36,10 +36,19 @@ class GroupConfig(Section):
     agents: list[str] = Field(min_length=1, description="Agent-name patterns of the group, shell-style "
                               "(e.g. 'adversary_*'); every agent must match exactly one group.")
     policy: Literal["learn", "random", "frozen", "heuristic"] = Field(
-        default="learn", description="'learn': trained by the run's method; 'random': uniformly random "
-        "(available) actions in training and evaluation; 'frozen': the greedy policy of a checkpoint of the same "
+        default="learn", description="'learn': trained by the group's method; 'random': uniformly random "
+        "(available) actions in training and evaluation; 'frozen': the greedy policy of a checkpoint of the group's "
         "method and networks; 'heuristic': the scripted policy the env ships (e.g. mpe-fast simple_tag's chase "
-        "and flee). All but 'learn' need share_parameters: false.")
+        "and flee). While one learner trains every agent, all but 'learn' need share_parameters: false.")
+    method: str | None = Field(
+        default=None, description="The method this group learns (or, frozen, acts) with; default: the run's "
+        "'method'. Learning groups that share method and config train as one learner over every agent (MADDPG's "
+        "critics see all groups, as in the paper); once a learning group has its own method or config, each "
+        "learning group trains a learner of its own over its own agents, the other groups being part of its "
+        "environment.")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="Keys of the group's method section (e.g. {lr_actor: 0.001}) that "
+        "differ for this group; the rest come from that section.")
     checkpoint: str | None = Field(
         default=None, description="For policy 'frozen': a run folder, checkpoints/step_* folder or weights.npz "
         "whose weights the group acts with (the newest intact checkpoint of a run folder).")
@@ -56,8 +65,9 @@ class RunBase(Section):
     out_dir: str = Field(description="Folder under which each run writes its results.")
     name: str | None = Field(description="Run folder name (default: <method>-<env>-<backend>-s<seed>).")
     groups: dict[str, GroupConfig] = Field(
-        description="Named agent groups: evaluation reports each group's return; a group may act at random "
-        "instead of learning. Empty: every agent in one learning group.")
+        description="Named agent groups: evaluation reports each group's return; a group may learn with a "
+        "method of its own, or act at random, frozen or scripted instead. Empty: every agent in one learning "
+        "group.")
     train: TrainConfig
 
 

@@ -97,6 +97,16 @@ class AgentSpec:
     def hybrid(self) -> bool:
         return self.action_kind == "hybrid"
 
+    def subset(self, idx: np.ndarray) -> AgentSpec:
+        """The spec of agents ``idx`` (indices into ``agents``, in that order), padded to their
+        own largest sizes: what a learner of some of an env's agents sees."""
+        idx = [int(i) for i in idx]
+        act_dims = tuple(self.act_dims[i] for i in idx)
+        ad = max(act_dims)
+        return AgentSpec(tuple(self.agents[i] for i in idx), tuple(self.obs_dims[i] for i in idx), self.action_kind,
+                         act_dims, np.ascontiguousarray(self.low[idx, :ad]), np.ascontiguousarray(self.high[idx, :ad]),
+                         tuple(self.disc_dims[i] for i in idx) if self.disc_dims else ())
+
     @classmethod
     def from_spaces(
         cls, agents: list[str], obs_spaces: dict[str, gspaces.Space], act_spaces: dict[str, gspaces.Space],

@@ -13,6 +13,9 @@ Layout of a run folder::
     replay/                 the replay buffer's chunk files, shared by the checkpoints
     .lock                   held (``flock``) by the process training the run; holds its pid
 
+A run that trains a learner per agent group keeps each group's buffer apart: ``buffer-<group>.npz``
+or ``replay-<group>.json`` naming chunk files ``<group>-chunk_*`` (:func:`replay_json`).
+
 A replay buffer is stored once per run, not once per checkpoint: it is cut into chunks of
 consecutive ring rows, and a checkpoint writes only the chunks whose rows changed since the
 previous one, each to a new file (never over a file an older checkpoint reads). Its
@@ -70,9 +73,14 @@ class ReplayChunks:
     new: dict[int, dict[str, np.ndarray]]
 
 
+def replay_json(name: str = "") -> str:
+    """The file of a checkpoint that names replay ``name``'s chunks (``""``: the run's one replay)."""
+    return f"replay-{name}.json" if name else "replay.json"
+
+
 def save_checkpoint(run_dir: str | os.PathLike[str], step: int, arrays: dict[str, dict[str, np.ndarray]],
                     blobs: dict[str, bytes], state: dict[str, Any], keep: int = 2,
-                    replay: ReplayChunks | None = None) -> Path:
+                    replay: ReplayChunks | dict[str, ReplayChunks] | None = None) -> Path:
     """Write ``checkpoints/step_<N>/`` under ``run_dir`` and point ``checkpoints/latest`` at it.
 
     The folder is filled under a ``.partial`` name and renamed into place whole, then the
@@ -80,7 +88,8 @@ def save_checkpoint(run_dir: str | os.PathLike[str], step: int, arrays: dict[str
     checkpoint intact and complete. Only the newest ``keep`` checkpoints are kept, and the
     replay chunk files none of them names are deleted.
     ``arrays`` maps file names (``weights.npz``) to arrays, ``blobs`` file names to bytes;
-    ``replay`` (optional) is the replay buffer, stored in ``replay/`` as the module docstring says.
+    ``replay`` (optional) is the replay buffer, stored in ``replay/`` as the module docstring says,
+    or ``{name: replay}`` for several (each in :func:`replay_json` ``(name)``).
     A write that fails (no space, a read-only folder) removes what it wrote and raises a
     one-line :class:`XmarlError` naming the last good checkpoint.
     """
@@ -89,17 +98,18 @@ def save_checkpoint(run_dir: str | os.PathLike[str], step: int, arrays: dict[str
     name = f"step_{int(step):012d}"
     final, tmp = root / name, root / f"{name}.partial"
     renamed = False
+    replays = {"": replay} if isinstance(replay, ReplayChunks) else dict(replay or {})
     try:
-        files = _write_chunks(run_dir, step, replay) if replay is not None else None
+        files = {k: _write_chunks(run_dir, step, r, k) for k, r in replays.items()}
         _clear_leftovers(root)
         tmp.mkdir(parents=True)
         for fname, arr in arrays.items():
             np.savez(tmp / fname, **arr)
         for fname, data in blobs.items():
             (tmp / fname).write_bytes(data)
-        if replay is not None:
-            (tmp / "replay.json").write_text(json.dumps(
-                {"chunk_rows": replay.chunk_rows, "pos": replay.pos, "size": replay.size, "files": files}))
+        for k, r in replays.items():
+            (tmp / replay_json(k)).write_text(json.dumps(
+                {"chunk_rows": r.chunk_rows, "pos": r.pos, "size": r.size, "files": files[k]}))
         (tmp / "trainer.json").write_text(json.dumps(state))
         shutil.rmtree(final, ignore_errors=True)
         os.rename(tmp, final)
@@ -113,8 +123,8 @@ def save_checkpoint(run_dir: str | os.PathLike[str], step: int, arrays: dict[str
         if isinstance(exc, OSError):
             raise XmarlError(_write_error(final, exc)) from exc
         raise
-    if replay is not None:
-        replay.files, replay.new = files, {}
+    for k, r in replays.items():
+        r.files, r.new = files[k], {}
     done = sorted(p for p in root.glob("step_*") if p.is_dir() and not p.name.endswith(".partial"))
     for old in done[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
@@ -131,7 +141,7 @@ def _clear_leftovers(root: Path) -> None:
         left.unlink(missing_ok=True)
 
 
-def _write_chunks(run_dir: Path, step: int, replay: ReplayChunks) -> list[str | None]:
+def _write_chunks(run_dir: Path, step: int, replay: ReplayChunks, name: str = "") -> list[str | None]:
     """Write ``replay.new``'s chunks to new files in ``replay/``; the chunk files of the checkpoint."""
     folder = run_dir / REPLAY
     folder.mkdir(parents=True, exist_ok=True)
@@ -139,7 +149,7 @@ def _write_chunks(run_dir: Path, step: int, replay: ReplayChunks) -> list[str | 
     files = (list(replay.files) + [None] * n_chunks)[:n_chunks]
     token = secrets.token_hex(4)  # never the name of a file an existing checkpoint reads
     for j, rows in sorted(replay.new.items()):
-        fname = f"chunk_{j:05d}_step_{int(step):012d}_{token}.npz"
+        fname = f"{name + '-' if name else ''}chunk_{j:05d}_step_{int(step):012d}_{token}.npz"
         atomic_save_npz(folder / fname, rows)
         files[j] = fname
     missing = [j for j, f in enumerate(files) if f is None]
@@ -150,19 +160,20 @@ def _write_chunks(run_dir: Path, step: int, replay: ReplayChunks) -> list[str | 
 
 def prune_replay(run_dir: str | os.PathLike[str]) -> None:
     """Delete the files in ``replay/`` that no complete checkpoint names (left by older
-    checkpoints or by a checkpoint that failed). Deletes nothing when a checkpoint's
-    ``replay.json`` cannot be read (its files might be in use)."""
+    checkpoints or by a checkpoint that failed). Deletes nothing when one of a checkpoint's
+    ``replay*.json`` cannot be read (its files might be in use)."""
     folder = Path(run_dir) / REPLAY
     if not folder.is_dir():
         return
     used: set[str] = set()
     for ckpt in (Path(run_dir) / CHECKPOINTS).glob("step_*"):
-        if ckpt.name.endswith(".partial") or not (ckpt / "replay.json").is_file():
+        if ckpt.name.endswith(".partial"):
             continue
-        try:
-            used.update(f for f in json.loads((ckpt / "replay.json").read_text())["files"] if f)
-        except (OSError, ValueError, KeyError, TypeError):
-            return
+        for named in ckpt.glob("replay*.json"):
+            try:
+                used.update(f for f in json.loads(named.read_text())["files"] if f)
+            except (OSError, ValueError, KeyError, TypeError):
+                return
     for f in folder.iterdir():
         if f.name not in used:
             f.unlink(missing_ok=True)

@@ -1,14 +1,22 @@
 """Agent groups: the ``groups`` config section maps agent-name patterns to named groups (e.g.
-predators ``adversary_*`` and prey ``agent_*`` in simple_tag), each of which learns (the run's
-method), acts uniformly at random (``random``), acts greedily with the weights of a checkpoint
-(``frozen``: e.g. trained prey kept fixed while new predators learn against them) or follows the
-scripted policy the env ships (``heuristic``), in training and in evaluation. Evaluation
-reports the return of each group beside the mean over all agents.
+predators ``adversary_*`` and prey ``agent_*`` in simple_tag), each of which learns (with the run's
+method or one of its own), acts uniformly at random (``random``), acts greedily with the weights
+of a checkpoint (``frozen``: e.g. trained prey kept fixed while new predators learn against them)
+or follows the scripted policy the env ships (``heuristic``), in training and in evaluation.
+Evaluation reports the return of each group beside the mean over all agents.
 
-Learning groups of one run share its method and weights object; inside a group, parameter sharing
-is the method's ``share_parameters`` switch. A fixed group needs per-agent weights
-(``share_parameters: false``) so that its agents' actions, which the learning agents' critics see,
-never train the weights the learning agents act with.
+Who trains which agents (:func:`learner_slots`):
+
+* **one learner** (learning groups that share the run's method and config): a learner over every
+  agent of the env, so that MADDPG's critics see all groups' observations and actions, as in
+  Lowe et al.'s self-play; the fixed groups' slots are overridden when acting. A fixed group then
+  needs per-agent weights (``share_parameters: false``) so that its agents' actions never train
+  the weights the learning agents act with.
+* **a learner per group** (some learning group names its own ``method`` or ``config``): each
+  learning group trains a learner of that method over its own agents only (:class:`Slots`), with
+  its own buffer, schedule and weights; every other group is part of its environment.
+
+Inside a group, parameter sharing is the method's ``share_parameters`` switch.
 """
 
 from __future__ import annotations
@@ -20,8 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from xmarl.core.interfaces import Policy, mask_actions
-from xmarl.errors import ConfigError
+from xmarl import registry
+from xmarl.core.interfaces import Policy, Weights, mask_actions
+from xmarl.core.spaces import AgentSpec
+from xmarl.errors import ConfigError, one_line
 
 #: evaluation reports each agent's return when an env has at most this many agents
 PER_AGENT_MAX = 16
@@ -91,6 +101,17 @@ class AgentGroups:
         return out
 
 
+def reset_state(state: Any, done: np.ndarray) -> Any:
+    """Zero a recurrent policy's state ``[E, ...]`` (or each of a tuple of them) in the envs whose
+    episode ended."""
+    if isinstance(state, tuple):
+        return tuple(reset_state(s, done) for s in state)
+    if state is not None and done.any():
+        state = np.array(state)
+        state[done] = 0.0
+    return state
+
+
 def sample_available(env: Any, rng: np.random.Generator, avail: np.ndarray | None) -> np.ndarray:
     """Uniform random actions for every copy and agent of ``env``, among the available ones
     (``avail`` ``[E, A, n]``) where the env reports them."""
@@ -99,41 +120,194 @@ def sample_available(env: Any, rng: np.random.Generator, avail: np.ndarray | Non
     return np.argmax(np.where(avail > 0, rng.random(avail.shape), -1.0), -1).astype(np.int64)
 
 
-class GroupPolicy(Policy):
-    """A policy whose fixed groups' agents act uniformly at random (``random``), greedily with a
-    frozen policy (``frozen``: ``{group: Policy}``) or with the env's scripted policy
-    (``heuristic``: a callable giving its actions now), and the wrapped policy's agents elsewhere.
-    ``rng`` draws the random actions when ``act`` gets none (greedy evaluation)."""
+@dataclass(frozen=True)
+class Slots:
+    """Some agents of an env as a learner of just them sees them: ``idx`` their indices on the
+    env's agent axis (None: every agent, nothing is cut), ``spec`` their own
+    :class:`~xmarl.core.spaces.AgentSpec` (padded to their largest sizes). Cuts the env's arrays
+    to theirs and puts their actions back."""
 
-    def __init__(self, policy: Policy, groups: AgentGroups,
-                 sample: Callable[[np.random.Generator, np.ndarray | None], np.ndarray],
-                 rng: np.random.Generator, frozen: Mapping[str, Policy] | None = None,
+    idx: np.ndarray | None
+    spec: AgentSpec
+
+    @classmethod
+    def of(cls, env_spec: AgentSpec, idx: Sequence[int] | np.ndarray | None = None) -> Slots:
+        if idx is None or len(idx) == env_spec.n_agents and np.array_equal(idx, np.arange(env_spec.n_agents)):
+            return cls(None, env_spec)
+        return cls(np.asarray(idx), env_spec.subset(np.asarray(idx)))
+
+    def agents(self, x: np.ndarray | None) -> np.ndarray | None:
+        """``[E, A, ...]`` (rewards, masks, discrete actions) to ``[E, A_g, ...]``."""
+        return x if x is None or self.idx is None else np.ascontiguousarray(x[:, self.idx])
+
+    def obs(self, x: np.ndarray) -> np.ndarray:
+        """Observations ``[E, A, obs_dim]`` to ``[E, A_g, obs_dim_g]``."""
+        return x if self.idx is None else np.ascontiguousarray(x[:, self.idx, : self.spec.obs_dim])
+
+    def vectors(self, x: np.ndarray | None) -> np.ndarray | None:
+        """Action-sized arrays ``[E, A, act_dim]`` (available actions, action vectors) to ``[E, A_g, act_dim_g]``."""
+        return x if x is None or self.idx is None else np.ascontiguousarray(x[:, self.idx, : self.spec.act_dim])
+
+    def actions(self, x: np.ndarray) -> np.ndarray:
+        """Env actions (``[E, A]`` choices or ``[E, A, act_dim]`` vectors) to the group's."""
+        return self.agents(x) if x.ndim == 2 else self.vectors(x)
+
+    def put(self, full: np.ndarray, actions: np.ndarray) -> None:
+        """Write the group's actions into the env's action array ``full``, in place."""
+        if self.idx is None:
+            full[...] = actions
+        elif full.ndim == 2:
+            full[:, self.idx] = actions
+        else:
+            full[:, self.idx, : self.spec.act_dim] = actions
+
+    def extra(self, avail: np.ndarray | None = None, agent_mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """:meth:`Policy.act`'s ``avail`` and ``agent_mask``, cut to the group (only those given)."""
+        out = {"avail": self.vectors(avail), "agent_mask": self.agents(agent_mask)}
+        return {k: v for k, v in out.items() if v is not None}
+
+
+def empty_actions(spec: AgentSpec, num_envs: int) -> np.ndarray:
+    """An env action array of zeros (``[E, A]`` int64 choices or ``[E, A, act_dim]`` float32)."""
+    if spec.discrete:
+        return np.zeros((num_envs, spec.n_agents), np.int64)
+    return np.zeros((num_envs, spec.n_agents, spec.act_dim), np.float32)
+
+
+@dataclass(frozen=True)
+class LearnerSlots:
+    """One learner of a run: ``name`` (``""`` for the learner of every agent, else its group),
+    its method, the method's config and the agents it trains."""
+
+    name: str
+    method: str
+    config: Any
+    slots: Slots
+
+
+def learner_slots(cfg: Any, groups: AgentGroups, env_spec: AgentSpec) -> list[LearnerSlots]:
+    """The learners a run trains (see the module docstring): one over every agent, or one per
+    learning group over its agents."""
+    from xmarl.config import group_section, separate_learners
+
+    if not separate_learners(cfg):
+        return [LearnerSlots("", cfg.method, getattr(cfg, cfg.method), Slots.of(env_spec))]
+    out = []
+    for g, gcfg in cfg.groups.items():
+        if gcfg.policy == "learn":
+            method, section = group_section(cfg, g)
+            out.append(LearnerSlots(g, method, section, Slots.of(env_spec, groups.slots[g])))
+    return out
+
+
+def part_weights(weights: Weights, name: str) -> Weights:
+    """The weights of learner ``name`` in a run's weights (a learner per group stores its own under
+    ``groups/<name>/``; the learner of every agent, ``""``, stores them as they are)."""
+    if not name:
+        return weights
+    prefix = f"groups/{name}/"
+    return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+
+
+def joint_weights(parts: Mapping[str, Weights]) -> Weights:
+    """The inverse of :func:`part_weights`: every learner's weights in one dict."""
+    out: Weights = {}
+    for name, w in parts.items():
+        out.update(w if not name else {f"groups/{name}/{k}": v for k, v in w.items()})
+    return out
+
+
+def frozen_policies(cfg: Any, groups: AgentGroups, env_spec: AgentSpec,
+                    load: Callable[[str], Weights]) -> dict[str, tuple[Slots, Policy]]:
+    """The policy each frozen group acts with: a learner of the group's method built from its
+    checkpoint's weights (``load(path)``), over every agent when the checkpoint's run had one
+    learner, or over the group's agents when it trained one per group (its ``groups/<name>/``
+    weights)."""
+    from xmarl.config import group_section
+
+    out = {}
+    for g, path in groups.frozen.items():
+        method, section = group_section(cfg, g)
+        weights = load(path)
+        own = part_weights(weights, g)
+        slots = Slots.of(env_spec, groups.slots[g]) if own else Slots.of(env_spec)
+        try:
+            learner = registry.get("learner", method, cfg.backend)(slots.spec, section, own or weights)
+        except (ValueError, KeyError) as exc:
+            raise ConfigError(f"groups.{g}.checkpoint '{path}' holds weights that do not fit a {method} learner of "
+                              f"group '{g}' ({one_line(exc)}); give the group the method and config it was trained "
+                              "with") from None
+        out[g] = (slots, learner.policy)
+    return out
+
+
+class FixedGroups:
+    """The actions of the groups that do not learn: uniformly random (drawn by ``sample(rng,
+    avail)``, from the ``rng`` given or else ``rng``), a frozen policy's greedy ones (``frozen``:
+    ``{group: (Slots, Policy)}``) or the env's scripted ones (``heuristic``: a callable giving the
+    actions at the env's current state)."""
+
+    def __init__(self, groups: AgentGroups, sample: Callable[[np.random.Generator, np.ndarray | None], np.ndarray],
+                 rng: np.random.Generator, frozen: Mapping[str, tuple[Slots, Policy]] | None = None,
                  heuristic: Callable[[], np.ndarray | None] | None = None) -> None:
-        self.policy, self.groups, self.sample, self.rng = policy, groups, sample, rng
+        self.groups, self.sample, self.rng = groups, sample, rng
         self.frozen = dict(frozen or {})
         self.heuristic = heuristic
-        self.spec = policy.spec
 
-    def forward_numpy(self, obs: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
-        return self.policy.forward_numpy(obs, state)
-
-    def act(self, obs: np.ndarray, state: Any = None, explore: bool = False, rng: np.random.Generator | None = None,
-            noise_scale: float = 0.0, avail: np.ndarray | None = None, agent_mask: np.ndarray | None = None,
-            **kwargs: Any) -> tuple[np.ndarray, Any]:
-        extra = {k: v for k, v in (("avail", avail), ("agent_mask", agent_mask)) if v is not None}
-        actions, state = self.policy.act(obs, state, explore=explore, rng=rng, noise_scale=noise_scale, **extra,
-                                         **kwargs)
-        actions = np.array(actions)
+    def override(self, actions: np.ndarray, obs: np.ndarray, rng: np.random.Generator | None = None,
+                 avail: np.ndarray | None = None, agent_mask: np.ndarray | None = None) -> np.ndarray:
+        """``actions`` (every agent's) with the fixed groups' slots replaced by their actions."""
         random, scripted = self.groups.random, self.groups.heuristic
+        if not (random.any() or scripted.any() or self.frozen):
+            return actions
+        actions = np.array(actions)
         if random.any():
             actions[:, random] = self.sample(rng if rng is not None else self.rng, avail)[:, random]
         if scripted.any():
             assert self.heuristic is not None, "a heuristic group needs the env's heuristic"
             actions[:, scripted] = np.asarray(self.heuristic())[:, scripted]
-        for g, frozen in self.frozen.items():
-            slots = self.groups.slots[g]
-            actions[:, slots] = frozen.act(obs, None, explore=False, **extra)[0][:, slots]
-        return mask_actions(actions, agent_mask), state
+        for g, (slots, policy) in self.frozen.items():
+            mine = policy.act(slots.obs(obs), None, explore=False, **slots.extra(avail, agent_mask))[0]
+            if slots.idx is None:
+                idx = self.groups.slots[g]
+                actions[:, idx] = mine[:, idx]
+            else:
+                slots.put(actions, mine)
+        return actions
 
 
-__all__ = ["AgentGroups", "GroupPolicy", "sample_available"]
+class GroupPolicy(Policy):
+    """The policy of every agent of an env: each member ``(Slots, Policy)`` acts for its agents
+    (the learner of every agent, or one learner per group), then the fixed groups' agents act as
+    ``fixed`` says. Its recurrent state is the member's (one member) or a tuple of them."""
+
+    def __init__(self, members: Sequence[tuple[Slots, Policy]], spec: AgentSpec,
+                 fixed: FixedGroups | None = None) -> None:
+        self.members, self.spec, self.fixed = list(members), spec, fixed
+
+    def forward_numpy(self, obs: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+        if len(self.members) != 1 or self.members[0][0].idx is not None:
+            raise NotImplementedError("the raw outputs of one learner; this policy has one per group")
+        return self.members[0][1].forward_numpy(obs, state)
+
+    def act(self, obs: np.ndarray, state: Any = None, explore: bool = False, rng: np.random.Generator | None = None,
+            noise_scale: float = 0.0, avail: np.ndarray | None = None, agent_mask: np.ndarray | None = None,
+            **kwargs: Any) -> tuple[np.ndarray, Any]:
+        one = len(self.members) == 1
+        states = [state] if one else list(state or [None] * len(self.members))
+        actions = empty_actions(self.spec, obs.shape[0])
+        for k, (slots, policy) in enumerate(self.members):
+            mine, states[k] = policy.act(slots.obs(obs), states[k], explore=explore, rng=rng, noise_scale=noise_scale,
+                                         **slots.extra(avail, agent_mask), **kwargs)
+            if slots.idx is None:
+                actions = np.array(mine)
+            else:
+                slots.put(actions, mine)
+        if self.fixed is not None:
+            actions = self.fixed.override(actions, obs, rng, avail, agent_mask)
+        out_state = states[0] if one else (None if all(s is None for s in states) else tuple(states))
+        return mask_actions(actions, agent_mask), out_state
+
+
+__all__ = ["AgentGroups", "GroupPolicy", "FixedGroups", "Slots", "LearnerSlots", "learner_slots", "frozen_policies",
+           "part_weights", "joint_weights", "empty_actions", "reset_state", "sample_available"]

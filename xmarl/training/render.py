@@ -80,17 +80,36 @@ def render_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLike
     if not str(out).lower().endswith(".gif"):
         raise XmarlError(f"--out '{out}' must end in .gif")
     cfg = load_config(config=config_path, backend=backend)
-    policy = build_policy(cfg, load_weights(folder))
     env = make_render_env(cfg.env, cfg.env_kwargs)
+    policy = build_policy(cfg, load_weights(folder), env)
     from xmarl.training.trainer import EVAL_SEED_OFFSET
 
     seed = cfg.seed + EVAL_SEED_OFFSET if seed is None else seed  # by default the evaluation episodes' seed
     return write_gif(episode_frames(policy, env, seed), out, fps)
 
 
-def build_policy(cfg: Any, weights: dict[str, np.ndarray]) -> Policy:
-    """A greedy-ready policy of ``cfg``'s method and backend carrying ``weights``."""
+def build_policy(cfg: Any, weights: dict[str, np.ndarray], env: VectorEnvBase) -> Policy:
+    """The greedy-ready policy of every agent of ``env`` that a run of ``cfg`` acts with, its
+    learners carrying ``weights`` (a run's checkpoint weights) and its fixed groups acting as
+    their group says (random ones from a generator seeded with ``cfg.seed``)."""
+    from xmarl.training.groups import (
+        AgentGroups,
+        FixedGroups,
+        GroupPolicy,
+        frozen_policies,
+        learner_slots,
+        part_weights,
+        sample_available,
+    )
+
     registry.get("runtime", "configure", cfg.backend)(cfg.train.threads)
-    spec = make_env(cfg.env, 1, **cfg.env_kwargs).spec
-    learner = registry.get("learner", cfg.method, cfg.backend)(spec, getattr(cfg, cfg.method), weights)
-    return learner.policy
+    groups = AgentGroups.resolve(cfg.groups, env.agents)
+    members = []
+    for ls in learner_slots(cfg, groups, env.spec):
+        learner = registry.get("learner", ls.method, cfg.backend)(ls.slots.spec, ls.config,
+                                                                  part_weights(weights, ls.name))
+        members.append((ls.slots, learner.policy))
+    fixed = FixedGroups(groups, lambda rng, avail: sample_available(env, rng, avail),
+                        np.random.default_rng(cfg.seed), frozen_policies(cfg, groups, env.spec, load_weights),
+                        env.heuristic_actions)
+    return GroupPolicy(members, env.spec, fixed)

@@ -1,15 +1,18 @@
-"""The backend-neutral training loops.
+"""The backend-neutral training loop.
 
-:class:`Trainer` holds what every loop shares: building env, learner and run folder, logging
-(JSONL, TensorBoard), greedy evaluation, GIFs, atomic checkpoints and exact resume, graceful
-Ctrl-C and SIGTERM (:class:`Preempted`), the run folder's lock, non-finite guards and the time
-breakdown. Its two loops differ only in how they collect and when they update:
+:class:`Trainer` builds the env, the learners and the run folder, and does what every method
+shares: stepping the env, logging (JSONL, TensorBoard), greedy evaluation, GIFs, atomic
+checkpoints and exact resume, graceful Ctrl-C and SIGTERM (:class:`Preempted`), the run folder's
+lock, non-finite guards and the time breakdown. What differs between methods is in its parts
+(:mod:`xmarl.training.parts`), one per learner:
 
-* :class:`OffPolicyTrainer` (MADDPG): collect -> numpy replay -> update on a step schedule;
-* :class:`OnPolicyTrainer` (COMA, CommNet): collect whole episodes -> numpy episode buffer ->
-  one update per ``batch_episodes`` completed episodes, then the buffer is emptied.
+* off-policy (MADDPG): collect -> numpy replay -> update on a step schedule;
+* on-policy (COMA, CommNet): collect whole episodes -> numpy episode buffer -> one update per
+  ``batch_episodes`` completed episodes, then the buffer is emptied.
 
-The learner is the only backend-specific object.
+A run has one learner over every agent, or one per learning agent group, each of its group's
+method (:mod:`xmarl.training.groups`); they act and learn in the same env steps. The learners are
+the only backend-specific objects.
 """
 
 from __future__ import annotations
@@ -32,17 +35,14 @@ from pydantic import BaseModel
 from tqdm import tqdm
 
 from xmarl import registry
-from xmarl.buffers import EpisodeBuffer, ReplayBuffer
-from xmarl.buffers.replay import available_memory, row_bytes
 from xmarl.config import save_config
 from xmarl.core.interfaces import Learner, Policy, mask_actions
-from xmarl.core.method import MethodCore, MethodSpec
+from xmarl.core.method import MethodSpec
 from xmarl.envs import VectorEnvBase, make_env
 from xmarl.envs.snapshot import restore, snapshot
 from xmarl.errors import ConfigError, EnvError, TrainingError, XmarlError
 from xmarl.training.checkpoint import (
     CHECKPOINTS,
-    REPLAY,
     ReplayChunks,
     acquire_lock,
     atomic_write_text,
@@ -53,11 +53,22 @@ from xmarl.training.checkpoint import (
     load_json,
     load_weights,
     release_lock,
-    replay_chunk,
     save_checkpoint,
 )
-from xmarl.training.groups import AgentGroups, GroupPolicy, sample_available
+from xmarl.training.groups import (
+    AgentGroups,
+    FixedGroups,
+    GroupPolicy,
+    empty_actions,
+    frozen_policies,
+    joint_weights,
+    learner_slots,
+    part_weights,
+    reset_state,
+    sample_available,
+)
 from xmarl.training.logger import MetricsLogger
+from xmarl.training.parts import PARTS, Part
 
 #: evaluation episodes (and GIFs) use seed + this, apart from the training envs' seeds
 EVAL_SEED_OFFSET = 1_000_003
@@ -74,7 +85,8 @@ class RunResult:
     tensorboard_dir: Path | None
     final_metrics: dict[str, float]
     curve: list[tuple[int, float]] = field(default_factory=list)  # (env step, greedy eval return)
-    learner: Learner | None = field(default=None, repr=False)
+    learner: Learner | None = field(default=None, repr=False)  # the learner of every agent (None: one per group)
+    learners: dict[str, Learner] = field(default_factory=dict, repr=False)  # {group: learner} with one per group
 
     def summary(self) -> str:
         m = self.final_metrics
@@ -123,14 +135,6 @@ def episode_stats(policy: Policy, env: VectorEnvBase, seed: int
     return acc, lengths, measures
 
 
-def reset_state(state: Any, done: np.ndarray) -> Any:
-    """Zero a recurrent policy's state ``[E, ...]`` in the envs whose episode ended."""
-    if state is not None and done.any():
-        state = np.array(state)
-        state[done] = 0.0
-    return state
-
-
 def _env_kwargs(env: VectorEnvBase) -> dict[str, np.ndarray]:
     """What the env reports beside the observations, as :meth:`Policy.act` takes it: ``avail``
     ``[E, A, n]`` (available actions) and ``agent_mask`` ``[E, A]`` (agents in the episode), each
@@ -164,8 +168,7 @@ class LoopState:
     """Everything the loop carries between iterations (saved in each checkpoint)."""
 
     step: int = 0
-    updates: int = 0
-    next_update: int = 0
+    updates: int = 0  # of every learner (each part counts its own too)
     next_log: int = 0
     next_eval: int = 0
     next_ckpt: int = 0
@@ -246,12 +249,12 @@ class _GracefulInterrupt:
 
 
 class Trainer:
-    """What every training loop shares (see the module docstring). Subclasses build their
-    buffer (:meth:`_make_buffer`) and implement one collection step (:meth:`_collect`), which
-    advances ``state.step`` by ``num_envs`` and runs the updates that are due.
+    """The training loop (see the module docstring). Each iteration steps ``num_envs`` env copies
+    once: every part acts for its agents, the fixed groups' agents act, the env steps, and every
+    part stores its side of the step and runs the updates that are due.
 
     ``resume`` (a run folder or checkpoint folder) continues that run from its newest
-    checkpoint: weights, optimiser moments, buffer, environments mid-episode, recurrent
+    checkpoint: weights, optimiser moments, buffers, environments mid-episode, recurrent
     policy state, RNG and loop counters are restored, so the resumed run produces the same
     metrics as an uninterrupted one with the same seed. A damaged newest checkpoint of a run
     folder is skipped for the newest intact one (said on stderr); a run folder that another
@@ -263,36 +266,35 @@ class Trainer:
 
     def __init__(self, cfg: BaseModel, resume: str | os.PathLike[str] | None = None) -> None:
         self.cfg = cfg
-        self.mcfg = getattr(cfg, cfg.method)  # the method's config section
-        spec: MethodSpec = registry.get("method", cfg.method)
-        self.core: MethodCore = spec.core
+        self.mcfg = getattr(cfg, cfg.method)  # the run's method section
+        self.core = registry.get("method", cfg.method).core  # and its core
         registry.get("runtime", "configure", cfg.backend)(cfg.train.threads)
         self.env = make_env(cfg.env, cfg.train.num_envs, **cfg.env_kwargs)
-        if self.env.spec.action_kind not in spec.action_kinds:
-            raise EnvError(
-                f"{cfg.method} needs {' or '.join(spec.action_kinds)} actions, but env '{cfg.env}' has "
-                f"{self.env.spec.action_kind} actions; pick another env or method"
-            )
         self.eval_env = make_env(cfg.env, cfg.train.eval_episodes, **cfg.env_kwargs)
         aspec = self.env.spec
-        weights = self.core.init_weights(aspec, self.mcfg, cfg.seed)
-        self.learner: Learner = registry.get("learner", cfg.method, cfg.backend)(aspec, self.mcfg, weights)
         self.groups = AgentGroups.resolve(cfg.groups, self.env.agents)
         if self.groups.heuristic.any() and self.env.heuristic_actions() is None:
             raise ConfigError(f"env '{cfg.env}' ships no heuristic policy; give its groups policy random, frozen "
                               "or learn")
+        self.parts: list[Part] = []
+        for k, ls in enumerate(learner_slots(cfg, self.groups, aspec)):
+            spec: MethodSpec = registry.get("method", ls.method)
+            if aspec.action_kind not in spec.action_kinds:
+                who = f"group '{ls.name}' learns with {ls.method}, which" if ls.name else f"{ls.method}"
+                raise EnvError(f"{who} needs {' or '.join(spec.action_kinds)} actions, but env '{cfg.env}' has "
+                               f"{aspec.action_kind} actions; pick another env or method")
+            seed = cfg.seed if not ls.name else int(np.random.SeedSequence([cfg.seed, k]).generate_state(1)[0])
+            weights = spec.core.init_weights(ls.slots.spec, ls.config, seed)
+            learner = registry.get("learner", ls.method, cfg.backend)(ls.slots.spec, ls.config, weights)
+            self.parts.append(PARTS[spec.trainer](ls.name, spec.core, ls.config, ls.slots, learner,
+                                                  cfg.train.num_envs, cfg.train.steps, ls.method))
         # frozen groups act with the greedy policy of a learner built from their checkpoint's weights
-        self._frozen: dict[str, Policy] = {
-            g: registry.get("learner", cfg.method, cfg.backend)(aspec, self.mcfg, load_weights(path)).policy
-            for g, path in self.groups.frozen.items()}
-        self.buffer = self._make_buffer()
-        self._actor = self.acting(self.env)  # collection passes its rng: the policy's own is not used
+        self._frozen = frozen_policies(cfg, self.groups, aspec, load_weights)
+        self._fixed = self._fixed_groups(self.env)
         self.rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5452]))
         t = cfg.train
-        self.state = LoopState(next_update=self._first_update(), next_log=t.log_interval,
-                               next_eval=t.eval_interval, next_ckpt=t.checkpoint_interval)
+        self.state = LoopState(next_log=t.log_interval, next_eval=t.eval_interval, next_ckpt=t.checkpoint_interval)
         self.obs: np.ndarray | None = None
-        self.carry: Any = None  # the policy's recurrent state between steps (None for feed-forward)
         self._warned_snapshot = False
         self._saved: tuple[int, Path] | None = None  # (step, folder) of the last checkpoint written
         self._render_env: VectorEnvBase | None = None
@@ -307,14 +309,48 @@ class Trainer:
             name = cfg.name or f"{cfg.method}-{cfg.env.replace('/', '_')}-{cfg.backend}-s{cfg.seed}"
             self.run_dir = claim_run_dir(Path(cfg.out_dir) / name)
 
-    def acting(self, env: VectorEnvBase, seed: int = 0) -> Policy:
-        """The policy that acts in ``env``: the learner's, with fixed groups' agents acting at
-        random (drawn from the ``rng`` that ``act`` gets, else from one seeded with ``seed``)."""
-        policy = self.learner.policy
-        if not self.groups.fixed:
-            return policy
-        return GroupPolicy(policy, self.groups, lambda rng, avail: sample_available(env, rng, avail),
+    # -- the learners -------------------------------------------------------------------------
+    @property
+    def learner(self) -> Learner:
+        """The learner of every agent (a run with a learner per group has :attr:`learners`)."""
+        if self.parts[0].name:
+            raise AttributeError(f"this run trains a learner per group ({', '.join(self.learners)}); use "
+                                 "trainer.learners[group]")
+        return self.parts[0].learner
+
+    @property
+    def learners(self) -> dict[str, Learner]:
+        """Every learner by name (``""``: the learner of every agent; else its group)."""
+        return {p.name: p.learner for p in self.parts}
+
+    @property
+    def buffer(self) -> Any:
+        """The buffer of the learner of every agent (a run with a learner per group: each part's)."""
+        self.learner  # noqa: B018  (the same one-line error for a run with a learner per group)
+        return self.parts[0].buffer
+
+    @property
+    def carry(self) -> Any:
+        """The policies' recurrent state between steps: the one learner's, or a tuple of each part's."""
+        return self.parts[0].carry if len(self.parts) == 1 else tuple(p.carry for p in self.parts)
+
+    @carry.setter
+    def carry(self, value: Any) -> None:
+        values = [value] if len(self.parts) == 1 else list(value or [None] * len(self.parts))
+        for part, v in zip(self.parts, values):
+            part.carry = v
+
+    def _fixed_groups(self, env: VectorEnvBase, seed: int = 0) -> FixedGroups:
+        """How the fixed groups act in ``env``: random actions drawn from the ``rng`` given (else
+        from one seeded with ``seed``), frozen policies, the env's heuristic."""
+        return FixedGroups(self.groups, lambda rng, avail: sample_available(env, rng, avail),
                            np.random.default_rng(seed), self._frozen, env.heuristic_actions)
+
+    def acting(self, env: VectorEnvBase, seed: int = 0) -> Policy:
+        """The policy of every agent in ``env``: each learner's for its agents, the fixed groups'
+        agents as their group says (random actions drawn from the ``rng`` that ``act`` gets, else
+        from one seeded with ``seed``)."""
+        return GroupPolicy([(p.slots, p.learner.policy) for p in self.parts], env.spec, self._fixed_groups(env, seed))
 
     def evaluate(self) -> dict[str, float]:
         """Greedy evaluation on the eval env: ``eval_return`` (per agent), per group, per agent
@@ -324,15 +360,44 @@ class Trainer:
         return {**self.groups.metrics(returns, lengths, self.eval_env.agents),
                 **{f"eval_{k}": float(v.mean()) for k, v in measures.items()}}
 
-    # -- what a loop defines ---------------------------------------------------------------
-    def _make_buffer(self) -> Any:
-        raise NotImplementedError
-
-    def _first_update(self) -> int:
-        return 0
+    # -- one iteration ---------------------------------------------------------------------
+    def _joint(self, act: Any, obs: np.ndarray, rng: np.random.Generator, extra: dict[str, np.ndarray]) -> np.ndarray:
+        """Every agent's actions: ``act(part)`` for each part's agents (None: that part needs none),
+        then the fixed groups' agents; agents out of the episode act 0."""
+        actions = empty_actions(self.env.spec, obs.shape[0])
+        for part in self.parts:
+            mine = act(part)
+            if mine is None:
+                continue
+            if part.slots.idx is None:
+                actions = np.array(mine)
+            else:
+                part.slots.put(actions, mine)
+        actions = self._fixed.override(actions, obs, rng, extra.get("avail"), extra.get("agent_mask"))
+        return mask_actions(actions, extra.get("agent_mask"))
 
     def _collect(self, clock: Stopwatch) -> None:
-        raise NotImplementedError
+        """One env step of every copy, stored by every part, then each part's updates that are due."""
+        st, env, rng, obs = self.state, self.env, self.rng, self.obs
+        extra = _env_kwargs(env)
+        with clock("act"):
+            actions = self._joint(lambda p: p.act(obs, extra, rng, st.step, env.sample_actions), obs, rng, extra)
+        with clock("env"):
+            next_obs, final_obs, rew, term, done = env.step(actions)
+        _check_finite(st.step + env.num_envs, self.cfg.env, env.agents, final_obs=final_obs, reward=rew)
+        final_alive = env.final_alive()
+        final_actions = None
+        if done.any() and any(type(p).final_act is not Part.final_act for p in self.parts):
+            with clock("act"):  # the actions at each final observation, for bootstrapped targets
+                final_extra = {} if final_alive is None else {"agent_mask": final_alive}
+                final_actions = self._joint(lambda p: p.final_act(final_obs, final_alive, rng), final_obs, rng,
+                                            final_extra)
+        for part in self.parts:
+            part.store(obs, actions, rew, final_obs, term, done, extra, final_alive, final_actions)
+        self.obs = next_obs
+        st.step += env.num_envs
+        for part in self.parts:
+            part.learn(rng, st.step, clock, self._record_update)
 
     def _record_update(self, metrics: dict[str, float]) -> None:
         """Guard and accumulate one update's metrics."""
@@ -349,14 +414,14 @@ class Trainer:
         st = self.state
         if self._saved is not None and self._saved[0] == st.step:  # nothing changed since
             return self._saved[1]
-        weights = self.learner.get_weights()
+        weights = joint_weights({p.name: p.learner.get_weights() for p in self.parts})
         bad = next((k for k, v in weights.items() if not np.all(np.isfinite(v))), None)
         if bad is not None:
             raise TrainingError(f"step {st.step}: weight '{bad}' is not finite; kept the last good checkpoint "
                                 f"in {self.run_dir / CHECKPOINTS}")
         trainer_state = {"step": st.step, "method": self.cfg.method, "backend": self.cfg.backend,
                          "env": self.cfg.env, "seed": self.cfg.seed, "loop": asdict(st),
-                         "rng": self.rng.bit_generator.state}
+                         "parts": {p.name: p.state() for p in self.parts}, "rng": self.rng.bit_generator.state}
         blobs = {}
         try:
             blobs["env.pkl"] = snapshot((self.env, self.obs, self.carry))
@@ -366,29 +431,21 @@ class Trainer:
                       "restart its episodes, so it will not replay the original exactly", file=sys.stderr)
                 self._warned_snapshot = True
         trainer_state["env_snapshot"] = "env.pkl" in blobs  # a missing env.pkl is then a damaged checkpoint
-        arrays, replay = self._buffer_checkpoint()
-        folder = save_checkpoint(
-            self.run_dir, st.step,
-            {"weights.npz": weights, "optimizer.npz": self.learner.get_optimizer_state(), **arrays}, blobs,
-            trainer_state, replay=replay)
-        if replay is not None:
-            self._saved_buffer(replay)
+        arrays: dict[str, dict[str, np.ndarray]] = {}
+        replays: dict[str, ReplayChunks] = {}
+        for part in self.parts:
+            more, replay = part.buffer_checkpoint()
+            arrays.update(more)
+            if replay is not None:
+                replays[part.name] = replay
+        optimizer = joint_weights({p.name: p.learner.get_optimizer_state() for p in self.parts})
+        folder = save_checkpoint(self.run_dir, st.step, {"weights.npz": weights, "optimizer.npz": optimizer, **arrays},
+                                 blobs, trainer_state, replay=replays)
+        for part in self.parts:
+            if part.name in replays:
+                part.saved_buffer(replays[part.name])
         self._saved = (st.step, folder)
         return folder
-
-    def _buffer_checkpoint(self) -> tuple[dict[str, dict[str, np.ndarray]], ReplayChunks | None]:
-        """The buffer's part of a checkpoint: whole, as ``buffer.npz`` (a loop may store it by chunks)."""
-        return {"buffer.npz": self.buffer.state_dict()}, None
-
-    def _saved_buffer(self, replay: ReplayChunks) -> None:
-        """Called once a checkpoint holding ``replay`` is complete."""
-
-    def _load_buffer(self, folder: Path) -> None:
-        state = load_arrays(folder, "buffer.npz")
-        try:
-            self.buffer.load_state_dict(state)
-        except (ValueError, KeyError, IndexError) as exc:
-            raise damaged(folder / "buffer.npz", exc) from exc
 
     def _load_newest_intact(self, candidates: list[Path]) -> Path:
         """Load the first of ``candidates`` (newest first) that is intact and return it; each
@@ -410,14 +467,19 @@ class Trainer:
     def _load(self, folder: Path) -> None:
         """Restore the run from checkpoint ``folder``; a one-line XmarlError naming the file that is
         missing, damaged or not this run's. Every file is read (and checked) before anything is
-        set, except the buffer, which is read last, in place."""
+        set, except the buffers, which are read last, in place."""
         cfg = self.cfg
         saved = load_json(folder, "trainer.json")
         try:
             saved_run = (saved["method"], saved["backend"], saved["env"])
             loop = dict(saved["loop"])
             loop["curve"] = [tuple(c) for c in loop["curve"]]
+            # checkpoints of a run with one learner, written before runs had parts, keep its schedule in the loop
+            parts = saved.get("parts") or {"": {"updates": loop["updates"], "next_update": loop.get("next_update", 0)}}
+            loop.pop("next_update", None)
             state = LoopState(**loop)
+            if set(parts) != {p.name for p in self.parts}:
+                raise ValueError(f"learners {sorted(parts)}, this run has {sorted(p.name for p in self.parts)}")
             rng = np.random.Generator(type(self.rng.bit_generator)())
             rng.bit_generator.state = saved["rng"]
             step = int(saved["step"])
@@ -436,20 +498,26 @@ class Trainer:
                 snap = restore((folder / "env.pkl").read_bytes())
             except Exception as exc:  # unpickling damaged bytes raises almost anything
                 raise damaged(folder / "env.pkl", f"{type(exc).__name__}: {exc}") from exc
-        for fname, load, data in (("weights.npz", self.learner.set_weights, weights),
-                                  ("optimizer.npz", self.learner.set_optimizer_state, optimizer)):
+        for part in self.parts:
+            for fname, load, data in (("weights.npz", part.learner.set_weights, weights),
+                                      ("optimizer.npz", part.learner.set_optimizer_state, optimizer)):
+                try:
+                    load(part_weights(data, part.name))
+                except (ValueError, KeyError, IndexError, TypeError) as exc:
+                    raise damaged(folder / fname, exc) from exc
             try:
-                load(data)
-            except (ValueError, KeyError, IndexError, TypeError) as exc:
-                raise damaged(folder / fname, exc) from exc
-        self._load_buffer(folder)
+                part.load_state(parts[part.name])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise damaged(folder / "trainer.json", f"{type(exc).__name__}: {exc}") from exc
+        for part in self.parts:
+            part.load_buffer(folder, self.run_dir)
         if snap is not None:
             self.env, self.obs, self.carry = snap
-            self._actor = self.acting(self.env)
+            self._fixed = self._fixed_groups(self.env)
         else:  # the env could not be snapshotted: start fresh episodes, deterministically
             self.obs = self.env.reset(seed=cfg.seed + step)
-            self.carry = None
-            self.buffer.drop_in_progress()
+            for part in self.parts:
+                part.drop_in_progress()
         self.rng = rng
         self.state = state
 
@@ -472,7 +540,6 @@ class Trainer:
             _truncate_log(self.run_dir / "metrics.jsonl", st.step)
         save_config(cfg, config_path)
         logger = MetricsLogger(self.run_dir, tensorboard=t.tensorboard)
-        learner = self.learner
         clock = Stopwatch()
         start, start_step = time.perf_counter(), st.step
         bar = tqdm(total=t.steps, initial=st.step, unit="step", disable=not t.progress, dynamic_ncols=True,
@@ -525,14 +592,17 @@ class Trainer:
         logger.close()
         result = {"final_metrics": final, "curve": st.curve}
         atomic_write_text(self.run_dir / "result.json", json.dumps(result, indent=1))
-        return RunResult(self.run_dir, config_path, logger.path, ckpt, logger.tb_dir, final, list(st.curve), learner)
+        joint = self.parts[0].learner if not self.parts[0].name else None
+        return RunResult(self.run_dir, config_path, logger.path, ckpt, logger.tb_dir, final, list(st.curve), joint,
+                         {} if joint is not None else self.learners)
 
     def _save_gif(self, step: int) -> Path:
         from xmarl.training.render import episode_frames, make_render_env, write_gif
 
         if self._render_env is None:
             self._render_env = make_render_env(self.cfg.env, self.cfg.env_kwargs)
-        frames = episode_frames(self.learner.policy, self._render_env, seed=self.cfg.seed + EVAL_SEED_OFFSET)
+        seed = self.cfg.seed + EVAL_SEED_OFFSET
+        frames = episode_frames(self.acting(self._render_env, seed), self._render_env, seed=seed)
         return write_gif(frames, self.run_dir / "gifs" / f"step_{step:012d}.gif")
 
     def _train_record(self, st: LoopState, start: float, start_step: int, clock: Stopwatch) -> dict[str, Any]:
@@ -547,139 +617,6 @@ class Trainer:
         return rec
 
 
-class OffPolicyTrainer(Trainer):
-    """Runs an off-policy method (MADDPG) for ``train.steps`` environment steps: uniform
-    warm-up actions, then exploring actions into a replay buffer, with ``updates_per_round``
-    updates every ``update_every`` steps."""
-
-    def _make_buffer(self) -> ReplayBuffer:
-        s = self.env.spec
-        self._replay_files: list[str | None] = []  # the replay chunk files of the last checkpoint
-        rows = min(self.mcfg.buffer_size, self.cfg.train.steps)
-        need, have = rows * row_bytes(s.n_agents, s.obs_dim, s.act_dim), available_memory()
-        if have is not None and need > 0.9 * have:  # numpy allocates lazily: the kernel would kill the run later
-            raise ConfigError(f"the replay of {rows} transitions needs {need / 2**30:.1f} GiB, more than the "
-                              f"{have / 2**30:.1f} GiB of memory available; lower {self.cfg.method}.buffer_size")
-        return ReplayBuffer(rows, s.n_agents, s.obs_dim, s.act_dim)
-
-    def _first_update(self) -> int:
-        return max(self.mcfg.warmup_steps, self.mcfg.batch_size)
-
-    # the replay is stored once per run folder, by chunks (see xmarl.training.checkpoint)
-    def _buffer_checkpoint(self) -> tuple[dict[str, dict[str, np.ndarray]], ReplayChunks | None]:
-        b = self.buffer
-        return {}, ReplayChunks(b.chunk_rows, b.pos, b.size, self._replay_files,
-                                {j: b.chunk(j) for j in b.changed_chunks()})
-
-    def _saved_buffer(self, replay: ReplayChunks) -> None:
-        self._replay_files = replay.files
-        self.buffer.mark_saved()
-
-    def _load_buffer(self, folder: Path) -> None:
-        if not (folder / "replay.json").is_file():  # a checkpoint that holds the buffer whole
-            super()._load_buffer(folder)
-            self._replay_files = []
-            return
-        meta = load_json(folder, "replay.json")
-        try:
-            rows, pos, size, files = int(meta["chunk_rows"]), int(meta["pos"]), int(meta["size"]), list(meta["files"])
-            if rows < 1 or len(files) != -(-size // rows):
-                raise ValueError(f"{len(files)} chunk files for {size} rows of {rows}")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise damaged(folder / "replay.json", f"{type(exc).__name__}: {exc}") from exc
-        for j, fname in enumerate(files):
-            chunk = replay_chunk(self.run_dir, fname)
-            try:
-                n, expected = len(chunk["obs"]), min(rows, size - j * rows)
-                if n != expected:
-                    raise ValueError(f"{n} rows, expected {expected}")
-                self.buffer.load_chunk(j * rows, chunk)
-            except (KeyError, ValueError) as exc:
-                raise damaged(self.run_dir / REPLAY / fname, exc) from exc
-        try:
-            self.buffer.set_position(pos, size)
-        except ValueError as exc:
-            raise damaged(folder / "replay.json", exc) from exc
-        if rows == self.buffer.chunk_rows:
-            self._replay_files = files
-            self.buffer.mark_saved()
-        else:  # another buffer size: the next checkpoint writes it anew
-            self._replay_files = []
-            self.buffer.mark_unsaved()
-
-    def _collect(self, clock: Stopwatch) -> None:
-        m, st, env, rng = self.mcfg, self.state, self.env, self.rng
-        extra = _env_kwargs(env)
-        alive = extra.get("agent_mask")
-        with clock("act"):
-            if st.step < m.warmup_steps:
-                actions = mask_actions(env.sample_actions(rng), alive)
-            else:
-                actions, _ = self._actor.act(self.obs, explore=True, rng=rng,
-                                             noise_scale=self.core.exploration(m, st.step), **extra)
-        with clock("env"):
-            next_obs, final_obs, rew, term, _ = env.step(actions)
-        _check_finite(st.step + env.num_envs, self.cfg.env, env.agents, final_obs=final_obs, reward=rew)
-        stored = mask_actions(self.core.stored_actions(env.spec, actions), alive)  # zero rows for agents gone
-        self.buffer.add(self.obs, stored, rew, final_obs, term, alive, env.final_alive())
-        self.obs = next_obs
-        st.step += env.num_envs
-        while st.step >= st.next_update:
-            for _ in range(m.updates_per_round):
-                batch = self.core.prepare_batch(env.spec, m, self.buffer.sample(m.batch_size, rng), rng, st.step)
-                with clock("update"):
-                    metrics = self.learner.update(batch)
-                self._record_update(metrics)
-            st.next_update += m.update_every
-
-
-class OnPolicyTrainer(Trainer):
-    """Runs an on-policy method (COMA, CommNet) for ``train.steps`` environment steps.
-
-    Every step, each env's agents act from the (recurrent) policy with the method's
-    exploration (``core.exploration(cfg, step)``) over the available actions; ended episodes
-    get the policy's action at their final observation too (targets bootstrap from it) and
-    move to the episode buffer. Once ``batch_episodes`` episodes are complete they become one
-    batch (``core.prepare_batch``) for ``core.update_epochs(cfg)`` calls of ``learner.update``,
-    each followed by ``core.after_update`` (e.g. COMA's target-critic copy).
-    """
-
-    def _make_buffer(self) -> EpisodeBuffer:
-        s = self.env.spec
-        return EpisodeBuffer(self.env.num_envs, s.n_agents, s.obs_dim, s.act_dim)
-
-    def _collect(self, clock: Stopwatch) -> None:
-        m, st, env, rng, policy = self.mcfg, self.state, self.env, self.rng, self._actor
-        E, spec = env.num_envs, env.spec
-        eps = self.core.exploration(m, st.step)
-        with clock("act"):
-            extra = _env_kwargs(env)
-            if "avail" not in extra:
-                extra["avail"] = np.broadcast_to(spec.act_mask, (E,) + spec.act_mask.shape)
-            avail, alive = extra["avail"], extra.get("agent_mask")
-            actions, carry = policy.act(self.obs, self.carry, explore=True, rng=rng, noise_scale=eps, **extra)
-        with clock("env"):
-            next_obs, final_obs, rew, term, done = env.step(actions)
-        _check_finite(st.step + E, self.cfg.env, env.agents, final_obs=final_obs, reward=rew)
-        # an episode terminates when its env says so for every agent still in it (agents that left
-        # before terminated then)
-        self.buffer.add(self.obs, actions, avail, rew, (done & term.any(1)).astype(np.float32), alive)
-        if done.any():
-            final_alive = env.final_alive()
-            with clock("act"):  # the action at each final observation, for bootstrapped targets
-                final_actions, _ = policy.act(final_obs, carry, explore=True, rng=rng, noise_scale=eps,
-                                              **({} if final_alive is None else {"agent_mask": final_alive}))
-            self.buffer.finish(done, final_obs, final_actions, np.broadcast_to(spec.act_mask, avail.shape),
-                               final_alive)
-        self.obs, self.carry = next_obs, reset_state(carry, done)
-        st.step += E
-        if len(self.buffer) >= m.batch_episodes:
-            batch = self.core.prepare_batch(spec, m, self.buffer.take(), rng, st.step)
-            for _ in range(self.core.update_epochs(m)):
-                with clock("update"):
-                    metrics = self.learner.update(batch)
-                self._record_update(metrics)
-                self.core.after_update(self.learner, m, st.updates)
 
 
 def _check_finite(step: int, env: str, agents: list[str], **arrays: np.ndarray) -> None:
