@@ -12,11 +12,18 @@ RAY = ["ray==2.60.0"]
 # sphinx 9.0.4 is the newest release for Python 3.11 (9.1 needs 3.12, 9.2 needs 3.13)
 DOCS = ["sphinx==9.0.4", "furo==2025.12.19", "sphinx-design==0.8.0"]
 LOGGING = ["tensorboardX==2.6.5"]
+# the benchmark suites' envs (xmarl/envs/gym_tuple.py, vmas.py, magent.py); each installs beside the pins
+# below without changing them (vmas also brings gym 0.26.2 and pyglet 1.5.27, which it imports)
+LBF = ["lbforaging==2.0.0"]
+RWARE = ["rware==2.0.0"]
+VMAS = ["vmas==1.5.2"] + TORCH  # vmas requires torch unpinned: the pin keeps it from pulling another
+MAGENT = ["magent2==0.3.4"]
+SUITES = LBF + RWARE + VMAS + MAGENT
 # exact versions CI installs (the library itself accepts the ranges in install_requires)
 PINNED = ["numpy==2.4.6", "pyyaml==6.0.3", "pydantic==2.14.3", "gymnasium==1.4.0", "pettingzoo==1.27.0",
           "tqdm==4.70.1", "scipy==1.17.1", "matplotlib==3.11.2"]
-# tests build the docs, run Ray, and fuzz the CLI (hypothesis)
-TEST = ["pytest==9.2.0", "ruff==0.17.5", "hypothesis==6.170.17"] + PINNED + MPE + LOGGING + DOCS + RAY
+# tests build the docs, run Ray, fuzz the CLI (hypothesis) and step the benchmark suites
+TEST = ["pytest==9.2.0", "ruff==0.17.5", "hypothesis==6.170.17"] + PINNED + MPE + LOGGING + DOCS + RAY + SUITES
 
 setup(
     name="xmarl",
@@ -45,8 +52,12 @@ setup(
         "mpe": MPE,
         "ray": RAY,
         "docs": DOCS,
+        "lbf": LBF,
+        "rware": RWARE,
+        "vmas": VMAS,
+        "magent": MAGENT,
         "test": TEST,
-        "all": TORCH + TENSORFLOW + MINDSPORE + MPE + RAY + DOCS + LOGGING,
+        "all": TORCH + TENSORFLOW + MINDSPORE + MPE + RAY + DOCS + LOGGING + SUITES,
     },
     entry_points={"console_scripts": ["xmarl=xmarl.cli:main"]},
 )

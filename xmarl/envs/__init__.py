@@ -9,11 +9,20 @@ Natively vectorised envs (``mpe-fast/simple_spread_v3``, ``mpe-fast/simple_speak
 ``(num_envs, **kwargs) -> env`` under kind ``"vector_env"``, which ``make_env`` prefers; their
 ``"env"`` entry is the equivalent PettingZoo env (mpe2's; one levers game for ``levers``), so
 every name is listed in one place.
+
+The benchmark suites, each an extra: ``lbf/<id>`` and ``rware/<id>`` (gymnasium tuple-space envs,
+:mod:`xmarl.envs.gym_tuple`), ``vmas/<scenario>`` (batched VMAS worlds, :mod:`xmarl.envs.vmas`)
+and ``magent/<env>`` (MAgent2 through the PettingZoo adapter, :mod:`xmarl.envs.magent`). Their
+``"vector_env"`` entries exist while the package is installed; their ``"env"`` entries always do
+and, without the package, raise :class:`~xmarl.errors.BackendNotInstalledError` naming the extra
+(with it: MAgent2's is its PettingZoo env; the others, not PettingZoo envs, say so).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.util
 from typing import Any
 
 from xmarl import registry
@@ -87,6 +96,35 @@ from xmarl.envs.levers import LeversParallel, make_levers  # noqa: E402
 
 registry.add("vector_env", _LEVERS, make_levers)  # the lever-pulling game, batched in numpy
 registry.add("env", _LEVERS, LeversParallel)
+
+# the benchmark suites, each an extra: their kind "vector_env" entry is there only while the package
+# is installed (so that every registered vector env builds); their kind "env" entry always is, and
+# names the extra to install when the package is missing
+from xmarl.envs import gym_tuple as _gym_tuple  # noqa: E402
+from xmarl.envs import magent as _magent  # noqa: E402
+from xmarl.envs import vmas as _vmas  # noqa: E402
+
+
+@functools.cache
+def _installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+for _prefix, (_package, _extra, _ids, _version, _limit, _off) in _gym_tuple.SUITES.items():
+    for _id in _ids:  # lbf/<id> and rware/<id>, with and without the version suffix
+        for _name in (f"{_prefix}/{_id}", f"{_prefix}/{_id.removesuffix(_version)}"):
+            if _installed(_package):
+                _make = _gym_tuple.gym_tuple_factory(_name, _id, _package, _extra, _limit, _off)
+                registry.add("vector_env", _name, _make)
+            registry.add("env", _name, _gym_tuple.gym_tuple_env_entry(_name, _package, _extra))
+for _scenario in _vmas.VMAS_SCENARIOS:  # vmas/<scenario>: VMAS's batched worlds
+    if _installed("vmas"):
+        registry.add("vector_env", f"vmas/{_scenario}", _vmas.make_vmas_factory(_scenario))
+    registry.add("env", f"vmas/{_scenario}", _vmas.vmas_env_entry(_scenario))
+for _env in _magent.MAGENT_ENVS:  # magent/<env>: the PettingZoo env, and the vector env with team measures
+    if _installed("magent2"):
+        registry.add("vector_env", f"magent/{_env}", _magent.make_magent_vector_factory(_env))
+    registry.add("env", f"magent/{_env}", _magent.make_magent_factory(_env))
 
 
 def config_twin(name: str) -> str | None:
