@@ -190,6 +190,15 @@ def entries() -> list[tuple[str, str, str | None]]:
     return sorted(_ENTRIES, key=lambda k: (k[0], k[1], k[2] or ""))
 
 
+def devices(backend: str) -> list[str]:
+    """The devices backend ``backend`` sees, in canonical names (``cpu``, ``gpu:0``, ``ascend:0``;
+    the CPU first); loads the backend. A backend without a ``("runtime", "devices")`` entry
+    runs on the CPU only."""
+    load_backend(backend)
+    listing = _ENTRIES.get(("runtime", "devices", backend))
+    return ["cpu"] if listing is None else list(listing())
+
+
 def table() -> str:
     """Methods × backends, as printed by ``xmarl list``."""
     entries()
@@ -208,7 +217,8 @@ def table() -> str:
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    envs = names("env")
     lines.append("")
+    lines.append("devices: " + "; ".join(f"{b}: {', '.join(devices(b))}" for b in cols if installed[b]))
+    envs = names("env")
     lines.append("environments: " + ", ".join(envs))
     return "\n".join(lines)

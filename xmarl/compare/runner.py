@@ -17,7 +17,11 @@ that is already initialised. Both run the same function (:func:`run_task`) on th
 Each run sets its framework's threads to ``threads`` (``train.threads``) and limits the
 BLAS/OpenMP pools, so that parallel runs do not oversubscribe the cores. With Ray on several
 machines, each worker sends back the run's ``config.yaml``, ``metrics.jsonl`` and
-``result.json``, which are written into ``out_dir`` when that folder is not shared.
+``result.json``, which are written into ``out_dir`` when that folder is not shared. Each Ray run
+asks for ``threads`` CPUs, and for one GPU when its config's ``device`` names a GPU (``cuda``,
+``gpu:N``). A run whose node or worker dies is continued from its newest checkpoint on another
+node (the run folders must then be on storage every node shares) and ends with the metrics it
+would have had, as any resumed run; after :data:`NODE_RETRIES` losses the compare stops.
 
 Resuming. A run is finished when its ``result.json`` exists: running the same compare again
 skips it. A run folder without ``result.json`` continues from its newest checkpoint (as
@@ -38,6 +42,7 @@ Scripts that call :func:`compare` with the local executor must guard the call wi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import multiprocessing
@@ -62,6 +67,7 @@ import yaml
 from xmarl import registry
 from xmarl.compare.parity import check_backends, installed_backends
 from xmarl.config import load_config
+from xmarl.core.device import parse_device
 from xmarl.errors import ConfigError, XmarlError, did_you_mean
 from xmarl.files import atomic_write_text
 from xmarl.training.checkpoint import CHECKPOINTS
@@ -75,6 +81,8 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 EXECUTION = "compare_run.json"
 #: seconds a stopped compare waits for its running runs to checkpoint
 STOP_TIMEOUT = 300.0
+#: times a Ray run whose node or worker dies is continued on another node before the compare gives up
+NODE_RETRIES = 3
 #: set in a local worker by the compare that started it, when that compare is stopped
 _stop_event: Any = None
 
@@ -92,10 +100,20 @@ class RunTask:
     overrides: dict[str, Any]
     resume: bool
     threads: int
+    gpus: int = 0  # GPUs the run asks a Ray cluster for (its config's device names a GPU)
 
     @property
     def name(self) -> str:
         return Path(self.run_dir).name
+
+    def again(self) -> RunTask:
+        """The task that continues this run after its worker was lost: from its newest checkpoint,
+        or from the start (its folder cleared) when it wrote none."""
+        folder = Path(self.run_dir)
+        resumable = any(p.is_dir() and not p.name.endswith(".partial") for p in (folder / CHECKPOINTS).glob("step_*"))
+        if not resumable:
+            shutil.rmtree(folder, ignore_errors=True)
+        return dataclasses.replace(self, resume=resumable)
 
 
 def _limit_threads(threads: int) -> None:
@@ -214,16 +232,37 @@ def _ray(tasks: list[RunTask], workers: int | None, address: str | None) -> Iter
         started = True
         if threading.current_thread() is threading.main_thread() and on_sigterm is not None:
             signal.signal(signal.SIGTERM, on_sigterm)  # ray.init's own handler would end the driver at once
-    threads = tasks[0].threads if tasks else 1
-    remote = ray.remote(num_cpus=threads, max_retries=0)(_ray_task)
+    remote = ray.remote(max_retries=0)(_ray_task)
+    lost_node = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.LocalRayletDiedError,
+                 ray.exceptions.ObjectLostError)
     queue, pending = list(tasks), []
+    running: dict[Any, tuple[RunTask, int]] = {}  # ref -> (task, times its worker was lost)
     limit = workers or len(tasks)
+
+    def submit(task: RunTask, lost: int = 0) -> None:
+        ref = remote.options(num_cpus=task.threads, num_gpus=task.gpus).remote(task)
+        pending.append(ref)
+        running[ref] = (task, lost)
+
     try:
         while queue or pending:
             while queue and len(pending) < limit:
-                pending.append(remote.remote(queue.pop(0)))
+                submit(queue.pop(0))
             done, pending = ray.wait(pending, num_returns=1)
-            yield ray.get(done[0])
+            task, lost = running.pop(done[0])
+            try:
+                record = ray.get(done[0])
+            except lost_node as exc:  # its node or worker died: continue the run from its checkpoint elsewhere
+                if lost >= NODE_RETRIES:
+                    raise XmarlError(f"run {task.name} lost its Ray worker {lost + 1} times "
+                                     f"({type(exc).__name__}); check the cluster's nodes") from None
+                again = task.again()
+                print(f"xmarl: run {task.name} lost its Ray worker ({type(exc).__name__}); continuing it "
+                      f"{'from its newest checkpoint' if again.resume else 'from the start'} on another node",
+                      file=sys.stderr, flush=True)
+                submit(again, lost + 1)
+                continue
+            yield {**record, "lost_workers": lost}
     except BaseException:  # Ctrl-C, SIGTERM or a failed run: interrupt the running runs, which checkpoint
         for ref in pending:
             ray.cancel(ref)  # KeyboardInterrupt in the task: the trainer's first-Ctrl-C path
@@ -521,8 +560,9 @@ def _plan_run(args: CompareArgs, runs_dir: Path, method: str, env: str, backend:
         if differ is not None:
             raise XmarlError(f"run folder {folder} was made with another config ({differ}); "
                              "pass another out_dir or delete that folder")
+    gpus = int(parse_device(cfg.device).kind == "gpu")  # a run that names a GPU reserves one on a Ray cluster
     task = RunTask(method, env, backend, seed, str(folder), args.config_path, run_ov, can_resume and not finished,
-                   args.threads)
+                   args.threads, gpus)
     return task, finished, cfg.train.steps
 
 
@@ -606,7 +646,8 @@ def _keep_record(plan: ComparePlan, rec: dict[str, Any]) -> None:
     _store(plan.runs_dir / rec["name"], rec["files"])
     atomic_write_text(plan.runs_dir / rec["name"] / EXECUTION, json.dumps(
         {"executor": plan.args.executor, "workers": plan.workers, "threads": plan.args.threads, "host": rec["host"],
-         "seconds": rec["seconds"], "resumed": rec["name"] in plan.resumed}))
+         "seconds": rec["seconds"], "resumed": rec["name"] in plan.resumed,
+         "lost_workers": rec.get("lost_workers", 0)}))
 
 
 def _say(progress: bool, msg: str) -> None:

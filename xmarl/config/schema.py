@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, PositiveInt, create_model
+from pydantic import BaseModel, Field, PositiveInt, create_model, field_validator
 
 from xmarl.core.config import AdamConfig, COMAConfig, CommNetConfig, MADDPGConfig, Section
+from xmarl.core.device import parse_device
 
 
 class TrainConfig(Section):
@@ -61,6 +62,9 @@ class RunBase(Section):
     backend: str = Field(description="Backend name.")
     env: str = Field(description="Environment name, e.g. 'mpe/simple_spread_v3'.")
     env_kwargs: dict[str, Any] = Field(description="Keyword arguments for the environment constructor.")
+    device: str = Field(description="Where the networks, optimiser state and compiled steps live: auto (the "
+                        "backend's accelerator when it sees one, else the CPU), cpu, cuda, cuda:N, gpu, gpu:N, "
+                        "ascend or ascend:N.")
     seed: int = Field(description="Seed of weights, environments and sampling.")
     out_dir: str = Field(description="Folder under which each run writes its results.")
     name: str | None = Field(description="Run folder name (default: <method>-<env>-<backend>-s<seed>).")
@@ -69,6 +73,12 @@ class RunBase(Section):
         "method of its own, or act at random, frozen or scripted instead. Empty: every agent in one learning "
         "group.")
     train: TrainConfig
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        parse_device(value)
+        return value
 
 
 def run_model(method_models: dict[str, type[BaseModel]], selected: str | None = None) -> type[RunBase]:

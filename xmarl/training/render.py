@@ -92,6 +92,7 @@ def build_policy(cfg: Any, weights: dict[str, np.ndarray], env: VectorEnvBase) -
     """The greedy-ready policy of every agent of ``env`` that a run of ``cfg`` acts with, its
     learners carrying ``weights`` (a run's checkpoint weights) and its fixed groups acting as
     their group says (random ones from a generator seeded with ``cfg.seed``)."""
+    from xmarl.core.device import select_device
     from xmarl.training.groups import (
         AgentGroups,
         FixedGroups,
@@ -103,6 +104,7 @@ def build_policy(cfg: Any, weights: dict[str, np.ndarray], env: VectorEnvBase) -
     )
 
     registry.get("runtime", "configure", cfg.backend)(cfg.train.threads)
+    select_device(cfg.backend, cfg.device)
     groups = AgentGroups.resolve(cfg.groups, env.agents)
     members = []
     for ls in learner_slots(cfg, groups, env.spec):

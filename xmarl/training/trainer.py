@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from xmarl import registry
 from xmarl.config import save_config
+from xmarl.core.device import select_device
 from xmarl.core.interfaces import Learner, Policy, mask_actions
 from xmarl.core.method import MethodSpec
 from xmarl.envs import VectorEnvBase, make_env
@@ -87,12 +88,13 @@ class RunResult:
     curve: list[tuple[int, float]] = field(default_factory=list)  # (env step, greedy eval return)
     learner: Learner | None = field(default=None, repr=False)  # the learner of every agent (None: one per group)
     learners: dict[str, Learner] = field(default_factory=dict, repr=False)  # {group: learner} with one per group
+    device: str = "cpu"  # where the learners trained (canonical name, e.g. "gpu:0")
 
     def summary(self) -> str:
         m = self.final_metrics
         lines = [
             f"xmarl run finished: {m.get('steps', 0):.0f} steps in {m.get('wall_time', 0):.0f}s "
-            f"({m.get('steps_per_sec', 0):.0f} env-steps/s)",
+            f"({m.get('steps_per_sec', 0):.0f} env-steps/s, on {self.device})",
             f"  final greedy eval return (per agent): {m.get('eval_return', float('nan')):.3f}",
             *(f"    group {k.split('/', 1)[1]}: {v:.3f}" for k, v in m.items() if k.startswith("eval_return/")),
             f"  results:     {self.run_dir}",
@@ -269,6 +271,7 @@ class Trainer:
         self.mcfg = getattr(cfg, cfg.method)  # the run's method section
         self.core = registry.get("method", cfg.method).core  # and its core
         registry.get("runtime", "configure", cfg.backend)(cfg.train.threads)
+        self.device = select_device(cfg.backend, cfg.device)  # before any learner: where their tensors live
         self.env = make_env(cfg.env, cfg.train.num_envs, **cfg.env_kwargs)
         self.eval_env = make_env(cfg.env, cfg.train.eval_episodes, **cfg.env_kwargs)
         aspec = self.env.spec
@@ -594,7 +597,7 @@ class Trainer:
         atomic_write_text(self.run_dir / "result.json", json.dumps(result, indent=1))
         joint = self.parts[0].learner if not self.parts[0].name else None
         return RunResult(self.run_dir, config_path, logger.path, ckpt, logger.tb_dir, final, list(st.curve), joint,
-                         {} if joint is not None else self.learners)
+                         {} if joint is not None else self.learners, self.device)
 
     def _save_gif(self, step: int) -> Path:
         from xmarl.training.render import episode_frames, make_render_env, write_gif

@@ -14,4 +14,9 @@ def configure(threads: int) -> None:
 
 registry.add("runtime", "configure", configure, backend="torch")
 
+from xmarl.backends.torch import ops  # noqa: E402
+
+registry.add("runtime", "devices", ops.devices, backend="torch")
+registry.add("runtime", "use_device", ops.use_device, backend="torch")
+
 from xmarl.backends.torch.learners import coma, commnet, maddpg  # noqa: E402,F401

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
+from xmarl.backends.torch import ops
 from xmarl.docschema import documented
 
 
@@ -29,8 +30,8 @@ class Adam(torch.optim.Adam):
         step = 0
         for name, shape, p in zip(names, shapes, params):
             st = self.state.get(p, {})
-            out[f"{name}/m"] = (st["exp_avg"] if st else torch.zeros_like(p)).detach().numpy().reshape(shape).copy()
-            out[f"{name}/v"] = (st["exp_avg_sq"] if st else torch.zeros_like(p)).detach().numpy().reshape(shape).copy()
+            out[f"{name}/m"] = ops.numpy(st["exp_avg"] if st else torch.zeros_like(p)).reshape(shape).copy()
+            out[f"{name}/v"] = ops.numpy(st["exp_avg_sq"] if st else torch.zeros_like(p)).reshape(shape).copy()
             step = int(st["step"]) if st else 0
         out["step"] = np.array(step, np.int64)
         return out
@@ -42,9 +43,9 @@ class Adam(torch.optim.Adam):
                 self.state.pop(p, None)
                 continue
             self.state[p] = {
-                "step": torch.tensor(float(step)),
-                "exp_avg": torch.from_numpy(np.array(state[f"{name}/m"], np.float32)).reshape(p.shape),
-                "exp_avg_sq": torch.from_numpy(np.array(state[f"{name}/v"], np.float32)).reshape(p.shape),
+                "step": torch.tensor(float(step)),  # on the CPU, as torch.optim.Adam keeps it
+                "exp_avg": ops.tensor(np.array(state[f"{name}/m"], np.float32)).reshape(p.shape),
+                "exp_avg_sq": ops.tensor(np.array(state[f"{name}/v"], np.float32)).reshape(p.shape),
             }
 
 

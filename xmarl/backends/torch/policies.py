@@ -47,7 +47,8 @@ class MADDPGActor(_MLPHead, Policy):
         super().__init__(MADDPG.layout(spec, config, "actor"))
         self.spec = spec
         self.share_parameters = config.share_parameters
-        self.register_buffer("agent_ids", torch.eye(spec.n_agents).unsqueeze(1), persistent=False)  # [A, 1, A]
+        ids = torch.eye(spec.n_agents, device=ops.device()).unsqueeze(1)  # [A, 1, A]
+        self.register_buffer("agent_ids", ids, persistent=False)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         if self.share_parameters:
@@ -56,8 +57,8 @@ class MADDPGActor(_MLPHead, Policy):
 
     @torch.no_grad()
     def forward_numpy(self, obs: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
-        out = self(torch.from_numpy(obs).transpose(0, 1))
-        return out.transpose(0, 1).numpy(), None
+        out = self(ops.tensor(obs).transpose(0, 1))
+        return ops.numpy(out.transpose(0, 1)), None
 
 
 @registry.register("policy", "central_critic", backend="torch")
@@ -67,7 +68,8 @@ class CentralCritic(_MLPHead):
         super().__init__(MADDPG.layout(spec, config, "critic"))
         self.share_parameters = config.share_parameters
         self.n_agents = spec.n_agents
-        self.register_buffer("agent_ids", torch.eye(spec.n_agents).unsqueeze(1), persistent=False)
+        ids = torch.eye(spec.n_agents, device=ops.device()).unsqueeze(1)
+        self.register_buffer("agent_ids", ids, persistent=False)
 
     def forward(self, joint: torch.Tensor) -> torch.Tensor:
         joint = joint.expand(self.n_agents, -1, -1)
@@ -89,7 +91,8 @@ class COMAActor(nn.Module, COMAPolicy):
         self.gru = GRU(self.hidden_dim, self.hidden_dim, G) if "gru/kernel" in layout else None
         self.head_kernel = ops.parameter(layout["head/kernel"])
         self.head_bias = ops.parameter((G, 1, spec.act_dim))
-        self.register_buffer("agent_ids", torch.eye(spec.n_agents).unsqueeze(1), persistent=False)  # [A, 1, A]
+        ids = torch.eye(spec.n_agents, device=ops.device()).unsqueeze(1)  # [A, 1, A]
+        self.register_buffer("agent_ids", ids, persistent=False)
 
     def canonical(self) -> dict[str, nn.Parameter]:
         gru = self.gru.canonical() if self.gru is not None else {}
@@ -115,14 +118,14 @@ class COMAActor(nn.Module, COMAPolicy):
 
     @torch.no_grad()
     def forward_numpy(self, obs: np.ndarray, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        x = self._inputs(torch.from_numpy(obs).transpose(0, 1))  # [A, E, width]
+        x = self._inputs(ops.tensor(obs).transpose(0, 1))  # [A, E, width]
         if self.gru is not None:
             gx = torch.matmul(x, self.gru.kernel) + self.gru.bias
-            h = self.gru.cell(gx, torch.from_numpy(self.state_or_zeros(obs, state)).transpose(0, 1))
+            h = self.gru.cell(gx, ops.tensor(self.state_or_zeros(obs, state)).transpose(0, 1))
             logits = torch.matmul(h, self.head_kernel) + self.head_bias
-            return logits.transpose(0, 1).numpy(), h.transpose(0, 1).numpy()
+            return ops.numpy(logits.transpose(0, 1)), ops.numpy(h.transpose(0, 1))
         logits = torch.matmul(x, self.head_kernel) + self.head_bias
-        return logits.transpose(0, 1).numpy(), None
+        return ops.numpy(logits.transpose(0, 1)), None
 
 
 @registry.register("policy", "coma_critic", backend="torch")
@@ -149,7 +152,7 @@ class CommNetPolicy(nn.Module, commnet.CommNetPolicyBase):
         self.value_kernel = ops.parameter(layout["value/kernel"])
         self.value_bias = ops.parameter((G, 1, 1))
         static = commnet.static_mask(spec, config)
-        self.register_buffer("static_mask", None if static is None else torch.from_numpy(static), persistent=False)
+        self.register_buffer("static_mask", None if static is None else ops.tensor(static), persistent=False)
 
     def canonical(self) -> dict[str, nn.Parameter]:
         return {**self.rep.canonical(), "policy/kernel": self.policy_kernel, "policy/bias": self.policy_bias,
@@ -170,21 +173,22 @@ class CommNetPolicy(nn.Module, commnet.CommNetPolicyBase):
               comm_mask: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         am, cm = self.masks(obs, agent_mask, comm_mask)
         state = self.state_or_zeros(obs, state)
-        return self(torch.from_numpy(obs).transpose(0, 1), torch.from_numpy(am).T.unsqueeze(-1),
-                    None if cm is None else torch.from_numpy(cm),
-                    None if state is None else torch.from_numpy(state).transpose(0, 1))
+        return self(ops.tensor(obs).transpose(0, 1), ops.tensor(am).T.unsqueeze(-1),
+                    None if cm is None else ops.tensor(cm),
+                    None if state is None else ops.tensor(state).transpose(0, 1))
 
     def forward_numpy(self, obs: np.ndarray, state: np.ndarray | None = None, agent_mask: np.ndarray | None = None,
                       comm_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Logits ``[E, A, n]`` for observations ``[E, A, obs_dim]`` and the next recurrent state."""
         logits, _, hiddens = self._step(obs, state, agent_mask, comm_mask)
-        return logits.transpose(0, 1).numpy(), (hiddens[-1].transpose(0, 1).numpy() if self.cfg.recurrent else None)
+        state = ops.numpy(hiddens[-1].transpose(0, 1)) if self.cfg.recurrent else None
+        return ops.numpy(logits.transpose(0, 1)), state
 
     def probe_numpy(self, obs: np.ndarray, state: np.ndarray | None = None, agent_mask: np.ndarray | None = None,
                     comm_mask: np.ndarray | None = None) -> dict[str, np.ndarray | None]:
         """Every intermediate of one step, env-major: ``hiddens [K+1, E, A, H]``, ``logits``,
         ``values [E, A]`` and ``state`` (``h^K`` when recurrent)."""
         logits, values, hiddens = self._step(obs, state, agent_mask, comm_mask)
-        return {"hiddens": torch.stack(hiddens).transpose(1, 2).numpy(), "logits": logits.transpose(0, 1).numpy(),
-                "values": values.T.numpy(),
-                "state": hiddens[-1].transpose(0, 1).numpy() if self.cfg.recurrent else None}
+        return {"hiddens": ops.numpy(torch.stack(hiddens).transpose(1, 2)), "logits": ops.numpy(logits.transpose(0, 1)),
+                "values": ops.numpy(values.T),
+                "state": ops.numpy(hiddens[-1].transpose(0, 1)) if self.cfg.recurrent else None}

@@ -120,7 +120,7 @@ class CommNet(nn.Module, Representation):
         A, N, _ = x.shape
         ids = x[..., 0].long()
         if self.groups > 1:  # agent a reads its own table: rows a * n_ids + id of the stacked tables
-            ids = ids + self.in_dim * torch.arange(A).unsqueeze(1)
+            ids = ids + self.in_dim * torch.arange(A, device=ids.device).unsqueeze(1)
         table = self.encoder_kernel.reshape(-1, self.output_dim)
         return self.sigma(nn.functional.embedding(ids, table) + self.encoder_bias)
 

@@ -40,7 +40,7 @@ class CommNetLearner(CommNetLearnerBase):
             logits, values, _ = self.commnet(obs.reshape(A, B * steps, od), am.reshape(A, B * steps, 1),
                                          None if cm is None else cm.reshape(B * steps, A, A))
             return logits.reshape(A, B, steps, -1), values.reshape(A, B, steps)
-        state = torch.zeros(A, B, self.cfg.hidden_size)
+        state = torch.zeros(A, B, self.cfg.hidden_size, device=torch_ops.device())
         all_logits, all_values = [], []
         for t in range(steps):  # the recurrence over time; agents and episodes are batched
             logits, values, hiddens = self.commnet(obs[:, :, t], am[:, :, t].unsqueeze(-1),

@@ -12,6 +12,7 @@ transitions where it is alive (``agent_mask``, see :mod:`xmarl.core.maddpg`).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from xmarl import registry
@@ -37,11 +38,11 @@ class MADDPGLearner(LearnerBase):
 
     def build(self) -> None:
         A = self.spec.n_agents
-        self.act_mask = torch.tensor(self.spec.act_mask).unsqueeze(1)  # [A, 1, d]
-        self.disc_mask = torch.tensor(self.spec.disc_mask).unsqueeze(1)  # categorical entries
-        self.low = torch.from_numpy(self.spec.low).unsqueeze(1)
-        self.high = torch.from_numpy(self.spec.high).unsqueeze(1)
-        self.own = torch.eye(A).reshape(A, 1, A, 1)  # own[i, :, j] = 1 iff j == i
+        self.act_mask = torch_ops.tensor(np.array(self.spec.act_mask)).unsqueeze(1)  # [A, 1, d]
+        self.disc_mask = torch_ops.tensor(np.array(self.spec.disc_mask)).unsqueeze(1)  # categorical entries
+        self.low = torch_ops.tensor(np.array(self.spec.low, np.float32)).unsqueeze(1)
+        self.high = torch_ops.tensor(np.array(self.spec.high, np.float32)).unsqueeze(1)
+        self.own = torch.eye(A, device=torch_ops.device()).reshape(A, 1, A, 1)  # own[i, :, j] = 1 iff j == i
 
     # -- the policy's action, differentiable ----------------------------------------------
     def _action(self, raw: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
