@@ -1,12 +1,19 @@
 """The PettingZoo adapter and vector env: shapes, padding, auto-reset, seeding, bad envs; every
-vectorised env implements :class:`VectorEnvBase` and shares its returns bookkeeping."""
+vectorised env implements :class:`VectorEnvBase` and shares its returns bookkeeping; every
+built-in PettingZoo env passes PettingZoo's own API and seed tests."""
 
 from __future__ import annotations
+
+import json
+import warnings
 
 import numpy as np
 import pytest
 from gymnasium import spaces
+from pettingzoo import ParallelEnv
 
+import xmarl
+from tests.conftest import require
 from xmarl import registry
 from xmarl.envs import VectorEnvBase, make_env
 from xmarl.envs.games import TargetGame
@@ -163,3 +170,117 @@ def test_finished_episodes_kept_are_bounded():
     assert KEEP_COMPLETED <= len(env.completed_returns) <= 2 * KEEP_COMPLETED
     assert len(env.completed_lengths) == len(env.completed_returns)
     np.testing.assert_allclose(env.completed_returns[-512:], rew[:, 0])  # the newest are the last game's
+
+
+# -- PettingZoo's own checks on the built-in PettingZoo envs ---------------------------------------
+
+#: every PettingZoo env of xmarl's own registered under kind "env" (magent/<env>, the wrapped magent2
+#: env, is checked in tests/test_suites.py; mpe/<task> are mpe2's), with the variants that change its
+#: spaces or its agents: continuous actions, agents that leave early
+BUILTIN_PARALLEL = {
+    "target": [{}, {"continuous": True}, {"n_agents": 3, "leave_at": [2, 0, 3], "episode_len": 5}],
+    "median": [{}],
+    "levers": [{"n_pool": 20, "n_agents": 3}],
+}
+
+
+def test_every_builtin_pettingzoo_env_is_checked_below():
+    """A new built-in PettingZoo env must join :data:`BUILTIN_PARALLEL` (and so PettingZoo's tests)."""
+    own = {name for name in registry.names("env")
+           if isinstance(obj := registry.get("env", name), type) and issubclass(obj, ParallelEnv)
+           and obj.__module__.startswith("xmarl.")}
+    assert own == set(BUILTIN_PARALLEL)
+
+
+def _same_space_objects(env) -> None:
+    """``observation_space(agent)`` and ``action_space(agent)`` return one object per agent, call
+    after call: checked for every possible agent, also where ``parallel_api_test`` cannot see it
+    (levers' one-step game leaves no agent in ``env.agents`` after a step)."""
+    for a in env.possible_agents:
+        assert env.observation_space(a) is env.observation_space(a), a
+        assert env.action_space(a) is env.action_space(a), a
+
+
+@pytest.mark.parametrize("name,kwargs", [(n, kw) for n, kws in BUILTIN_PARALLEL.items() for kw in kws])
+def test_builtin_pettingzoo_envs_pass_pettingzoo_api_and_seed_tests(name, kwargs):
+    """PettingZoo's ``parallel_api_test`` (with its API warnings as failures: an agent given a
+    reward after it left, ...) and ``parallel_seed_test`` (seeded spaces and resets reproduce an
+    episode). The target game failed both before its spaces were cached: ``observation_space``
+    returned a new object per call, so seeding an agent's space did not seed the next sample."""
+    from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+    factory = registry.get("env", name)
+    _same_space_objects(factory(**kwargs))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        parallel_api_test(factory(**kwargs), num_cycles=50)
+    assert [str(w.message) for w in caught] == []
+    parallel_seed_test(lambda: factory(**kwargs), num_cycles=50)
+
+
+def test_target_with_action_masks_passes_the_api_test_acting_on_its_masks(monkeypatch):
+    """The masked target game raises on a masked action (by design), and ``parallel_api_test``
+    samples from ``action_space(agent)`` ignoring masks that are not in a dict observation: run it
+    with actions drawn from the masks the game reports in ``infos`` (its seed test draws the same
+    way, so it is not run)."""
+    from pettingzoo.test import parallel_api_test, parallel_test
+
+    env = TargetGame(n_targets=4, action_masks=True)
+    _same_space_objects(env)
+    drawn = []
+
+    def masked(par_env, obs, agent):
+        mask = par_env._infos()[agent]["action_mask"]
+        drawn.append(int(par_env.action_space(agent).sample(mask=mask)))
+        assert mask[drawn[-1]] == 1
+        return drawn[-1]
+
+    monkeypatch.setattr(parallel_test, "sample_action", masked)
+    parallel_api_test(env, num_cycles=50)
+    assert len(drawn) >= 20 and len(set(drawn)) == 4
+
+
+class _FreshSpacesTarget(TargetGame):
+    """The target game as it was before its spaces were cached: new space objects on every call."""
+
+    def observation_space(self, agent):
+        return spaces.Box(0.0, 1.0, (self.n_targets,), np.float32)
+
+    def action_space(self, agent):
+        if self.continuous:
+            return spaces.Box(-1.0, 1.0, (self.n_targets,), np.float32)
+        return spaces.Discrete(self.n_targets)
+
+
+def _numbers(res) -> tuple[dict, list[dict]]:
+    """A run's final metrics and logged rows, without the wall-clock ones."""
+    def keep(row: dict) -> dict:
+        return {k: v for k, v in row.items() if not k.startswith("time") and k not in ("wall_time", "steps_per_sec")}
+    rows = [keep(json.loads(line)) for line in res.metrics_path.read_text().splitlines()]
+    return keep(res.final_metrics), rows
+
+
+@pytest.mark.parametrize("method,env_kwargs", [
+    ("coma", {"action_masks": True, "n_targets": 4}), ("maddpg", {}), ("maddpg", {"continuous": True}),
+    ("commnet", {"n_agents": 3, "leave_at": [2, 0, 3]}),
+])
+def test_cached_spaces_change_no_number_of_a_seeded_run(method, env_kwargs, out_dir):
+    """Caching the target game's spaces is an API fix only: a seeded run on it gives the same
+    metrics, row for row, as on the game with a new space object per call (both under names with
+    no shipped config, so that they run one config)."""
+    require("torch")
+    ov = {"env_kwargs": env_kwargs, "train.steps": 400, "train.num_envs": 4, "train.eval_interval": 200,
+          "train.log_interval": 100, "train.eval_episodes": 4, "train.tensorboard": False, "train.progress": False,
+          "train.checkpoint_interval": 100000, "maddpg.warmup_steps": 100, "maddpg.batch_size": 32,
+          "maddpg.update_every": 20, "coma.batch_episodes": 4, "commnet.batch_episodes": 4}
+    registry.add("env", "test/target_cached", TargetGame)
+    registry.add("env", "test/target_fresh", _FreshSpacesTarget)
+    try:
+        got = [_numbers(xmarl.run(method, "torch", env, out_dir=out_dir / env.split("/")[1], seed=3, overrides=ov))
+               for env in ("test/target_cached", "test/target_fresh")]
+    finally:
+        registry._ENTRIES.pop(("env", "test/target_cached", None))
+        registry._ENTRIES.pop(("env", "test/target_fresh", None))
+    (final, rows), (final_fresh, rows_fresh) = got
+    assert final["updates"] > 0 and len(rows) >= 4
+    assert final == final_fresh and rows == rows_fresh

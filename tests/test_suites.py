@@ -7,7 +7,10 @@ is skipped (a failure under XMARL_REQUIRE_BACKENDS=1, as CI installs them with `
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
+import warnings
+from pathlib import Path
 
 import gymnasium
 import numpy as np
@@ -255,6 +258,54 @@ def test_gym_tuple_suites_agree_with_the_package_stepped_directly(name, gym_id, 
     assert "truncated" in kinds and ("terminated" in kinds or name.startswith("rware"))
 
 
+# gymnasium's check_env warns about these, by design of tuple-space multi-agent envs: rewards are one
+# per agent (a list), RWARE's observation boxes are unbounded, and the env checked is a wrapped one
+CHECK_ENV_WARNINGS = ("The reward returned by `step()` must be a float", "is different from the unwrapped version",
+                      "observation space minimum value is -infinity", "observation space maximum value is infinity")
+
+
+@pytest.mark.parametrize("name,package", [("lbf/Foraging-8x8-2p-3f", LBF), ("lbf/Foraging-10x10-3p-3f", LBF),
+                                          ("rware/rware-tiny-2ag", RWARE)])
+def test_lbf_and_rware_copies_as_xmarl_makes_them_pass_gymnasium_check_env(name, package):
+    """Each copy the adapter steps (the package's env with xmarl's time limit, and LBF's
+    :class:`~xmarl.envs.gym_tuple.LbfSeededReset`) passes gymnasium's env checker: spaces, reset
+    and step signatures, seeded resets and steps deterministic. Only the warnings above are
+    raised; rendering is not checked (both packages draw with pyglet, which needs a display)."""
+    require_module(*package)
+    from gymnasium.utils.env_checker import check_env
+
+    env = make_env(name, 1).envs[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env, skip_render_check=True)
+    unexpected = [str(w.message) for w in caught if not any(k in str(w.message) for k in CHECK_ENV_WARNINGS)]
+    assert unexpected == []
+
+
+def test_lbf_itself_fails_check_env_and_xmarl_seeded_resets_are_a_fresh_envs():
+    """lbforaging 2.0.0 fails gymnasium's checker: ``spawn_players`` keeps players off the cells of
+    the previous episode's players, so a seeded reset depends on what was played before (if this
+    no longer raises, lbforaging fixed it and ``LbfSeededReset`` can go). What xmarl controls: the
+    adapter's ``reset(seed)`` after play gives a fresh env's observations in every copy (about one
+    reset in ten differed before ``LbfSeededReset``), so every evaluation, and a resumed run's,
+    plays the episodes its seed names."""
+    require_module(*LBF)
+    from gymnasium.utils.env_checker import check_env
+
+    raw = gymnasium.make("Foraging-8x8-2p-3f-v3", disable_env_checker=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(AssertionError, match="np_random"):
+            check_env(raw.unwrapped, skip_render_check=True)
+    played, fresh = make_env("lbf/Foraging-8x8-2p-3f", 8), make_env("lbf/Foraging-8x8-2p-3f", 8)
+    played.reset(seed=1000)
+    rng = np.random.default_rng(0)
+    for seed in range(0, 240, 8):
+        for _ in range(7):
+            played.step(played.sample_actions(rng))
+        np.testing.assert_array_equal(played.reset(seed=seed), fresh.reset(seed=seed), err_msg=f"seed {seed}")
+
+
 # -- VMAS ---------------------------------------------------------------------------------------------
 
 def test_vmas_spaces_continuous_by_default_and_discrete_if_asked():
@@ -390,7 +441,7 @@ def _battle_actions(t: int, rng: np.random.Generator, n: int = 2) -> np.ndarray:
 
 def test_magent_battle_spaces_are_flattened_and_pass_pettingzoo_api_test():
     magent = require_module("magent2.environments.battle_v4", MAGENT[1])
-    from pettingzoo.test import parallel_api_test
+    from pettingzoo.test import parallel_api_test, parallel_seed_test
 
     from xmarl.envs import VectorEnv
     from xmarl.envs.magent import MagentVectorEnv
@@ -405,6 +456,8 @@ def test_magent_battle_spaces_are_flattened_and_pass_pettingzoo_api_test():
     with pytest.raises(EnvError, match="at least 12"):
         make_env("magent/battle_v4", 1, map_size=8)
     parallel_api_test(registry.get("env", "magent/battle_v4")(max_cycles=20), num_cycles=30)
+    # seeded spaces and resets reproduce an episode (magent2's own env passes both tests as well)
+    parallel_seed_test(lambda: registry.get("env", "magent/battle_v4")(max_cycles=20), num_cycles=30)
 
 
 def test_magent_agents_that_die_keep_their_slot_and_agree_with_magent2():
@@ -475,3 +528,102 @@ def test_each_suite_trains(method, env, package, ov, out_dir):
     if env.startswith("magent"):
         assert {"eval_kills_red", "eval_wins_blue", "eval_deaths_red"} <= set(m)
         assert m["eval_kills_red"] == m["eval_deaths_blue"]
+
+
+# -- the suites' benchmark scripts (benchmarks/suites.py, benchmarks/suite_speed.py) -------------------
+
+def _benchmark(name: str):
+    """``benchmarks/<name>.py`` as a module."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # (dataclasses look their module up)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_suites_candidate_is_a_valid_config_and_names_its_source():
+    """Each task x method's candidate settings load through xmarl's config schema (a typo in a key
+    fails here, not an hour into a recording) and fit the budget's bookkeeping."""
+    suites = _benchmark("suites")
+    assert {t for t, _ in suites.cells()} == set(suites.TASKS)
+    for task, method in suites.cells():
+        ov = suites.settings(task, method)
+        cfg = xmarl.load_config(method=method, env=suites.TASKS[task].env, overrides=ov)
+        assert cfg.train.steps == suites.CANDIDATES[task][method].steps
+        assert cfg.train.eval_interval <= cfg.train.steps and suites.CANDIDATES[task][method].source
+        assert suites.TASKS[task].published[method]  # what is known of the published figure, even "none"
+    smoke = suites.settings("rware/rware-tiny-2ag", "maddpg", steps=300, sets={"maddpg.batch_size": 16}, horizon=20)
+    assert smoke["train.steps"] == smoke["train.eval_interval"] == 300 and smoke["maddpg.batch_size"] == 16
+    assert smoke["env_kwargs"] == {"max_steps": 20}
+
+
+def test_suites_late_gain_and_returns_over_agents():
+    suites = _benchmark("suites")
+    assert suites.late_gain([[0, 0.0], [50, 1.0], [75, 2.0], [100, 5.0]]) == 3.0
+    assert suites.late_gain([[100, 5.0]]) is None
+    lbf, battle = suites.TASKS["lbf/Foraging-10x10-3p-3f"], suites.TASKS["magent/battle_v4"]
+    agents = ["agent_0", "agent_1", "agent_2"]
+    assert suites.aggregate_row(lbf, {"eval_return": 0.1}, agents) == pytest.approx(0.3)  # summed, as EPyMARL
+    assert suites.aggregate(lbf, dict(zip(agents, [0.1, 0.2, 0.3]))) == pytest.approx(0.6)
+    team = {"red_0": 1.0, "red_1": 3.0, "blue_0": -5.0}
+    assert suites.aggregate(battle, team) == 2.0  # the learning team's mean; blue is not counted
+    assert suites.aggregate_row(battle, {"eval_return": -9.0, "eval_return/red": 2.0}, list(team)) == 2.0
+
+
+def test_suites_benchmark_runs_end_to_end_resumes_and_keeps_the_recorded_table_clean(tmp_path, monkeypatch):
+    """Tiny budgets, one seed, torch: LBF with COMA and the MAgent2 battle with CommNet (red learns,
+    blue random) run as separate processes and are recorded with the aggregated return, random
+    play on the same episodes, the curve, kills and the published notes; a second invocation keeps
+    both runs (nothing re-runs); smoke settings cannot overwrite the recorded table."""
+    require("torch")
+    require_module(*LBF)
+    require_module(*MAGENT)
+    suites = _benchmark("suites")
+    out = tmp_path / "suites"
+    argv = ["--tasks", "lbf/Foraging-8x8-2p-3f", "magent/battle_v4", "--methods", "coma", "commnet", "--seeds", "0",
+            "--steps", "400", "--horizon", "20", "--set", "commnet.batch_episodes=8", "--out", str(out)]
+    suites.main(argv)
+    runs = {(r["task"], r["method"]): r for r in json.loads(out.with_suffix(".json").read_text())["runs"]}
+    assert set(runs) == {("lbf/Foraging-8x8-2p-3f", "coma"), ("magent/battle_v4", "commnet")}
+    lbf, battle = runs["lbf/Foraging-8x8-2p-3f", "coma"], runs["magent/battle_v4", "commnet"]
+    for r in (lbf, battle):
+        assert r["steps"] == 400 and r["final"]["updates"] > 0 and r["curve"][-1] == [400, r["return"]]
+        assert r["eval_length"] == r["random_length"] == 20  # both on 20-step episodes
+    assert lbf["settings"]["env_kwargs"] == {"max_episode_steps": 20}
+    assert lbf["return"] == pytest.approx(sum(lbf["agent_returns"].values()))  # summed over the two agents
+    assert lbf["random_return"] == pytest.approx(sum(lbf["random_agent_returns"].values()))
+    assert battle["team_size"] == 12 and battle["return"] == pytest.approx(battle["final"]["eval_return/red"])
+    reds = [v for a, v in battle["random_agent_returns"].items() if a.startswith("red_")]
+    assert battle["random_return"] == pytest.approx(sum(reds) / 12)
+    assert battle["measures"]["kills"] == battle["final"]["eval_kills_red"] and "wins" in battle["random_measures"]
+    md = out.with_suffix(".md").read_text()
+    assert "not one of EPyMARL's benchmark tasks" in md and "no published win rate" in md and "| 12 | 1 |" in md
+    before = out.with_suffix(".json").read_text()
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("a recorded run was run again")
+
+    monkeypatch.setattr(suites.subprocess, "run", no_run)
+    suites.main(argv)  # resumed: both kept
+    assert json.loads(out.with_suffix(".json").read_text())["runs"] == json.loads(before)["runs"]
+    with pytest.raises(SystemExit, match="--out away from the recorded table"):
+        suites.main(["--steps", "400"])
+
+
+def test_suite_speed_alone_measures_each_num_envs_beside_the_package_and_keeps_other_rows(tmp_path):
+    require_module(*LBF)
+    require_module(*RWARE)
+    speed = _benchmark("suite_speed")
+    out = tmp_path / "speed"
+    common = ["--part", "alone", "--seconds", "0.05", "--repeats", "1", "--out", str(out)]
+    speed.main(["--tasks", "lbf/Foraging-8x8-2p-3f", *common])
+    speed.main(["--tasks", "rware/rware-tiny-2ag", *common])  # keeps LBF's rows
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    got = [(r["task"], r["how"], r["num_envs"]) for r in rows]
+    for task in ("lbf/Foraging-8x8-2p-3f", "rware/rware-tiny-2ag"):
+        assert [g[1:] for g in got if g[0] == task] == [("directly", 1), ("xmarl", 1), ("xmarl", 16), ("xmarl", 64)]
+    assert all(r["steps_per_sec"] > 0 for r in rows)
+    md = out.with_suffix(".md").read_text()
+    assert "| rware/rware-tiny-2ag | max_steps=500 | xmarl `make_env` | 64 |" in md
+    assert "then `python benchmarks/suite_speed.py" in md  # both commands recorded

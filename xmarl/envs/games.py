@@ -42,14 +42,19 @@ class TargetGame(ParallelEnv):
         self._rng = np.random.default_rng()
         self._t = 0
         self._targets = np.zeros(n_agents, np.int64)
+        # one space object per agent, built once: PettingZoo's API (and its parallel_api_test) wants
+        # observation_space(agent) and action_space(agent) to return the same object on every call
+        self._obs_spaces = {a: spaces.Box(0.0, 1.0, (n_targets,), np.float32) for a in self.possible_agents}
+        self._act_spaces: dict[str, spaces.Space] = {
+            a: spaces.Box(-1.0, 1.0, (n_targets,), np.float32) if continuous else spaces.Discrete(n_targets)
+            for a in self.possible_agents
+        }
 
     def observation_space(self, agent: str) -> spaces.Box:
-        return spaces.Box(0.0, 1.0, (self.n_targets,), np.float32)
+        return self._obs_spaces[agent]
 
     def action_space(self, agent: str) -> spaces.Space:
-        if self.continuous:
-            return spaces.Box(-1.0, 1.0, (self.n_targets,), np.float32)
-        return spaces.Discrete(self.n_targets)
+        return self._act_spaces[agent]
 
     def _obs(self) -> dict[str, np.ndarray]:
         eye = np.eye(self.n_targets, dtype=np.float32)

@@ -35,6 +35,14 @@ factories here switch the package's own limit off and truncate with gymnasium's 
 at the same step instead, so ``terminated`` means the task ended (LBF: every food collected;
 RWARE: ``max_inactivity_steps`` when set) and the time limit is a truncation.
 
+lbforaging 2.0.0's seeded reset depends on the episode before it: ``spawn_players`` keeps each
+player off the cells of every player's *previous* position (they are not cleared), so
+``reset(seed=s)`` of a copy that has played differs from a fresh copy's in about one reset in ten
+(gymnasium's ``check_env`` fails LBF on it). The LBF factories wrap each copy in
+:class:`LbfSeededReset`, which clears the positions before a seeded reset, so that
+``reset(seed)`` (every evaluation's, and a resumed run's) is a fresh env's; unseeded resets (the
+auto-resets within a run) are the package's own.
+
 Any other package of this shape: ``GymTupleVectorEnv(lambda: gymnasium.make(...), num_envs)``,
 or :func:`register_gym_tuple` to give one of its ids an xmarl name.
 """
@@ -47,6 +55,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import gymnasium
 import numpy as np
 from gymnasium import spaces as gspaces
 
@@ -252,6 +261,26 @@ class GymTupleVectorEnv(VectorEnvBase):
             env.close()
 
 
+class LbfSeededReset(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):
+    """An LBF env whose seeded ``reset`` is a fresh env's, whatever was played before (see the module
+    docstring): the players' positions are cleared first, as a new ``ForagingEnv`` has them.
+    Unseeded resets, steps and everything else are the wrapped env's."""
+
+    def __init__(self, env: gymnasium.Env) -> None:
+        gymnasium.utils.RecordConstructorArgs.__init__(self)  # in env.spec: gymnasium can remake it
+        gymnasium.Wrapper.__init__(self, env)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
+        if seed is not None:
+            for player in self.env.unwrapped.players:
+                player.position = None
+        return self.env.reset(seed=seed, options=options)
+
+
+#: per package, the wrapper each copy of its envs gets (the fixes of upstream behaviour above)
+WRAPPERS: dict[str, Callable[[Any], Any]] = {"lbforaging": LbfSeededReset}
+
+
 def _flat_box(space: Any, name: str, agent: str) -> gspaces.Box:
     """``space`` (a ``Box`` of any shape) as a flat float32 ``Box``."""
     if not isinstance(space, gspaces.Box):
@@ -282,12 +311,12 @@ def gym_tuple_factory(name: str, gym_id: str, package: str, extra: str, limit_ke
     ``env_kwargs`` update the kwargs the id is registered with. ``limit_key`` names the package's own
     episode-length argument: its value (given or registered) becomes gymnasium's ``TimeLimit``
     (a truncation) and the package's limit is set to ``limit_off`` (off), see the module docstring.
+    Each copy is wrapped in ``WRAPPERS[package]`` where there is one (LBF: :class:`LbfSeededReset`).
     """
+    wrap = WRAPPERS.get(package)
 
     def make(num_envs: int = 1, **kwargs: Any) -> GymTupleVectorEnv:
         _import_suite(package, name, extra)
-        import gymnasium
-
         spec = gymnasium.spec(gym_id)
         kw = {**spec.kwargs, **kwargs}
         limit = spec.max_episode_steps
@@ -297,7 +326,12 @@ def gym_tuple_factory(name: str, gym_id: str, package: str, extra: str, limit_ke
         if limit is not None and (int(limit) != limit or limit < 1):
             raise EnvError(f"env '{name}': {limit_key or 'max_episode_steps'} must be an integer >= 1, got {limit}")
         env_spec = dataclasses.replace(spec, kwargs=kw, max_episode_steps=None if limit is None else int(limit))
-        return GymTupleVectorEnv(lambda: gymnasium.make(env_spec, disable_env_checker=True), num_envs, name=name)
+
+        def one() -> Any:
+            env = gymnasium.make(env_spec, disable_env_checker=True)
+            return env if wrap is None else wrap(env)
+
+        return GymTupleVectorEnv(one, num_envs, name=name)
 
     make.__doc__ = f"Registry factory: ``GymTupleVectorEnv`` of {package}'s gymnasium env ``{gym_id}``."
     return make
@@ -331,5 +365,5 @@ SUITES: dict[str, tuple[str, str, tuple[str, ...], str, str, Any]] = {
     "rware": ("rware", "rware", RWARE_TASKS, RWARE_VERSION, "max_steps", None),
 }
 
-__all__ = ["GymTupleVectorEnv", "gym_tuple_factory", "gym_tuple_env_entry", "register_gym_tuple", "LBF_TASKS",
-           "RWARE_TASKS", "SUITES"]
+__all__ = ["GymTupleVectorEnv", "LbfSeededReset", "WRAPPERS", "gym_tuple_factory", "gym_tuple_env_entry",
+           "register_gym_tuple", "LBF_TASKS", "RWARE_TASKS", "SUITES"]

@@ -226,12 +226,16 @@ class LeversParallel(ParallelEnv):
         self.game = Levers(1, n_pool, n_agents, n_levers)
         self.possible_agents = list(self.game.agents)
         self.agents: list[str] = []
+        # one space object per agent, built once (PettingZoo's API: the same object on every call)
+        self._obs_spaces = {a: spaces.Box(0.0, float(self.game.n_pool - 1), (1,), np.float32)
+                            for a in self.possible_agents}
+        self._act_spaces = {a: spaces.Discrete(self.game.n_levers) for a in self.possible_agents}
 
     def observation_space(self, agent: str) -> spaces.Box:
-        return spaces.Box(0.0, float(self.game.n_pool - 1), (1,), np.float32)
+        return self._obs_spaces[agent]
 
     def action_space(self, agent: str) -> spaces.Discrete:
-        return spaces.Discrete(self.game.n_levers)
+        return self._act_spaces[agent]
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         obs = self.game.reset(seed)[0]
