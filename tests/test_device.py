@@ -21,7 +21,8 @@ SHORT = {"train.steps": 400, "train.eval_interval": 400, "train.eval_episodes": 
 
 @pytest.mark.parametrize("text, device", [
     ("auto", Device("auto")), ("cpu", Device("cpu")), ("CUDA", Device("gpu")), ("cuda:1", Device("gpu", 1)),
-    ("gpu", Device("gpu")), ("gpu:0", Device("gpu", 0)), ("ascend", Device("ascend")), (" ascend:3 ", Device("ascend", 3)),
+    ("gpu", Device("gpu")), ("gpu:0", Device("gpu", 0)), ("ascend", Device("ascend")),
+    (" ascend:3 ", Device("ascend", 3)),
 ])
 def test_device_names_parse_with_their_aliases(text, device):
     assert parse_device(text) == device
