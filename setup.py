@@ -8,7 +8,11 @@ TORCH = ["torch==2.13.0"]
 TENSORFLOW = ["tensorflow-cpu==2.21.0"]
 MINDSPORE = ["mindspore==2.10.0"]
 MPE = ["mpe2==1.1.1", "pygame-ce==2.5.8", "pillow==13.0.0"]  # pillow writes episode GIFs
-RAY = ["ray==2.60.0"]
+# ray[tune] for xmarl tune; pandas and pyarrow are what it brings, pinned as CI installs them
+RAY = ["ray[tune]==2.60.0", "pandas==3.1.1", "pyarrow==26.0.1"]
+# experiment trackers (train.loggers): W&B, and MLflow with the SQLite store it uses by default
+WANDB = ["wandb==0.31.0"]
+MLFLOW = ["mlflow-skinny==3.17.2", "sqlalchemy==2.1.9", "alembic==1.20.1"]
 # sphinx 9.0.4 is the newest release for Python 3.11 (9.1 needs 3.12, 9.2 needs 3.13)
 DOCS = ["sphinx==9.0.4", "furo==2025.12.19", "sphinx-design==0.8.0"]
 LOGGING = ["tensorboardX==2.6.5"]
@@ -23,7 +27,8 @@ SUITES = LBF + RWARE + VMAS + MAGENT
 PINNED = ["numpy==2.4.6", "pyyaml==6.0.3", "pydantic==2.14.3", "gymnasium==1.4.0", "pettingzoo==1.27.0",
           "tqdm==4.70.1", "scipy==1.17.1", "matplotlib==3.11.2"]
 # tests build the docs, run Ray, fuzz the CLI (hypothesis) and step the benchmark suites
-TEST = ["pytest==9.2.0", "ruff==0.17.5", "hypothesis==6.170.17"] + PINNED + MPE + LOGGING + DOCS + RAY + SUITES
+TEST = (["pytest==9.2.0", "ruff==0.17.5", "hypothesis==6.170.17"] + PINNED + MPE + LOGGING + DOCS + RAY + SUITES
+        + WANDB + MLFLOW)
 
 setup(
     name="xmarl",
@@ -51,13 +56,15 @@ setup(
         "mindspore": MINDSPORE,
         "mpe": MPE,
         "ray": RAY,
+        "wandb": WANDB,
+        "mlflow": MLFLOW,
         "docs": DOCS,
         "lbf": LBF,
         "rware": RWARE,
         "vmas": VMAS,
         "magent": MAGENT,
         "test": TEST,
-        "all": TORCH + TENSORFLOW + MINDSPORE + MPE + RAY + DOCS + LOGGING + SUITES,
+        "all": TORCH + TENSORFLOW + MINDSPORE + MPE + RAY + DOCS + LOGGING + SUITES + WANDB + MLFLOW,
     },
     entry_points={"console_scripts": ["xmarl=xmarl.cli:main"]},
 )

@@ -16,6 +16,26 @@ from xmarl.core.config import AdamConfig, COMAConfig, CommNetConfig, MADDPGConfi
 from xmarl.core.device import parse_device
 
 
+class WandbConfig(Section):
+    """Weights & Biases, for ``train.loggers: [..., wandb]``."""
+
+    project: str = Field(description="W&B project.")
+    entity: str | None = Field(description="W&B entity (team or user; None: the account's default).")
+    group: str | None = Field(description="W&B group, e.g. one per compare (None: no group).")
+    tags: list[str] = Field(description="W&B tags of the run.")
+    mode: Literal["offline", "online", "disabled"] = Field(
+        description="offline (written under the run folder, no network or account needed; `wandb sync` uploads "
+        "it), online (logged live) or disabled.")
+
+
+class MlflowConfig(Section):
+    """MLflow, for ``train.loggers: [..., mlflow]``."""
+
+    tracking_uri: str | None = Field(description="Where runs are stored: None for a SQLite store "
+                                     "<out_dir>/mlflow.db, or an MLflow URI (sqlite:///..., http://...).")
+    experiment: str = Field(description="MLflow experiment name.")
+
+
 class TrainConfig(Section):
     """The training loop, shared by every method."""
 
@@ -27,7 +47,12 @@ class TrainConfig(Section):
     log_interval: PositiveInt = Field(description="Env steps between metric log lines.")
     threads: PositiveInt = Field(description="Intra-op threads of the deep-learning framework.")
     progress: bool = Field(description="Show a progress bar.")
-    tensorboard: bool = Field(description="Also write TensorBoard logs when tensorboardX is installed.")
+    tensorboard: bool = Field(description="Also write TensorBoard logs when tensorboardX is installed (false: "
+                              "leave tensorboard out of loggers).")
+    loggers: list[str] = Field(min_length=1, description="Where metrics go: jsonl (always), tensorboard, csv, wandb, "
+                               "mlflow, or a plugin's logger.")
+    wandb: WandbConfig
+    mlflow: MlflowConfig
     gif_every: int = Field(ge=0, description="Save a greedy-episode GIF every this many evaluations (0: never).")
 
 
@@ -90,5 +115,5 @@ def run_model(method_models: dict[str, type[BaseModel]], selected: str | None = 
     return create_model("RunConfig", __base__=RunBase, **fields)
 
 #: the method sections are defined in :mod:`xmarl.core.config` and belong to this schema too
-__all__ = ["Section", "TrainConfig", "GroupConfig", "AdamConfig", "MADDPGConfig", "COMAConfig", "CommNetConfig",
-           "RunBase", "run_model"]
+__all__ = ["Section", "TrainConfig", "WandbConfig", "MlflowConfig", "GroupConfig", "AdamConfig", "MADDPGConfig",
+           "COMAConfig", "CommNetConfig", "RunBase", "run_model"]

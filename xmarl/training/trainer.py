@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -68,7 +68,7 @@ from xmarl.training.groups import (
     reset_state,
     sample_available,
 )
-from xmarl.training.logger import MetricsLogger
+from xmarl.training.logger import MetricsLogger, check_loggers
 from xmarl.training.parts import PARTS, Part
 
 #: evaluation episodes (and GIFs) use seed + this, apart from the training envs' seeds
@@ -255,6 +255,9 @@ class Trainer:
     once: every part acts for its agents, the fixed groups' agents act, the env steps, and every
     part stores its side of the step and runs the updates that are due.
 
+    ``on_evaluation(step, metrics)``, when given, is called after each evaluation (a tuner's
+    report; an exception it raises ends training, as any other).
+
     ``resume`` (a run folder or checkpoint folder) continues that run from its newest
     checkpoint: weights, optimiser moments, buffers, environments mid-episode, recurrent
     policy state, RNG and loop counters are restored, so the resumed run produces the same
@@ -266,8 +269,10 @@ class Trainer:
     taken, atomically), so runs started at once never share one.
     """
 
-    def __init__(self, cfg: BaseModel, resume: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, cfg: BaseModel, resume: str | os.PathLike[str] | None = None,
+                 on_evaluation: Callable[[int, dict[str, float]], None] | None = None) -> None:
         self.cfg = cfg
+        self.on_evaluation = on_evaluation  # called with (env step, metrics) after each evaluation (e.g. Ray Tune)
         self.mcfg = getattr(cfg, cfg.method)  # the run's method section
         self.core = registry.get("method", cfg.method).core  # and its core
         registry.get("runtime", "configure", cfg.backend)(cfg.train.threads)
@@ -275,6 +280,7 @@ class Trainer:
         self.env = make_env(cfg.env, cfg.train.num_envs, **cfg.env_kwargs)
         self.eval_env = make_env(cfg.env, cfg.train.eval_episodes, **cfg.env_kwargs)
         aspec = self.env.spec
+        check_loggers(list(cfg.train.loggers), cfg.train.tensorboard)  # an unknown or missing tracker: before any file
         self.groups = AgentGroups.resolve(cfg.groups, self.env.agents)
         if self.groups.heuristic.any() and self.env.heuristic_actions() is None:
             raise ConfigError(f"env '{cfg.env}' ships no heuristic policy; give its groups policy random, frozen "
@@ -542,7 +548,15 @@ class Trainer:
         if self.resume_from is not None:
             _truncate_log(self.run_dir / "metrics.jsonl", st.step)
         save_config(cfg, config_path)
-        logger = MetricsLogger(self.run_dir, tensorboard=t.tensorboard)
+        logger = MetricsLogger(self.run_dir, t.tensorboard, list(t.loggers), cfg.model_dump(mode="json"))
+        try:
+            return self._loop(logger, config_path)
+        except BaseException:  # a crash or a stop: the trackers record the run as ended there
+            logger.close(failed=True)
+            raise
+
+    def _loop(self, logger: MetricsLogger, config_path: Path) -> RunResult:
+        t, st = self.cfg.train, self.state
         clock = Stopwatch()
         start, start_step = time.perf_counter(), st.step
         bar = tqdm(total=t.steps, initial=st.step, unit="step", disable=not t.progress, dynamic_ncols=True,
@@ -559,8 +573,10 @@ class Trainer:
                         st.curve.append((st.step, st.eval_return))
                         logger.log({"step": st.step, **st.eval_metrics})
                         st.next_eval += t.eval_interval
+                        if self.on_evaluation is not None:
+                            self.on_evaluation(st.step, dict(st.eval_metrics))
                         if t.gif_every and len(st.curve) % t.gif_every == 0:
-                            self._save_gif(st.step)
+                            logger.media("episode", self._save_gif(st.step), st.step)
                 if st.step >= st.next_log or st.step >= t.steps:
                     rec = self._train_record(st, start, start_step, clock)
                     logger.log(rec)
@@ -592,9 +608,9 @@ class Trainer:
         recent = self.env.completed_returns[-100:]
         if recent:
             final["train_return"] = float(np.mean(recent))
-        logger.close()
         result = {"final_metrics": final, "curve": st.curve}
         atomic_write_text(self.run_dir / "result.json", json.dumps(result, indent=1))
+        logger.close()
         joint = self.parts[0].learner if not self.parts[0].name else None
         return RunResult(self.run_dir, config_path, logger.path, ckpt, logger.tb_dir, final, list(st.curve), joint,
                          {} if joint is not None else self.learners, self.device)
