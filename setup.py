@@ -25,7 +25,7 @@ MAGENT = ["magent2==0.3.4"]
 SUITES = LBF + RWARE + VMAS + MAGENT
 # exact versions CI installs (the library itself accepts the ranges in install_requires)
 PINNED = ["numpy==2.4.6", "pyyaml==6.0.3", "pydantic==2.14.3", "gymnasium==1.4.0", "pettingzoo==1.27.0",
-          "tqdm==4.70.1", "scipy==1.17.1", "matplotlib==3.11.2"]
+          "tqdm==4.70.1", "scipy==1.17.1", "matplotlib==3.11.2", "markdown-it-py==4.3.0"]
 # tests build the docs, run Ray, fuzz the CLI (hypothesis) and step the benchmark suites
 TEST = (["pytest==9.2.0", "ruff==0.17.5", "hypothesis==6.170.17"] + PINNED + MPE + LOGGING + DOCS + RAY + SUITES
         + WANDB + MLFLOW)
@@ -49,6 +49,7 @@ setup(
         "tqdm>=4.66",
         "scipy>=1.15",  # xmarl compare: IQM, permutation and Welch tests
         "matplotlib>=3.7",  # xmarl compare: learning-curve PNGs
+        "markdown-it-py>=3",  # xmarl compare / report: the HTML page of a report
     ],
     extras_require={
         "torch": TORCH,

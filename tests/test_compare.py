@@ -151,6 +151,39 @@ def test_compare_on_the_local_pool_writes_the_report(pool_compare):
     assert "- Executed: local, 2 parallel runs, 1 thread(s) each (6 runs)." in pool_compare.report.read_text()
 
 
+def test_xmarl_report_writes_a_compares_report_again_from_its_runs(pool_compare, tmp_path, capsys):
+    """The report folder copied elsewhere, its report files deleted: ``xmarl report`` makes them
+    again from the saved runs, with the same numbers, and an HTML page beside the Markdown."""
+    out = tmp_path / "copy"
+    shutil.copytree(pool_compare.out_dir, out)
+    before = strict_json(out / "summary.json")
+    for name in ("report.md", "report.html", "summary.json", "runs.csv", *(f.name for f in pool_compare.figures)):
+        (out / name).unlink()
+    assert main(["report", str(out)]) == 0
+    after = strict_json(out / "summary.json")
+    assert after["tasks"] == before["tasks"] and after["runs"] == before["runs"]
+    assert (out / "report.md").read_text() == pool_compare.report.read_text().replace(str(pool_compare.out_dir),
+                                                                                      str(out))
+    page = (out / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<table>" in page and f'src="{before["tasks"][0]["figure"]}"' in page
+    assert "mean [95% CI]" in capsys.readouterr().out
+
+
+def test_xmarl_report_of_a_run_folder_and_of_something_else(pool_compare, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(pool_compare.out_dir / "runs" / RUNS[0], run)
+    assert main(["report", str(run)]) == 0
+    text = (run / "report.md").read_text()
+    last = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if "eval_return" in x][-1]
+    assert f"## Last evaluation (step {last['step']})" in text
+    assert f"| eval_return | {last['eval_return']:.3f} |" in text
+    assert "![greedy evaluation return](curve.png)" in text and (run / "curve.png").stat().st_size > 10_000
+    assert "| update |" in text and (run / "report.html").is_file()
+    capsys.readouterr()
+    assert main(["report", str(tmp_path)]) == 2
+    assert "is neither a compare folder (compare.json) nor a run folder" in capsys.readouterr().err
+
+
 def test_compare_on_local_ray_gives_the_same_results(pool_compare, tmp_path):
     ray = require_module("ray", "pip install 'xmarl[ray]'")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -154,3 +154,4 @@ def test_mlflow_gets_params_metrics_and_artifacts_and_a_resume_continues_its_run
     assert got == expected
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "result.json"} <= artifacts
+    assert list((out_dir / "mlartifacts").rglob("result.json"))  # beside the store, not in the working folder

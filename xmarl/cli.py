@@ -1,4 +1,4 @@
-"""Command line: ``xmarl run | list | render | parity | compare | docs-schema``."""
+"""Command line: ``xmarl run | list | render | parity | compare | report | tune | docs-schema``."""
 
 from __future__ import annotations
 
@@ -106,6 +106,12 @@ def _command(args: argparse.Namespace) -> int:
         return _parity(args)
     if args.command == "compare":
         return _compare(args)
+    if args.command == "report":
+        return _report(args.folder)
+    if args.command == "tune":
+        from xmarl.compare.tune import main_args
+
+        return main_args(args)
     if args.command == "render":
         from xmarl.training.render import render_checkpoint
 
@@ -181,6 +187,26 @@ def _add_parity_and_compare(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--address", help="Ray cluster address for --executor ray (default: start a local Ray)")
     c.add_argument("--threads", type=int, default=1, help="framework threads per run (default: 1)")
     c.add_argument("--no-progress", action="store_true", help="print nothing while runs finish")
+    rp = sub.add_parser("report", help="write a compare's or a run's report again from its saved files")
+    rp.add_argument("folder", help="the out_dir of an xmarl compare, or a run folder")
+    t = sub.add_parser("tune", help="hyperparameter search on Ray Tune with early stopping (ASHA)")
+    t.add_argument("--method", "-m", required=True, help="e.g. maddpg")
+    t.add_argument("--backend", "-b", default="torch", help="torch, tensorflow or mindspore (default: torch)")
+    t.add_argument("--env", "-e", help="env (default: the method's configured env)")
+    t.add_argument("--space", "-s", required=True, help="a YAML search space: config keys to samplers or lists")
+    t.add_argument("--samples", type=int, default=1, help="draws of the samplers, each crossed with every grid")
+    t.add_argument("--steps", type=int, help="env steps per trial (train.steps)")
+    t.add_argument("--grace", type=int, help="env steps before ASHA may stop a trial (default: a quarter)")
+    t.add_argument("--reduction", type=float, default=2.0, help="ASHA's reduction factor (default: 2)")
+    t.add_argument("--config", "-c", help="a YAML file merged over the shipped config of every trial")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key of every trial (repeatable)")
+    t.add_argument("--out-dir", help="search folder (default: tune/<method>-<env>-<backend>); the same folder "
+                                     "again resumes the search")
+    t.add_argument("--address", help="Ray cluster address (default: an embedded local Ray)")
+    t.add_argument("--workers", type=int, help="trials at once (default: as many as the CPUs allow)")
+    t.add_argument("--threads", type=int, default=1, help="framework threads per trial (default: 1)")
+    t.add_argument("--no-progress", action="store_true", help="print nothing while trials run")
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -214,6 +240,27 @@ def _compare(args: argparse.Namespace) -> int:
                      address=args.address, threads=args.threads, progress=not args.no_progress)
     print(result.summary_text())
     return 0
+
+
+def _report(folder: str) -> int:
+    """``xmarl report``: a compare folder's report, or a run folder's, made again without training."""
+    from pathlib import Path
+
+    from xmarl.compare.report import run_report
+    from xmarl.compare.runner import rewrite_report
+
+    path = Path(folder)
+    if (path / "compare.json").is_file():
+        result = rewrite_report(path)
+        print(result.table())
+        print(f"report: {result.report} (and {result.report.with_suffix('.html').name})")
+        return 0
+    if (path / "metrics.jsonl").is_file():
+        report = run_report(path)
+        print(f"report: {report} (and {report.with_suffix('.html').name})")
+        return 0
+    raise XmarlError(f"'{folder}' is neither a compare folder (compare.json) nor a run folder (metrics.jsonl); "
+                     "pass one of those")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ drawn through its Agg canvas directly (no pyplot, no global state)."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import math
@@ -135,3 +136,53 @@ def write_runs_csv(runs: list[dict[str, Any]], path: Path) -> Path:
 
 def write_summary(summary: dict[str, Any], path: Path) -> Path:
     return atomic_write_text(path, json.dumps(summary, indent=1, allow_nan=True))
+
+
+HTML_STYLE = ("body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;line-height:1.45}"
+              "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.25em .6em}"
+              "td{text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}"
+              "code{background:#f4f4f4;padding:0 .2em}")
+
+
+def write_html(md_path: Path, title: str) -> Path:
+    """``report.html`` beside ``report.md``: the same text, tables and figures, rendered with
+    markdown-it (CommonMark plus tables), in one self-contained page."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark").enable("table").render(Path(md_path).read_text())
+    page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{HTML_STYLE}</style></head>\n<body>\n{body}</body></html>\n")
+    return atomic_write_text(Path(md_path).with_suffix(".html"), page)
+
+
+def run_report(run_dir: Path) -> Path:
+    """``report.md`` / ``report.html`` of one run folder from its saved files (no training): the
+    learning curve of the greedy evaluation return (and each group's), the last evaluation's
+    numbers, and where the time went."""
+    run_dir = Path(run_dir)
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    evals = [r for r in rows if "eval_return" in r]
+    result = json.loads((run_dir / "result.json").read_text()) if (run_dir / "result.json").is_file() else {}
+    final = result.get("final_metrics", {})
+    keys = ["eval_return"] + sorted({k for r in evals for k in r if k.startswith("eval_return/")})
+    bands = {k.removeprefix("eval_return/") if "/" in k else "all agents":
+             {"steps": [r["step"] for r in evals if k in r], "mean": [r[k] for r in evals if k in r],
+              "lo": [r[k] for r in evals if k in r], "hi": [r[k] for r in evals if k in r], "n": 1} for k in keys}
+    plot_curves(bands, f"{run_dir.name}: greedy evaluation return", run_dir / "curve.png",
+                ylabel="greedy evaluation return (per agent)")
+    last = evals[-1] if evals else {}
+    lines = [f"# xmarl run {run_dir.name}", "",
+             ("Finished" if result else "Not finished (no result.json)") + f": {_f(final.get('steps'), 0)} env steps, "
+             f"{_f(final.get('updates'), 0)} updates, {_f(final.get('wall_time'), 0)} s "
+             f"({_f(final.get('steps_per_sec'), 0)} env-steps/s).", "",
+             "![greedy evaluation return](curve.png)", "",
+             f"## Last evaluation (step {last.get('step', '-')})", "", "| metric | value |", "|---|---:|"]
+    lines += [f"| {k} | {_f(v)} |" for k, v in last.items() if k != "step" and isinstance(v, (int, float))]
+    times = {k.removeprefix("time_"): v for k, v in final.items() if k.startswith("time_")}
+    if times:
+        total = sum(times.values()) or 1.0
+        lines += ["", "## Where the time went", "", "| phase | seconds | share |", "|---|---:|---:|"]
+        lines += [f"| {k} | {v:.1f} | {100 * v / total:.0f}% |" for k, v in times.items()]
+    path = atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
+    write_html(path, f"xmarl run {run_dir.name}")
+    return path

@@ -743,8 +743,37 @@ def _report(root: Path, runs_dir: Path, tasks: list[RunTask], pairs: list[tuple[
     report.write_summary(summary, root / "summary.json")
     report.write_runs_csv(summary["runs"], root / "runs.csv")
     atomic_write_text(root / "report.md", report.markdown(summary))
+    report.write_html(root / "report.md", f"xmarl compare: {', '.join(summary['methods'])}")
     return summary, figures
 
 
-__all__ = ["compare", "validate", "plan", "execute", "write_report", "CompareArgs", "ComparePlan",
-           "CompareResult", "RunTask", "run_task", "EXECUTORS"]
+def rewrite_report(root: str | os.PathLike[str]) -> CompareResult:
+    """The report of the compare in folder ``root`` made again from its saved runs (no training):
+    the curves, ``report.md`` / ``report.html``, ``summary.json`` and ``runs.csv``. A one-line
+    error when a run of the compare is missing or unfinished."""
+    root = Path(root)
+    try:
+        spec = json.loads((root / "compare.json").read_text())
+        methods, envs, backends, seeds = spec["methods"], spec["envs"], spec["backends"], spec["seeds"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise XmarlError(f"'{root}' is not a compare folder ({type(exc).__name__}: {exc}); pass the out_dir of an "
+                         "xmarl compare") from None
+    per = max(1, len(envs) // max(1, len(methods)))  # envs per method (every method has the same ones)
+    pairs = [(methods[i // per], e) for i, e in enumerate(envs)]
+    runs_dir = root / "runs"
+    tasks = [RunTask(m, e, b, s, str(runs_dir / f"{m}-{e.replace('/', '_')}-{b}-s{s}"), None, {}, False, 1)
+             for m, e in pairs for s in seeds for b in backends]
+    missing = [t.name for t in tasks if not (Path(t.run_dir) / "result.json").is_file()]
+    if missing:
+        raise XmarlError(f"run {missing[0]} of the compare in '{root}' is not finished ({len(missing)} in all); "
+                         "run the same compare again to finish them")
+    steps = spec["steps"][0] if len(spec.get("steps", [])) == 1 else 0
+    given = {k: v for k, v in spec.get("overrides", {}).items() if k not in ("train.threads", "train.steps")}
+    command = _command(methods, list(dict.fromkeys(envs)), backends, seeds, steps, given, spec.get("config"), root,
+                       spec.get("executor", "local"), spec.get("workers"), spec.get("threads", 1))
+    summary, figures = _report(root, runs_dir, tasks, pairs, backends, seeds, spec, command)
+    return CompareResult(root, root / "report.md", figures, summary)
+
+
+__all__ = ["compare", "validate", "plan", "execute", "write_report", "rewrite_report", "CompareArgs",
+           "ComparePlan", "CompareResult", "RunTask", "run_task", "EXECUTORS"]

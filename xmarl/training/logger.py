@@ -16,10 +16,10 @@ before (resume is exact), so W&B, which keeps the first value of a step, shows o
   account; ``wandb sync`` uploads it later; ``online`` logs live). The resolved config is the
   run's config, and every GIF (``train.gif_every``) is logged as media.
 * **MLflow**: ``train.mlflow`` gives ``tracking_uri`` (default: a SQLite store,
-  ``<out_dir>/mlflow.db``, shared by the runs of one ``out_dir``; a server's ``http://...``
-  works the same) and ``experiment``. The resolved config becomes the run's params (dotted
-  keys), metrics are logged with their env step, and ``config.yaml``, ``result.json`` and the
-  GIFs are its artifacts.
+  ``<out_dir>/mlflow.db``, with artifacts in ``<out_dir>/mlartifacts``, shared by the runs of
+  one ``out_dir``; a server's ``http://...`` works the same) and ``experiment``. The resolved
+  config becomes the run's params (dotted keys), metrics are logged with their env step, and
+  ``config.yaml``, ``result.json`` and the GIFs are its artifacts.
 """
 
 from __future__ import annotations
@@ -182,10 +182,13 @@ class MlflowLogger(Logger):
         from mlflow.entities import Param
 
         m = cfg["train"]["mlflow"]
-        uri = m["tracking_uri"] or f"sqlite:///{Path(cfg['out_dir']).resolve() / 'mlflow.db'}"
+        root = Path(cfg["out_dir"]).resolve()
+        uri = m["tracking_uri"] or f"sqlite:///{root / 'mlflow.db'}"
         self.client = MlflowClient(tracking_uri=uri)
         exp = self.client.get_experiment_by_name(m["experiment"])
-        exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(m["experiment"])
+        # a store of our own keeps its artifacts beside it (MLflow's default is ./mlruns, wherever the run starts)
+        where = None if m["tracking_uri"] else (root / "mlartifacts").as_uri()
+        exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(m["experiment"], where)
         if ids.get(self.name):
             self.run_id = ids[self.name]
             self.client.update_run(self.run_id, status="RUNNING")
