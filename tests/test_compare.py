@@ -78,8 +78,26 @@ def check_report(result: xmarl.compare.CompareResult) -> None:
     # a valid, non-blank PNG
     from PIL import Image
 
-    (png,) = result.figures
+    png, profile = result.figures
     assert png == out / task["figure"] and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert profile == out / task["profile_figure"] and profile.stat().st_size > 10_000
+    # probability of improvement for each pair of backends, and each backend's performance profile
+    assert [(q["a"], q["b"]) for q in task["improvement"]] == [(a, b) for i, a in enumerate(BACKENDS)
+                                                                for b in BACKENDS[i + 1:]]
+    assert all(0.0 <= q["ci"][0] <= q["p"] <= q["ci"][1] <= 1.0 for q in task["improvement"])
+    for b, pr in task["profiles"].items():
+        finals = [r["final_return"] for r in summary["runs"] if r["backend"] == b]
+        assert pr["fraction"][0] == pytest.approx(np.mean(np.array(finals) > pr["tau"][0]))
+        assert pr["fraction"][-1] == 0.0 and all(x >= y for x, y in zip(pr["fraction"], pr["fraction"][1:]))
+    assert "| torch > tensorflow |" in report and f"]({task['profile_figure']})" in report
+    # the standard protocol's JSON (marl-eval's layout): env family, task, algorithm, run, evaluation steps
+    evaluation = strict_json(out / "marl_eval.json")
+    algos = evaluation["target"]["target"]
+    assert sorted(algos) == sorted(f"maddpg_{b}" for b in BACKENDS) and all(len(v) == 2 for v in algos.values())
+    for r in summary["runs"]:
+        run = algos[f"maddpg_{r['backend']}"][f"seed_{r['seed']}"]
+        assert run["absolute_metrics"]["return"] == [r["final_return"]]
+        assert [run[f"step_{k}"]["step_count"] for k in range(3)] == [500, 1000, 1500]
     with Image.open(png) as im:
         im.verify()
     with Image.open(png) as im:
@@ -327,6 +345,24 @@ def test_iqm_and_bootstrap_intervals():
     band = stats.curve_band([[1, 2, 3], [1, 2]], [[0.0, 1.0, 9.0], [2.0, 3.0]])
     assert band["steps"] == [1.0, 2.0] and band["mean"] == [1.0, 2.0]  # only steps every run has
     assert all(lo <= m <= hi for lo, m, hi in zip(band["lo"], band["mean"], band["hi"]))
+
+
+def test_intervals_from_scipy_agree_with_the_recorded_compare_and_improvement_is_the_u_statistic():
+    """The bootstrap is scipy's now (it was written by hand): on the compare recorded in the docs,
+    every final-return interval is what the report shows. Probability of improvement is
+    P(X > Y) with ties counted half, e.g. 7 of the 9 pairs of [1, 2, 3] against [0, 1, 2]."""
+    recorded = strict_json(Path(__file__).resolve().parents[1] / "docs" / "examples" / "compare" / "summary.json")
+    for task in recorded["tasks"]:
+        for b, d in task["final_return"].items():
+            finals = [r["final_return"] for r in recorded["runs"] if r["backend"] == b and r["env"] == task["env"]]
+            now = stats.describe(finals)
+            assert now["mean_ci"] == pytest.approx(d["mean_ci"]) and now["iqm_ci"] == pytest.approx(d["iqm_ci"])
+    poi = stats.probability_of_improvement([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])
+    assert poi["p"] == pytest.approx(7 / 9) and poi["ci"][0] < 7 / 9 < poi["ci"][1]
+    assert stats.probability_of_improvement([5.0, 6.0], [1.0, 2.0]) == {"p": 1.0, "ci": [1.0, 1.0]}
+    x = np.random.default_rng(0).normal(size=40)
+    lo, hi = stats.bootstrap_ci(x, stats.mean)
+    assert lo < x.mean() < hi and hi - lo == pytest.approx(2 * 1.96 * x.std() / np.sqrt(40), rel=0.15)
 
 
 def test_backends_differ_verdicts():

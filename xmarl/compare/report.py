@@ -22,7 +22,7 @@ MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
 
 
 def plot_curves(bands: dict[str, dict[str, list[float]]], title: str, path: Path,
-                ylabel: str = "greedy evaluation return (per agent)") -> Path:
+                ylabel: str = "greedy evaluation return (per agent)", xlabel: str = "environment steps") -> Path:
     """One line per label (mean over seeds) with its 95% CI band; written as a PNG."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -38,7 +38,7 @@ def plot_curves(bands: dict[str, dict[str, list[float]]], title: str, path: Path
                 ms=4, label=f"{label} (n={band.get('n', '?')})", lw=1.8)
         ax.fill_between(band["steps"], band["lo"], band["hi"], color=colour, alpha=0.2, lw=0)
     ax.set_title(title)
-    ax.set_xlabel("environment steps")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize="small", title="mean, 95% bootstrap CI", title_fontsize="small")
@@ -104,6 +104,18 @@ def markdown(summary: dict[str, Any]) -> str:
                 lines.append(f"| {q['a']} − {q['b']} | {_f(q['mean_diff'])} | {_f(q['t'], 2)} | "
                              f"{_f(q['pvalue_holm'], 4)} |")
             lines.append("")
+        improvement = task.get("improvement") or []
+        if improvement:
+            lines += ["Probability of improvement: the chance that a run of the first backend ends above a run of the "
+                      "second (ties count half; 0.5: neither tends to be better), with its 95% bootstrap CI:", "",
+                      "| pair | P(first > second) | 95% CI |", "|---|---:|---|"]
+            lines += [f"| {q['a']} > {q['b']} | {_f(q['p'])} | {_ci(q['ci'])} |" for q in improvement]
+            lines.append("")
+        if task.get("profile_figure"):
+            lines += [f"![performance profiles: {task['method']} on {task['env']}]({task['profile_figure']})", "",
+                      "Performance profile: the fraction of each backend's runs whose final return is above each "
+                      "threshold, with 95% bootstrap bands; a backend whose profile lies above another's does better "
+                      "at every level.", ""]
         lines += [f"![learning curves: {task['method']} on {task['env']}]({task['figure']})", "",
                   "| backend | wall-clock s per run (mean ± sd) | env-steps/s (mean ± sd) |", "|---|---:|---:|"]
         for b, t in task["throughput"].items():
@@ -186,3 +198,25 @@ def run_report(run_dir: Path) -> Path:
     path = atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
     write_html(path, f"xmarl run {run_dir.name}")
     return path
+
+
+def marl_eval(summary: dict[str, Any]) -> dict[str, Any]:
+    """The compare's runs in the JSON layout of the standard MARL evaluation protocol (Gorsane et
+    al. 2022; InstaDeep's ``marl-eval`` reads it): ``{env: {task: {algorithm: {run: {step_k:
+    {step_count, return: [...]}, ..., absolute_metrics: {return: [...]}}}}}}``. The env is the
+    name's family (``mpe`` of ``mpe/simple_spread_v3``), the task the rest, the algorithm
+    ``<method>_<backend>``, the run ``seed_<seed>``; each evaluation is one step entry (its greedy
+    return per agent, the mean over its episodes) and the final evaluation is the absolute metric."""
+    out: dict[str, Any] = {}
+    for r in summary["runs"]:
+        family, _, task = r["env"].partition("/")
+        steps = {f"step_{k}": {"step_count": int(step), "return": [float(value)]}
+                 for k, (step, value) in enumerate(r.get("curve", []))}
+        steps["absolute_metrics"] = {"return": [float(r["final_return"])]}
+        out.setdefault(family, {}).setdefault(task or family, {}).setdefault(
+            f"{r['method']}_{r['backend']}", {})[f"seed_{r['seed']}"] = steps
+    return out
+
+
+def write_marl_eval(summary: dict[str, Any], path: Path) -> Path:
+    return atomic_write_text(path, json.dumps(marl_eval(summary), indent=1))

@@ -731,15 +731,27 @@ def _report(root: Path, runs_dir: Path, tasks: list[RunTask], pairs: list[tuple[
         evals = {k: {b: {"mean": float(np.mean([r["eval"][k] for r in rs])),
                          "std": float(np.std([r["eval"][k] for r in rs], ddof=1)) if len(rs) > 1 else float("nan")}
                      for b, rs in by_b.items() if rs} for k in shared}
-        summary_tasks.append({"method": m, "env": e, "figure": fig_name, "eval": evals,
-                              "final_return": {b: stats.describe(v) for b, v in finals.items()},
-                              "test": stats.backends_differ(finals), "throughput": throughput, "curves": bands})
+        every = [v for vs in finals.values() for v in vs if np.isfinite(v)]
+        taus = np.linspace(min(every), max(every), 41).tolist() if every else []
+        profiles = {b: stats.performance_profile(v, taus) for b, v in finals.items() if v}
+        profile_name = f"profiles_{m}_{e.replace('/', '_')}.png"
+        figures.append(report.plot_curves(
+            {b: {"steps": pr["tau"], "mean": pr["fraction"], "lo": pr["lo"], "hi": pr["hi"], "n": len(finals[b])}
+             for b, pr in profiles.items()}, f"{m} on {e}: runs above each final return",
+            root / profile_name, ylabel="fraction of runs above", xlabel="final return (per agent)"))
+        improvement = [{"a": a, "b": b, **stats.probability_of_improvement(finals[a], finals[b])}
+                       for i, a in enumerate(backends) for b in backends[i + 1:] if finals[a] and finals[b]]
+        summary_tasks.append({"method": m, "env": e, "figure": fig_name, "profile_figure": profile_name,
+                              "eval": evals, "final_return": {b: stats.describe(v) for b, v in finals.items()},
+                              "test": stats.backends_differ(finals), "improvement": improvement,
+                              "profiles": profiles, "throughput": throughput, "curves": bands})
     steps = spec["steps"][0] if len(spec["steps"]) == 1 else spec["steps"]
     summary = {"methods": spec["methods"], "envs": list(dict.fromkeys(e for _, e in pairs)), "backends": backends,
                "seeds": seeds, "steps": steps, "execution": executions,
                "confidence": stats.CONFIDENCE, "versions": _versions(backends), "command": command,
                "tasks": summary_tasks, "runs": [{k: v for k, v in r.items() if k != "curve"} for r in runs]}
     summary = _clean(summary)
+    report.write_marl_eval({"runs": runs}, root / "marl_eval.json")
     report.write_summary(summary, root / "summary.json")
     report.write_runs_csv(summary["runs"], root / "runs.csv")
     atomic_write_text(root / "report.md", report.markdown(summary))

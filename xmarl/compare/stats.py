@@ -1,11 +1,19 @@
-"""Statistics of a comparison: point estimates with bootstrap confidence intervals, and a test
-of whether backends differ.
+"""Statistics of a comparison: point estimates with bootstrap confidence intervals, the
+probability that one backend's run beats another's, performance profiles, and a test of
+whether backends differ. Everything a library computes is left to it (scipy.stats).
 
 * Interquartile mean (IQM): the mean of the middle 50% of runs (``scipy.stats.trim_mean`` with
   a quarter cut from each end), robust to one outlying seed (Agarwal et al., "Deep RL at the
   edge of the statistical precipice", NeurIPS 2021).
-* 95% confidence intervals: percentile bootstrap over runs (runs resampled with replacement,
+* 95% confidence intervals: percentile bootstrap over runs (``scipy.stats.bootstrap``,
   :data:`BOOTSTRAP_RESAMPLES` resamples, a fixed seed so that a report is reproducible).
+* Probability of improvement ``P(X > Y)``: the chance that a run of one backend ends above a run
+  of another (ties count half), the Mann-Whitney U statistic over ``n m``
+  (``scipy.stats.mannwhitneyu``), with a bootstrap interval over both sets of runs; 0.5 means
+  neither tends to be better (Agarwal et al. 2021, as in the standard protocol of Gorsane et
+  al. 2022).
+* Performance profile: for each threshold ``tau``, the fraction of runs whose final return is
+  above it (the empirical survival function), with bootstrap bands.
 * Verdict: a k-sample permutation test (exact when there are few enough arrangements) of the
   share of the final returns' variance that lies between backends,
   ``eta^2 = sum_g n_g (mean_g - mean)^2 / sum_i (x_i - mean)^2`` (rounded to 12 decimals, so
@@ -45,22 +53,65 @@ def mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 def bootstrap_ci(values: Sequence[float] | np.ndarray, stat: Callable[..., np.ndarray] = mean,
                  confidence: float = CONFIDENCE, resamples: int = BOOTSTRAP_RESAMPLES,
-                 seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``stat`` over the first axis of ``values`` (runs).
+                 seed: int = 0) -> tuple[Any, Any]:
+    """Percentile bootstrap interval of ``stat`` over the first axis of ``values`` (runs), by
+    ``scipy.stats.bootstrap``.
 
     ``values`` is ``[runs]`` or ``[runs, points]`` (then the interval is per point, returned
-    as two arrays). One run gives a zero-width interval at its value.
+    as two arrays). One run, or runs that all agree, give a zero-width interval at the value.
     """
+    from scipy.stats import bootstrap
+
     x = np.asarray(values, np.float64)
     if len(x) == 0:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(x), size=(resamples, len(x)))
-    stats = stat(np.moveaxis(x[idx], 1, -1), axis=-1)  # [resamples] or [resamples, points]
-    lo, hi = np.quantile(stats, [(1 - confidence) / 2, (1 + confidence) / 2], axis=0)
+    if len(x) == 1 or np.all(x == x[0]):
+        point = stat(np.moveaxis(x, 0, -1), axis=-1)
+        return (float(point), float(point)) if np.ndim(point) == 0 else (point, point)
+    res = bootstrap((x,), stat, n_resamples=resamples, confidence_level=confidence, method="percentile",
+                    axis=0, vectorized=True, rng=np.random.default_rng(seed))
+    lo, hi = res.confidence_interval.low, res.confidence_interval.high
     if np.ndim(lo) == 0:
         return float(lo), float(hi)
-    return lo, hi
+    return np.asarray(lo), np.asarray(hi)
+
+
+def _p_improvement(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``P(X > Y)`` (ties half) of samples along ``axis`` (the U statistic over ``n m``)."""
+    a, b = np.moveaxis(x, axis, -1)[..., :, None], np.moveaxis(y, axis, -1)[..., None, :]
+    return ((a > b) + 0.5 * (a == b)).mean(axis=(-2, -1))
+
+
+def probability_of_improvement(x: Sequence[float], y: Sequence[float], seed: int = 0) -> dict[str, Any]:
+    """``{p, ci}``: the probability that a run of ``x`` ends above a run of ``y`` (ties count half),
+    from ``scipy.stats.mannwhitneyu``'s U statistic, with a percentile bootstrap interval."""
+    from scipy.stats import bootstrap, mannwhitneyu
+
+    a, b = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if len(a) == 0 or len(b) == 0:
+        return {"p": float("nan"), "ci": [float("nan"), float("nan")]}
+    p = float(mannwhitneyu(a, b).statistic) / (len(a) * len(b))
+    if len(a) < 2 or len(b) < 2:
+        return {"p": p, "ci": [p, p]}
+    res = bootstrap((a, b), _p_improvement, n_resamples=BOOTSTRAP_RESAMPLES, confidence_level=CONFIDENCE,
+                    method="percentile", vectorized=True, rng=np.random.default_rng(seed))
+    return {"p": p, "ci": [float(res.confidence_interval.low), float(res.confidence_interval.high)]}
+
+
+def performance_profile(values: Sequence[float], taus: Sequence[float], seed: int = 0) -> dict[str, list[float]]:
+    """``{tau, fraction, lo, hi}``: the fraction of runs whose final return is above each
+    threshold ``tau``, with percentile bootstrap bands over runs."""
+    x = np.asarray(values, np.float64)
+    out: dict[str, list[float]] = {"tau": [float(t) for t in taus], "fraction": [], "lo": [], "hi": []}
+    for tau in out["tau"]:
+        def above(v: np.ndarray, axis: int = -1, tau: float = tau) -> np.ndarray:
+            return (np.asarray(v) > tau).mean(axis=axis)
+
+        out["fraction"].append(float(above(x)) if len(x) else float("nan"))
+        lo, hi = bootstrap_ci(x, above, seed=seed)
+        out["lo"].append(float(lo))
+        out["hi"].append(float(hi))
+    return out
 
 
 def describe(values: Sequence[float], seed: int = 0) -> dict[str, Any]:
