@@ -41,6 +41,8 @@ class TrainConfig(Section):
 
     steps: PositiveInt = Field(description="Total environment steps (summed over parallel envs).")
     num_envs: PositiveInt = Field(description="Environment copies stepped together.")
+    env_workers: PositiveInt = Field(description="Processes the copies are stepped in (1: in the training process; "
+                                     "more: each steps its share, through shared memory).")
     eval_interval: PositiveInt = Field(description="Env steps between greedy evaluations.")
     eval_episodes: PositiveInt = Field(description="Episodes per greedy evaluation.")
     checkpoint_interval: PositiveInt = Field(description="Env steps between checkpoints.")

@@ -134,9 +134,19 @@ def config_twin(name: str) -> str | None:
     return f"mpe/{name[len(prefix):]}" if name.startswith(prefix) else None
 
 
-def make_env(name: str, num_envs: int = 1, **kwargs: Any) -> VectorEnvBase:
+def make_env(name: str, num_envs: int = 1, workers: int = 1, **kwargs: Any) -> VectorEnvBase:
     """Build ``num_envs`` copies of env ``name`` as one vectorised env: its native one (kind
-    ``"vector_env"``) when registered, else the PettingZoo adapter :class:`VectorEnv`."""
+    ``"vector_env"``) when registered, else the PettingZoo adapter :class:`VectorEnv`. With
+    ``workers > 1`` the copies are stepped in that many worker processes
+    (:class:`~xmarl.envs.workers.WorkerVectorEnv`; the env must be one ``xmarl`` registers on
+    import, or a plugin's, so that a worker can build it by name)."""
+    if workers > 1:
+        from xmarl.envs.workers import WorkerVectorEnv
+
+        probe = make_env(name, 1, **kwargs)  # the spec, and a bad name or kwargs fail here, in one line
+        spec = probe.spec
+        probe.close()
+        return WorkerVectorEnv(functools.partial(make_env, name, **kwargs), num_envs, workers, name, spec)
     try:
         if name in registry.names("vector_env"):
             return registry.get("vector_env", name)(num_envs, **kwargs)

@@ -41,6 +41,7 @@ from xmarl.core.interfaces import Learner, Policy, mask_actions
 from xmarl.core.method import MethodSpec
 from xmarl.envs import VectorEnvBase, make_env
 from xmarl.envs.snapshot import restore, snapshot
+from xmarl.envs.workers import EnvWorkerError
 from xmarl.errors import ConfigError, EnvError, TrainingError, XmarlError
 from xmarl.training.checkpoint import (
     CHECKPOINTS,
@@ -277,7 +278,7 @@ class Trainer:
         self.core = registry.get("method", cfg.method).core  # and its core
         registry.get("runtime", "configure", cfg.backend)(cfg.train.threads)
         self.device = select_device(cfg.backend, cfg.device)  # before any learner: where their tensors live
-        self.env = make_env(cfg.env, cfg.train.num_envs, **cfg.env_kwargs)
+        self.env = make_env(cfg.env, cfg.train.num_envs, cfg.train.env_workers, **cfg.env_kwargs)
         self.eval_env = make_env(cfg.env, cfg.train.eval_episodes, **cfg.env_kwargs)
         aspec = self.env.spec
         check_loggers(list(cfg.train.loggers), cfg.train.tensorboard)  # an unknown or missing tracker: before any file
@@ -419,7 +420,7 @@ class Trainer:
         st.updates += 1
 
     # -- checkpoints -----------------------------------------------------------------------
-    def _checkpoint(self) -> Path:
+    def _checkpoint(self, env_snapshot: bool = True) -> Path:
         st = self.state
         if self._saved is not None and self._saved[0] == st.step:  # nothing changed since
             return self._saved[1]
@@ -433,7 +434,8 @@ class Trainer:
                          "parts": {p.name: p.state() for p in self.parts}, "rng": self.rng.bit_generator.state}
         blobs = {}
         try:
-            blobs["env.pkl"] = snapshot((self.env, self.obs, self.carry))
+            if env_snapshot:
+                blobs["env.pkl"] = snapshot((self.env, self.obs, self.carry))
         except (TypeError, AttributeError, pickle.PicklingError) as exc:
             if not self._warned_snapshot:
                 print(f"xmarl: warning: env '{self.cfg.env}' cannot be snapshotted ({exc}); a resumed run will "
@@ -521,6 +523,7 @@ class Trainer:
         for part in self.parts:
             part.load_buffer(folder, self.run_dir)
         if snap is not None:
+            self.env.close()  # (a fresh one, built before the checkpoint was read)
             self.env, self.obs, self.carry = snap
             self._fixed = self._fixed_groups(self.env)
         else:  # the env could not be snapshotted: start fresh episodes, deterministically
@@ -564,7 +567,12 @@ class Trainer:
         with _GracefulInterrupt() as interrupt:
             while st.step < t.steps:
                 before = st.step
-                self._collect(clock)
+                try:
+                    self._collect(clock)
+                except EnvWorkerError as exc:  # the other workers' episodes are lost with it: keep the rest
+                    bar.close()
+                    folder = self._checkpoint(env_snapshot=False)
+                    raise EnvWorkerError(f"{exc}; checkpoint {folder} (resume restarts the episodes)") from None
                 bar.update(st.step - before)
                 if st.step >= st.next_eval or st.step >= t.steps:
                     with clock("eval"):
