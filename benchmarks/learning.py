@@ -10,6 +10,12 @@ resolved config the runs used (``tests/test_learning_records.py`` fails when a s
 no record or differs from the one recorded). A config learns when its mean beats random in every
 backend; some tasks also have a bar (``BARS``) with a time limit.
 
+A config with agent groups (teams that compete, e.g. predators and prey) is judged per group: each
+learning group, acting with its final greedy policy while every other group acts uniformly at
+random, must beat the return that group gets when everyone acts at random (the mean over both
+sides of a game says nothing). The record also holds each group's return in the final self-play
+and the env's success measures (e.g. predator-prey touches) in each of those settings.
+
     python benchmarks/learning.py commnet/mpe/simple_spread_v3 --jobs 2
     python benchmarks/learning.py coma/mpe/simple_spread_v3 --on mpe-fast/simple_spread_v3
     python benchmarks/learning.py --stale --jobs 2       # every config whose record is missing or stale
@@ -81,17 +87,55 @@ class Random:
         return self.env.sample_actions(self.rng), state
 
 
+class AgainstRandom:
+    '''policy's actions for the agents mine ([A] bool), uniformly random ones for the others.'''
+
+    def __init__(self, policy, rand, mine):
+        self.policy, self.rand, self.mine = policy, rand, mine
+
+    def act(self, obs, state=None, explore=False, **kw):
+        ours, state = self.policy.act(obs, state, explore=False, **kw)
+        theirs, _ = self.rand.act(obs, None, **kw)
+        keep = self.mine.reshape((1, -1) + (1,) * (ours.ndim - 2))
+        return np.where(keep, ours, theirs.astype(ours.dtype)), state
+
+
+def measures(stats, slots):
+    rets, _, meas = stats
+    return {**{g: float(rets[:, idx].mean()) for g, idx in slots.items()},
+            **{f"eval_{k}": float(v.mean()) for k, v in meas.items()}}
+
+
 method, backend, env_name, seed, out = sys.argv[1:6]
 seed = int(seed)
 r = xmarl.run(method, backend, env_name, seed=seed, out_dir=out, progress=False,
               overrides={"train.tensorboard": False})
 cfg = xmarl.load_config(method, env_name)
 env = make_env(env_name, cfg.train.eval_episodes, **cfg.env_kwargs)
-greedy = episode_returns(r.learner.policy, env, seed + EVAL_SEED_OFFSET)
-rand = episode_returns(Random(env, seed), env, seed + EVAL_SEED_OFFSET)
-print(json.dumps({"final": r.final_metrics, "curve": r.curve, "agents": env.agents,
-                  "agent_returns": greedy.mean(0).tolist(), "random_return": float(rand.mean()),
-                  "random_agent_returns": rand.mean(0).tolist()}))
+rec = {"final": r.final_metrics, "curve": r.curve, "agents": env.agents}
+if not cfg.groups:
+    greedy = episode_returns(r.learner.policy, env, seed + EVAL_SEED_OFFSET)
+    rand = episode_returns(Random(env, seed), env, seed + EVAL_SEED_OFFSET)
+else:  # teams: each learning group against random opponents too
+    from xmarl.training.checkpoint import load_weights
+    from xmarl.training.groups import AgentGroups
+    from xmarl.training.render import build_policy
+    from xmarl.training.trainer import episode_stats
+
+    policy = build_policy(xmarl.load_config(config=r.config_path), load_weights(r.run_dir), env)
+    slots = AgentGroups.resolve(cfg.groups, env.agents).slots
+    stats = episode_stats(policy, env, seed + EVAL_SEED_OFFSET)
+    rand_stats = episode_stats(Random(env, seed), env, seed + EVAL_SEED_OFFSET)
+    greedy, rand = stats[0], rand_stats[0]
+    rec.update(group_returns=measures(stats, slots), random_group_returns=measures(rand_stats, slots), vs_random={})
+    for g, idx in slots.items():
+        if cfg.groups[g].policy == "learn":
+            mine = np.isin(np.arange(len(env.agents)), idx)
+            rec["vs_random"][g] = measures(episode_stats(AgainstRandom(policy, Random(env, seed + 1), mine), env,
+                                                         seed + EVAL_SEED_OFFSET), slots)
+rec.update(agent_returns=greedy.mean(0).tolist(), random_return=float(rand.mean()),
+           random_agent_returns=rand.mean(0).tolist())
+print(json.dumps(rec))
 """
 
 
@@ -116,6 +160,9 @@ def comparable(cfg: dict[str, Any]) -> dict[str, Any]:
     out = {"method": cfg["method"], "env_kwargs": cfg["env_kwargs"], "train": train, cfg["method"]: cfg[cfg["method"]]}
     if cfg.get("groups"):  # a random group changes what is learned (no groups: every agent learns)
         out["groups"] = cfg["groups"]
+        for g in cfg["groups"].values():  # and a group's own method reads that method's section
+            if g.get("method") and g["method"] != cfg["method"]:
+                out[g["method"]] = cfg[g["method"]]
     return out
 
 
@@ -210,6 +257,12 @@ def summary(runs: list[dict[str, Any]], env: str) -> dict[str, dict[str, Any]]:
         rand = sum(r["random_return"] for r in rs) / len(rs)
         worst = max(r["final"]["wall_time"] for r in rs)
         row = {"seeds": len(rs), "mean": mean, "random": rand, "beats_random": mean > rand, "max_wall_s": worst}
+        if "vs_random" in rs[0]:  # teams: every learning group beats random play against random opponents
+            row["groups"] = {g: {"vs_random": sum(r["vs_random"][g][g] for r in rs) / len(rs),
+                                 "random": sum(r["random_group_returns"][g] for r in rs) / len(rs),
+                                 "self_play": sum(r["group_returns"][g] for r in rs) / len(rs)}
+                             for g in rs[0]["vs_random"]}
+            row["beats_random"] = all(v["vs_random"] > v["random"] for v in row["groups"].values())
         if bar is not None:
             row["bar_met"] = mean >= bar[0] and worst <= bar[1] * 60
         out[b] = row
@@ -232,7 +285,11 @@ def markdown(config: str, runs: list[dict[str, Any]], meta: dict[str, Any]) -> s
              "actions on the same episodes."]
     if bar is not None:
         lines.append(f"Bar: mean of the seeds >= {bar[0]} within {bar[1]:.0f} minutes per run ({bar[2]}).")
-    if succ is not None:
+    teams = "vs_random" in runs[0]
+    if teams:
+        lines.append("Teams: the mean over every agent (the tables' final return) mixes opposing sides; each learning "
+                     "group is judged below, against random opponents, with the env's own success measures.")
+    elif succ is not None:
         lines.append(f"Success measure ({succ[0]}): {succ[1]}.")
     else:
         lines.append("Success measure: the env has none of its own; the return is the measure.")
@@ -256,6 +313,30 @@ def markdown(config: str, runs: list[dict[str, Any]], meta: dict[str, Any]) -> s
         lines.append(f"| {b} | {s['seeds']} | **{s['mean']:.3f}** | {s['random']:.3f} | "
                      f"{'yes' if s['beats_random'] else 'NO'} |"
                      + ((" yes |" if s["bar_met"] else " NO |") if bar else "") + f" {s['max_wall_s']:.0f} |")
+    rows = summary(runs, env)
+    if any("groups" in row for row in rows.values()):
+        lines += ["", "Each learning group (mean over seeds): its return with its final greedy policy against "
+                  "uniformly random opponents, the return it gets when everyone acts at random, and its return in the "
+                  "final self-play. A group learned when the first beats the second.", "",
+                  "| backend | group | vs random opponents | all random | beats random | self-play |",
+                  "|---|---|---:|---:|---|---:|"]
+        for b, row in rows.items():
+            for g, v in row.get("groups", {}).items():
+                lines.append(f"| {b} | {g} | **{v['vs_random']:.3f}** | {v['random']:.3f} | "
+                             f"{'yes' if v['vs_random'] > v['random'] else 'NO'} | {v['self_play']:.3f} |")
+        meas = sorted(k for k in runs[0]["random_group_returns"] if k.startswith("eval_"))
+        if meas:
+            lines += ["", "The env's success measures per episode (mean over seeds): in the final self-play, with "
+                      "each learning group against random opponents, and with everyone random.", "",
+                      "| backend | measure | self-play | " + " | ".join(f"{g} vs random" for g in runs[0]["vs_random"])
+                      + " | all random |", "|---|---|---:|" + "---:|" * len(runs[0]["vs_random"]) + "---:|"]
+            for b in rows:
+                rs = [r for r in runs if r["backend"] == b]
+                for k in meas:
+                    cells = [sum(r["group_returns"][k] for r in rs) / len(rs)]
+                    cells += [sum(r["vs_random"][g][k] for r in rs) / len(rs) for g in runs[0]["vs_random"]]
+                    cells.append(sum(r["random_group_returns"][k] for r in rs) / len(rs))
+                    lines.append(f"| {b} | {k.removeprefix('eval_')} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
     agents = runs[0]["agents"]
     if len(set(tuple(r["agents"]) for r in runs)) == 1 and len(agents) > 1:
         lines += ["", "Each agent's return (mean over every run of the backend; random in brackets):", "",

@@ -2,7 +2,9 @@
 batched numpy twin of mpe2): predator-prey (``simple_tag_v3``: 3 predators, 1 prey, 2 obstacles)
 with MADDPG predators against MADDPG prey, against a prey that acts at random and against the
 env's scripted prey (flees the nearest predator, keeps off the edge), and physical
-deception (``simple_adversary_v3``: 2 good agents, 1 adversary) with MADDPG on both sides.
+deception (``simple_adversary_v3``: 2 good agents, 1 adversary) with MADDPG on both sides; and
+one match of two methods, COMA predators (one learner of the three, shared weights, default
+``coma`` settings) against a MADDPG prey (a learner of its own).
 
 Measures, as the reference code's ``benchmark_data`` defines them (the env reports them through
 ``step_measures``; evaluation sums them over each episode):
@@ -47,6 +49,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
                                                                          "policy": "heuristic"}}),
     "deception: MADDPG vs MADDPG": ("mpe-fast/simple_adversary_v3", {"adversary": {"agents": ["adversary_*"]},
                                                                     "good": {"agents": ["agent_*"]}}),
+    # a method per group: COMA's counterfactual credit assignment for the cooperating predators
+    "tag: COMA predators vs MADDPG prey": ("mpe-fast/simple_tag_v3", {"predators": {"agents": ["adversary_*"],
+                                                                                   "method": "coma"},
+                                                                     "prey": {"agents": ["agent_*"]}}),
 }
 
 ONE_RUN = r"""
@@ -58,7 +64,7 @@ from xmarl.training.trainer import EVAL_SEED_OFFSET, episode_stats
 
 backend, seed, out, steps, env_name = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
 groups = json.loads(sys.argv[6])
-kinds = "-".join(g.get("policy", "learn") for g in groups.values())
+kinds = "-".join(g.get("method", "") + g.get("policy", "learn") for g in groups.values())
 t0 = time.perf_counter()
 r = xmarl.run("maddpg", backend, env_name, seed=seed, out_dir=out, progress=False,
               overrides={"train.steps": steps, "train.tensorboard": False, "train.eval_episodes": 200,
@@ -148,7 +154,8 @@ def main() -> None:
              "episode); success = the goal touched at the episode's last step (closest good agent, or the "
              "adversary).",
              "Published figures: Lowe et al. (2017) report these measures for their own training; their tables "
-             "could not be retrieved on this offline machine, so they are not quoted here.", ""]
+             "could not be read on this offline machine, so they are not quoted here (what they report, and "
+             "where: benchmarks/published.md).", ""]
     for variant in variants:
         mine = [r for r in rows if r["variant"] == variant]
         # each group's return and the task's measures (the mean over both sides of a game says nothing)
