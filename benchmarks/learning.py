@@ -72,19 +72,7 @@ from xmarl.envs import make_env
 from xmarl.training.trainer import EVAL_SEED_OFFSET, episode_returns
 
 
-class Random:
-    '''Uniformly random actions (over the available ones where the env reports them).'''
-
-    def __init__(self, env, seed):
-        self.env, self.rng = env, np.random.default_rng(seed)
-
-    def act(self, obs, state=None, explore=False, avail=None, **_):
-        spec = self.env.spec
-        if spec.discrete:
-            ok = spec.act_mask if avail is None else avail * spec.act_mask
-            ok = np.broadcast_to(ok, obs.shape[:2] + (spec.act_dim,))
-            return np.where(ok > 0, self.rng.gumbel(size=ok.shape), -np.inf).argmax(-1), state
-        return self.env.sample_actions(self.rng), state
+from xmarl.training.groups import UniformPolicy as Random  # uniformly random (available) actions
 
 
 class AgainstRandom:

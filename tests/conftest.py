@@ -48,3 +48,18 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def out_dir(tmp_path):
     return tmp_path / "runs"
+
+
+def crash_after(trainer, step: int, learner=None) -> None:
+    """Make ``trainer.train()`` raise ``RuntimeError("simulated crash")`` at the first update after
+    env step ``step`` (``learner``: which of the trainer's learners updates; default its only one),
+    as a killed process would stop: the checkpoints written before are what is left."""
+    learner = trainer.learner if learner is None else learner
+    update = learner.update
+
+    def crash(batch):
+        if trainer.state.step > step:
+            raise RuntimeError("simulated crash")
+        return update(batch)
+
+    learner.update = crash

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import xmarl
-from tests.conftest import require, require_module
+from tests.conftest import crash_after, require, require_module
 from xmarl.config import load_config
 from xmarl.envs import make_env
 from xmarl.envs.workers import EnvWorkerError
@@ -83,14 +83,7 @@ def test_a_run_with_workers_trains_what_a_run_without_does_and_resumes_exactly(o
 
     cfg = load_config("coma", "target", "torch", overrides={**OV, "out_dir": str(out_dir / "cut")})
     trainer = Trainer(cfg)
-    update = trainer.learner.update
-
-    def crash(batch):
-        if trainer.state.step > 600:
-            raise RuntimeError("simulated crash")
-        return update(batch)
-
-    trainer.learner.update = crash
+    crash_after(trainer, 600)
     with pytest.raises(RuntimeError, match="simulated crash"):
         trainer.train()
     trainer.env.close()

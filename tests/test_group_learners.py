@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import xmarl
-from tests.conftest import require
+from tests.conftest import crash_after, require
 from xmarl.config import load_config, separate_learners
 from xmarl.errors import ConfigError
 from xmarl.training.checkpoint import latest_checkpoint, load_weights
@@ -49,15 +49,7 @@ def test_a_run_with_a_learner_per_group_resumes_exactly(out_dir):
     full = xmarl.run("maddpg", "torch", "target", out_dir=out_dir / "full", overrides={**BASE, "groups": MIXED})
     cfg = load_config("maddpg", "target", "torch", overrides={**BASE, "groups": MIXED, "out_dir": str(out_dir / "cut")})
     trainer = Trainer(cfg)
-    coma = trainer.learners["coma"]
-    update = coma.update
-
-    def crash_after_a_checkpoint(batch):
-        if trainer.state.step > 5000:  # the checkpoint at 4000 exists; what follows is lost
-            raise RuntimeError("simulated crash")
-        return update(batch)
-
-    coma.update = crash_after_a_checkpoint
+    crash_after(trainer, 5000, trainer.learners["coma"])  # the checkpoint at 4000 exists; what follows is lost
     with pytest.raises(RuntimeError, match="simulated crash"):
         trainer.train()
     folder = latest_checkpoint(trainer.run_dir)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import xmarl
-from tests.conftest import require, require_module
+from tests.conftest import crash_after, require, require_module
 from xmarl.config import load_config
 from xmarl.errors import BackendNotInstalledError, ConfigError
 from xmarl.training.trainer import Trainer
@@ -96,14 +96,7 @@ def _interrupted_then_resumed(out_dir: Path, loggers: list[str]) -> Path:
     """A run that crashes after its checkpoint at step 400, then is resumed to its end."""
     cfg = load_config("maddpg", "target", "torch", overrides={**OV, "train.loggers": loggers, "out_dir": str(out_dir)})
     trainer = Trainer(cfg)
-    update = trainer.learner.update
-
-    def crash(batch):
-        if trainer.state.step > 450:
-            raise RuntimeError("simulated crash")
-        return update(batch)
-
-    trainer.learner.update = crash
+    crash_after(trainer, 450)
     with pytest.raises(RuntimeError, match="simulated crash"):
         trainer.train()
     xmarl.run(resume=trainer.run_dir)

@@ -66,7 +66,7 @@ import yaml
 
 from xmarl import registry
 from xmarl.compare.parity import check_backends, installed_backends
-from xmarl.config import load_config
+from xmarl.config import flatten, load_config
 from xmarl.core.device import parse_device
 from xmarl.errors import ConfigError, XmarlError, did_you_mean
 from xmarl.files import atomic_write_text
@@ -278,23 +278,12 @@ def _ray(tasks: list[RunTask], workers: int | None, address: str | None) -> Iter
 
 # -- planning ---------------------------------------------------------------------------------
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def _config_difference(expected: dict[str, Any], saved_path: Path) -> str | None:
     """The first key where a saved run's config differs from the expected one, as text."""
     if not saved_path.is_file():
         return None
-    saved = _flatten(yaml.safe_load(saved_path.read_text()) or {})
-    want = _flatten(expected)
+    saved = flatten(yaml.safe_load(saved_path.read_text()) or {})
+    want = flatten(expected)
     for key in sorted(set(saved) | set(want)):
         if key in IGNORED_KEYS:
             continue

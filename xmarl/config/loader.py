@@ -355,10 +355,22 @@ def _valid_keys(parent: Path_) -> list[str]:
     return list(model.model_fields)
 
 
+def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config (plain data) as ``{"maddpg.lr_actor": 0.01, ...}`` (empty mappings stay values)."""
+    out: dict[str, Any] = {}
+    for k, v in cfg.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
 def save_config(cfg: BaseModel, path: str | os.PathLike[str]) -> None:
     """Write the resolved config as YAML (atomically)."""
     atomic_write_text(path, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
 
 __all__ = ["load_config", "save_config", "parse_overrides", "configs_dir", "group_section", "separate_learners",
-           "RunBase"]
+           "flatten", "RunBase"]

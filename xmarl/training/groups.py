@@ -120,6 +120,23 @@ def sample_available(env: Any, rng: np.random.Generator, avail: np.ndarray | Non
     return np.argmax(np.where(avail > 0, rng.random(avail.shape), -1.0), -1).astype(np.int64)
 
 
+class UniformPolicy(Policy):
+    """Uniformly random actions for every copy and agent of ``env`` (among the available ones
+    where the env reports them; a Gumbel-max draw): the random-play baseline of the benchmarks."""
+
+    def __init__(self, env: Any, seed: int) -> None:
+        self.env, self.spec, self.rng = env, env.spec, np.random.default_rng(seed)
+
+    def act(self, obs: np.ndarray, state: Any = None, explore: bool = False, avail: np.ndarray | None = None,
+            **_: Any) -> tuple[np.ndarray, Any]:
+        spec = self.spec
+        if spec.discrete:
+            ok = spec.act_mask if avail is None else avail * spec.act_mask
+            ok = np.broadcast_to(ok, obs.shape[:2] + (spec.act_dim,))
+            return np.where(ok > 0, self.rng.gumbel(size=ok.shape), -np.inf).argmax(-1), state
+        return self.env.sample_actions(self.rng), state
+
+
 @dataclass(frozen=True)
 class Slots:
     """Some agents of an env as a learner of just them sees them: ``idx`` their indices on the
@@ -309,5 +326,5 @@ class GroupPolicy(Policy):
         return mask_actions(actions, agent_mask), out_state
 
 
-__all__ = ["AgentGroups", "GroupPolicy", "FixedGroups", "Slots", "LearnerSlots", "learner_slots", "frozen_policies",
-           "part_weights", "joint_weights", "empty_actions", "reset_state", "sample_available"]
+__all__ = ["AgentGroups", "GroupPolicy", "FixedGroups", "UniformPolicy", "Slots", "LearnerSlots", "learner_slots",
+           "frozen_policies", "part_weights", "joint_weights", "empty_actions", "reset_state", "sample_available"]

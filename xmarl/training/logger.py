@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from xmarl import registry
+from xmarl.config import flatten
 from xmarl.errors import BackendNotInstalledError, ConfigError, choices, did_you_mean
 from xmarl.files import atomic_write_text
 
@@ -41,18 +42,6 @@ from xmarl.files import atomic_write_text
 BUILTIN = ("jsonl", "tensorboard", "csv", "wandb", "mlflow")
 #: where a run folder keeps its trackers' run ids
 TRACKERS = "trackers.json"
-
-
-def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested config as ``{"maddpg.lr_actor": 0.01, ...}``."""
-    out: dict[str, Any] = {}
-    for k, v in cfg.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping) and v:
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def _scalars(record: Mapping[str, Any]) -> dict[str, float]:
@@ -286,4 +275,4 @@ class MetricsLogger:
 
 
 __all__ = ["Logger", "MetricsLogger", "JsonlLogger", "TensorBoardLogger", "CsvLogger", "WandbLogger", "MlflowLogger",
-           "check_loggers", "flatten", "BUILTIN", "TRACKERS"]
+           "check_loggers", "BUILTIN", "TRACKERS"]
