@@ -98,17 +98,32 @@ print(json.dumps({"final": r.final_metrics, "random": random, "wall_s": wall}))
 """
 
 
-def one(variant: str, backend: str, seed: int, steps: int, out: str) -> dict:
+def _partial(variant: str, backend: str, seed: int, steps: int) -> Path:
+    """Where a finished run waits for the rest of the recording (a failure elsewhere keeps it)."""
+    name = f"{variant}-{backend}-{seed}-{steps}".replace(":", "").replace(" ", "_")
+    return RESULTS / ".mixed-runs" / f"{name}.json"
+
+
+def one(variant: str, backend: str, seed: int, steps: int, out: str) -> dict | None:
+    """One run (or the one a previous recording finished); None when it failed (said on stderr)."""
+    done = _partial(variant, backend, seed, steps)
+    if done.is_file():
+        print(f"{variant} {backend} seed {seed}: kept from {done}", flush=True)
+        return json.loads(done.read_text())
     env_name, groups = VARIANTS[variant]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-c", ONE_RUN, backend, str(seed), out, str(steps), env_name,
                            json.dumps(groups)], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
-        raise SystemExit(f"{variant} {backend} seed {seed} failed:\n{proc.stderr[-3000:]}")
+        print(f"{variant} {backend} seed {seed} failed:\n{proc.stderr[-3000:]}", file=sys.stderr, flush=True)
+        return None
     rec = json.loads(proc.stdout.strip().splitlines()[-1])
     shown = {k: round(v, 3) for k, v in rec["final"].items() if k.startswith("eval_")}
     print(f"{variant} {backend} seed {seed}: {shown} in {rec['wall_s']:.0f}s", flush=True)
-    return {"variant": variant, "backend": backend, "seed": seed, **rec}
+    row = {"variant": variant, "backend": backend, "seed": seed, **rec}
+    done.parent.mkdir(parents=True, exist_ok=True)
+    done.write_text(json.dumps(row))
+    return row
 
 
 def main() -> None:
@@ -125,7 +140,9 @@ def main() -> None:
     if args.report:  # rewrite the Markdown from the recorded runs, running nothing
         cells = []
     with ThreadPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(lambda c: one(*c, args.steps, args.out), cells))
+        results = list(pool.map(lambda c: one(*c, args.steps, args.out), cells))
+    rows = [r for r in results if r is not None]
+    failed = [c for c, r in zip(cells, results) if r is None]
     command = "python benchmarks/mixed.py " + " ".join(sys.argv[1:])
     RESULTS.mkdir(exist_ok=True)
     old = RESULTS / "mixed.json"
@@ -164,8 +181,8 @@ def main() -> None:
         lines += [f"## {variant}", "", "| backend | seed | " + " | ".join(k.removeprefix("eval_") for k in keys)
                   + " | wall (s) |", "|---|---:|" + "---:|" * len(keys) + "---:|"]
         for r in mine:
-            cells = [f"{r['final'][k]:.3f} ({r['random'].get(k, float('nan')):.3f})" for k in keys]
-            lines.append(f"| {r['backend']} | {r['seed']} | " + " | ".join(cells) + f" | {r['wall_s']:.0f} |")
+            row_cells = [f"{r['final'][k]:.3f} ({r['random'].get(k, float('nan')):.3f})" for k in keys]
+            lines.append(f"| {r['backend']} | {r['seed']} | " + " | ".join(row_cells) + f" | {r['wall_s']:.0f} |")
         lines += ["", "| backend | " + " | ".join(f"mean {k.removeprefix('eval_')}" for k in keys) + " |",
                   "|---|" + "---:|" * len(keys)]
         for b in backends:
@@ -176,6 +193,11 @@ def main() -> None:
         lines.append("")
     (RESULTS / "mixed.md").write_text("\n".join(lines))
     print("\n".join(lines))
+    for cell in cells:
+        if cell not in failed:
+            _partial(*cell, args.steps).unlink(missing_ok=True)
+    if failed:
+        sys.exit(f"{len(failed)} run(s) failed (the others are recorded): {failed}")
 
 
 if __name__ == "__main__":
