@@ -14,7 +14,8 @@ RAY = ["ray[tune]==2.60.0", "pandas==3.1.1", "pyarrow==26.0.1"]
 WANDB = ["wandb==0.31.0"]
 MLFLOW = ["mlflow-skinny==3.17.2", "sqlalchemy==2.1.9", "alembic==1.20.1"]
 # sphinx 9.0.4 is the newest release for Python 3.11 (9.1 needs 3.12, 9.2 needs 3.13)
-DOCS = ["sphinx==9.0.4", "furo==2025.12.19", "sphinx-design==0.8.0"]
+# django-static-mathjax ships MathJax 3 (Apache-2.0), which docs/conf.py copies into the site: math needs no network
+DOCS = ["sphinx==9.0.4", "furo==2025.12.19", "sphinx-design==0.8.0", "django-static-mathjax==3.2.2.1"]
 LOGGING = ["tensorboardX==2.6.5"]
 # the benchmark suites' envs (xmarl/envs/gym_tuple.py, vmas.py, magent.py); each installs beside the pins
 # below without changing them (vmas also brings gym 0.26.2 and pyglet 1.5.27, which it imports)

@@ -4,27 +4,35 @@
   carry the identical rendered docstring;
 * the signature check finds every kind of disagreement in deliberately broken fixture classes
   (and ``xmarl docs-schema --check`` reports the same lines and exit status);
-* the docs build with ``sphinx-build -W`` (frameworks real, and all mocked) and the built HTML has,
-  per shipped method, the backend tabs with parameter tables, the config reference and the
-  recorded results, and no placeholder text anywhere.
+* the docs build with ``sphinx-build -W -n`` (frameworks real, and all mocked) and the built HTML
+  has, per shipped method, backend tabs whose classes show that backend's signature and parameters,
+  the config reference and only that method's recorded results; config tables with true defaults
+  and valid values; one API page per public module with config models as field tables; the
+  landing page, tutorials, changelog and citation; no placeholder text or checklist wording;
+* in headless Chromium (the real build, served on the loopback): the backend tabs switch together,
+  math is typeset by the local MathJax, search finds "gumbel" and "install", pages load with no
+  console error and no request off the machine, and every local link and anchor resolves.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+import xmarl
 from tests.conftest import BACKENDS, require, require_module
 from xmarl import docschema, registry
 from xmarl.cli import main
 from xmarl.docschema.check import check, check_class, placeholders, shipped_methods
-from xmarl.docschema.rendering import render_entry
+from xmarl.docschema.rendering import render_entry, signature_of
 from xmarl.docschema.schema import Schema, all_methods
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +46,7 @@ def _require_all() -> None:
 
 
 def _require_docs_tools() -> None:
-    for module in ("sphinx", "furo", "sphinx_design", "bs4"):
+    for module in ("sphinx", "furo", "sphinx_design", "bs4", "mathjax"):
         require_module(module, "pip install -e '.[docs]'")
 
 
@@ -265,7 +273,7 @@ def _build(out: Path, mock: str | None) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
     if mock:
         env["XMARL_DOCS_MOCK"] = mock
-    cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", "-d", str(out / "doctrees"),
+    cmd = [sys.executable, "-m", "sphinx", "-W", "-n", "--keep-going", "-q", "-b", "html", "-d", str(out / "doctrees"),
            str(ROOT / "docs"), str(out / "html")]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
@@ -300,8 +308,11 @@ def _warnings(log: str) -> list[str]:
 @pytest.mark.parametrize("which", ["real", "mock"])
 def test_docs_build_with_warnings_as_errors(built, which):
     rc, log, html = built[which]
-    assert rc == 0 and not _warnings(log), f"sphinx-build -W ({which}) failed:\n{log[-4000:]}"
+    assert rc == 0 and not _warnings(log), f"sphinx-build -W -n ({which}) failed:\n{log[-4000:]}"
     assert (html / "index.html").exists() and (html / "_generated" / "methods" / "maddpg.html").exists()
+    errors = [f"{p.relative_to(html)}: {e.get_text(' ', strip=True)[:120]}" for p in sorted(html.rglob("*.html"))
+              for e in _soup(p).select(".system-message, .problematic")]
+    assert not errors, errors  # reST errors that Sphinx does not count as warnings
 
 
 def _methods_with_classes() -> list[str]:
@@ -325,17 +336,34 @@ def test_method_pages_have_backend_tabs_with_parameter_tables(built, which):
             for backend, content in zip(BACKENDS, tabs.find_all("div", class_="sd-tab-content", recursive=False)):
                 cls = content.find("dl", class_="class")
                 assert cls is not None, f"{method}/{key}: no {backend} class in its tab"
-                assert f"xmarl.backends.{backend}." in cls.find("dt").get_text()
-                want = [p.name for p in entry.params]  # the same table in every backend ("TensorFlow only." notes)
+                sig = cls.find("dt").get_text("", strip=True)
+                assert f"xmarl.backends.{backend}." in sig
+                want_sig = signature_of(key, docschema.load(), backend).replace(" ", "")
+                assert sig.replace(" ", "").endswith(f"{key}{want_sig}"), (method, key, backend, sig, want_sig)
+                # this backend's parameters only: a TensorFlow-only argument is on the TensorFlow tab alone
+                want = [p.name for p in entry.params if not p.backends or backend in p.backends]
                 fields = cls.find("dd").find("dl", class_="field-list", recursive=False)
                 assert fields is not None or not want, \
                     f"{method}/{key} ({backend}): no parameter table; is the class decorated with @documented?"
                 got = [s.get_text() for s in fields.find("dd").find_all("strong")] if want else []
                 assert got == want, (method, key, backend, got)
-                for m in all_methods(key):
-                    if not all_methods(key)[m].backends or backend in all_methods(key)[m].backends:
-                        assert m in [d.find("span", class_="sig-name").get_text()
-                                     for d in cls.find_all("dl", class_="method")], (method, key, backend, m)
+                text = cls.get_text(" ")
+                assert " only." not in text, (method, key, backend)  # no other backend's notes
+                methods = all_methods(key)
+                shown = [d.find("span", class_="sig-name").get_text() for d in cls.find_all("dl", class_="method")]
+                for m in methods:
+                    mine = not methods[m].backends or backend in methods[m].backends
+                    assert (m in shown) == mine, (method, key, backend, m)
+
+
+def test_a_tensorflow_only_argument_is_documented_for_tensorflow_alone(built):
+    """MLP's ``name`` exists in TensorFlow only: its signature and parameter table say so per tab."""
+    page = _soup(built["mock"][2] / "_generated" / "methods" / "maddpg.html")
+    tabs = page.find("section", id="mlp").find("div", class_="sd-tab-set")
+    sigs = {b: c.find("dt").get_text("", strip=True) for b, c in
+            zip(BACKENDS, tabs.find_all("div", class_="sd-tab-content", recursive=False))}
+    assert sigs["tensorflow"].endswith("MLP(in_dim,hidden_sizes,groups=1,name=None)"), sigs
+    assert sigs["torch"].endswith("MLP(in_dim,hidden_sizes,groups=1)") and "*args" not in sigs["mindspore"], sigs
 
 
 def test_method_pages_have_the_generated_config_reference_and_results(built):
@@ -358,26 +386,109 @@ def test_method_pages_have_the_generated_config_reference_and_results(built):
             assert key in rows, (method, key)
             assert rows[key][2] == xmarl_docs._yaml_value(defaults[method][name])
             assert rows[key][3] == (field.description or "")
-        for path in xmarl_docs.method_results(ROOT, method):
-            text = page.get_text(" ")
-            assert f"benchmarks/results/{path.relative_to(ROOT / 'benchmarks' / 'results')}" in text
-    # every method's learning records are on its page, with every backend's mean return
+        assert page.find("a", href=re.compile(r"^https://arxiv\.org/abs/\d{4}\.\d+")), f"{method}: no paper link"
+    # every method's learning records are on its page, with every backend's mean return, and no other
+    # method's results are
     for method in shipped:
         text = _soup(html / "_generated" / "methods" / f"{method}.html").get_text(" ")
-        records = sorted((ROOT / "benchmarks" / "results" / "learning" / method).rglob("*.md"))
-        assert records, method
+        learning = ROOT / "benchmarks" / "results" / "learning"
+        records = [r for r in sorted((learning / method).rglob("*.md"))  # those of shipped configs
+                   if (ROOT / "configs" / r.relative_to(learning).with_suffix(".yaml")).exists()]
         for record in records:
             means = re.findall(r"^\| (\w+) \| \d+ \| \*\*(-?[\d.]+)\*\* \|", record.read_text(), re.M)
             assert len(means) == 3 and all(m in text for _, m in means), (record, means)
+        for other in shipped:
+            if other != method:
+                assert f"{other}/" not in re.sub(r"configs/\S+", "", text.split("Recorded results")[-1]), \
+                    (method, other)
 
 
-def test_getting_started_has_the_readme_commands(built):
+def test_results_pages_have_figures_from_the_records_and_no_checklist_wording(built):
+    html = built["real"][2]
+    bench = _soup(html / "_generated" / "benchmarks.html")
+    figures = [img["src"] for img in bench.select("figure img, div.figure img, img")]
+    names = {Path(src).name for src in figures}
+    assert {"throughput.svg", "commnet-scaling.svg", "learning-maddpg-mpe-simple_spread_v3.svg"} <= names, names
+    for src in figures:
+        assert (html / "_generated" / src).resolve().exists() or list(html.rglob(Path(src).name)), src
+    # a number of the learning table is the mean of the record's runs
+    record = json.loads((ROOT / "benchmarks/results/learning/maddpg/mpe/simple_spread_v3.json").read_text())
+    torch_mean = np.mean([r["final"]["eval_return"] for r in record["runs"] if r["backend"] == "torch"])
+    assert f"{torch_mean:.3f}" in bench.get_text(" ")
+    checklist = re.compile(r"\bbar met\b|\bFAIL\b|\(pass\)|: met\b|bar 3x|\bbar <=")
+    for path in [html / "index.html", html / "_generated" / "benchmarks.html",
+                 *sorted((html / "_generated" / "methods").glob("*.html"))]:
+        found = checklist.findall(_soup(path).get_text(" "))
+        assert not found, (path.name, found)
+    headings = [h.get_text(strip=True).rstrip("¶") for h in bench.select("section > h2")]
+    results = ROOT / "benchmarks" / "results"
+    file_names = {v for f in results.rglob("*.*") for v in (f.name, f.stem, f.stem.replace("_", " "),
+                                                             str(f.relative_to(results).with_suffix("")))}
+    assert len(headings) >= 8 and not file_names & set(headings), headings  # headings say what, not where
+    landing = _soup(html / "index.html")
+    assert landing.find("img", src=re.compile(r"landing-maddpg-spread\.svg$")), "no figure on the landing page"
+
+
+def test_config_reference_has_true_defaults_and_valid_values(built):
+    page = _soup(built["real"][2] / "_generated" / "config.html")
+    rows = {}
+    for table in page.find_all("table", class_="xmarl-config"):
+        for tr in table.find("tbody").find_all("tr"):
+            cells = [td.get_text(" ", strip=True) for td in tr.find_all("td")]
+            rows[cells[0]] = cells
+    defaults = yaml.safe_load((ROOT / "configs" / "defaults.yaml").read_text())
+    for key, value in defaults["train"].items():
+        if not isinstance(value, dict):  # nested sections are flattened into their leaves
+            assert rows[f"train.{key}"][2] == xmarl_docs._yaml_value(value), key
+    assert not [k for k, r in rows.items() if r[2] == "required" and not k.startswith("groups.")], rows
+    assert "torch" in rows["backend"][3] and "mindspore" in rows["backend"][3] and "maddpg" in rows["method"][3]
+    assert rows["groups.<name>.policy"][2] == "learn"
+    assert "train" not in rows and "groups" not in rows  # sections are their own tables
+
+
+def test_api_reference_is_one_page_per_public_module(built):
+    html = built["real"][2] / "_generated" / "api"
+    pages = {p.stem for p in html.glob("*.html")}
+    for module in xmarl_docs.INTERNAL:  # internals exist and are left out
+        assert xmarl_docs._module_path(ROOT, module).exists(), f"INTERNAL names a module that is gone: {module}"
+        assert module not in pages
+    for module in ("xmarl.api", "xmarl.core.interfaces", "xmarl.envs.base", "xmarl.compare.parity",
+                   "xmarl.training.checkpoint", "xmarl.core.config", "backends.policies"):
+        assert module in pages, module
+    config = _soup(html / "xmarl.core.config.html")
+    text = config.get_text(" ")
+    assert "Annotated[" not in text and "model_config" not in text and "FieldInfo" not in text
+    assert config.find("table", class_="xmarl-config") is not None and "maddpg:" in text
+    sizes = sorted((p.stat().st_size, p.name) for p in html.glob("*.html"))
+    assert sizes[-1][0] < 1_500_000, sizes[-1]  # no single page with everything
+
+
+def test_landing_tutorials_and_project_pages(built):
+    html = built["real"][2]
+    landing = _soup(html / "index.html")
+    assert landing.find("table", class_="xmarl-methods") is not None
+    assert "pip install torch==2.13.0" in landing.get_text()
+    assert xmarl.__version__ in landing.find("title").get_text() + landing.get_text(" ")
+    for script in sorted((ROOT / "examples").glob("*.py")):
+        pages = [p for p in (html / "tutorials").glob("*.html") if script.name in p.read_text()]
+        assert pages, f"{script.name}: no tutorial shows it"
+    changelog = _soup(html / "_generated" / "changelog.html").get_text(" ")
+    assert xmarl.__version__ in changelog
+    citation = _soup(html / "_generated" / "citation.html")
+    assert "@software{xmarl," in citation.find("div", class_="highlight-bibtex").get_text("")
+    assert "Apache-2.0" in citation.get_text(" ") and citation.find("a", href="https://arxiv.org/abs/1706.02275")
+    assert (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License")
+
+
+def test_getting_started_and_install_have_the_readme_commands(built):
     rc, log, html = built["real"]
-    text = _soup(html / "getting_started.html").get_text()
     readme = (ROOT / "README.md").read_text()
     blocks = xmarl_docs.readme_blocks(readme)
-    for key in ("main-command", "test-command"):
-        assert blocks[key][1].strip() in readme and blocks[key][1].strip() in text, key
+    assert blocks["main-command"][1].strip() in _soup(html / "getting_started.html").get_text()
+    assert blocks["test-command"][1].strip() in _soup(html / "install.html").get_text()
+    started = _soup(html / "getting_started.html").get_text()
+    # no example there needs a backend its install command does not install
+    assert 'backend="tensorflow"' not in started.split("More commands")[0]
 
 
 def test_no_placeholder_text_anywhere_in_the_built_docs(built):
@@ -390,3 +501,117 @@ def test_no_placeholder_text_anywhere_in_the_built_docs(built):
         text = _soup(path).get_text(" ")
         found += [f"{path.relative_to(html)}: {w}" for w in placeholders(text)]
     assert not found, found
+
+
+# -- the built site in a real browser -------------------------------------------------------------------
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+import chromium  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def site(built):
+    """The real build served on the loopback, and a headless Chromium."""
+    if chromium.find_chromium() is None:
+        if os.environ.get("XMARL_REQUIRE_BACKENDS") == "1":
+            pytest.fail("Chromium must be installed (XMARL_REQUIRE_BACKENDS=1): apt-get install -y chromium")
+        pytest.skip("Chromium not installed: apt-get install -y chromium (or set XMARL_CHROMIUM)")
+    rc, log, html = built["real"]
+    assert rc == 0, log[-2000:]
+    with chromium.serve(html) as base, chromium.Chromium() as browser:
+        yield base, browser
+
+
+MATHJAX_DONE = "window.MathJax && MathJax.startup && MathJax.startup.promise.then(() => true)"
+
+
+def test_browser_backend_tabs_switch_every_class_together(site):
+    base, browser = site
+    page = browser.open(f"{base}/_generated/methods/maddpg.html")
+    state = ("[...document.querySelectorAll('.sd-tab-set.xmarl-backends')].map(set => {"
+             " const on = set.querySelector(':scope > input:checked');"
+             " const label = set.querySelector(`:scope > label[for='${on.id}']`).textContent.trim();"
+             " const shown = [...set.querySelectorAll(':scope > .sd-tab-content')]"
+             "   .filter(c => c.offsetParent !== null).map(c => c.querySelector('dt')?.textContent || '');"
+             " return [label, shown]; })")
+    before = page.evaluate(state)
+    assert len(before) >= 4 and all(label == "torch" for label, _ in before), before
+    page.click(".sd-tab-set.xmarl-backends > label[data-sync-id='tensorflow']")
+    after = page.wait_for(f"(() => {{ const s = {state}; return s.every(([l]) => l === 'TensorFlow') && s; }})()")
+    for label, shown in after:
+        assert len(shown) == 1 and "xmarl.backends.tensorflow." in shown[0], (label, shown)
+    page.click(".sd-tab-set.xmarl-backends > label[data-sync-id='mindspore']")
+    page.wait_for(f"{state}.every(([l, shown]) => l === 'MindSpore' && shown[0].includes('backends.mindspore.'))")
+    assert page.console == []
+
+
+def test_browser_math_is_typeset_without_a_network(site):
+    base, browser = site
+    for name in ("maddpg", "coma", "commnet"):
+        page = browser.open(f"{base}/_generated/methods/{name}.html")
+        assert page.wait_for(MATHJAX_DONE)
+        math = page.evaluate("[...document.querySelectorAll('.math')].map(m => {"
+                             " const svg = m.querySelector('mjx-container svg');"
+                             " return [!!svg, svg ? svg.getBoundingClientRect().width : 0, m.innerText]; })")
+        assert len(math) >= 4, (name, math)
+        assert all(ok and width > 5 for ok, width, _ in math), (name, math)
+        text = page.evaluate("document.body.innerText")
+        assert "\\gamma" not in text and "\\(" not in text and "\\mathbb" not in text, name  # no raw LaTeX
+        off_site = [u for u in page.requests if not u.startswith((base, "data:", "blob:", "about:"))]
+        assert not off_site, off_site
+        assert page.console == [], page.console
+
+
+def _search(page, base: str, query: str) -> list[str]:
+    page.open(f"{base}/search.html?q={query}")
+    page.wait_for("/Search finished|did not match/.test(document.querySelector('.search-summary')?.innerText || '')")
+    return page.evaluate("[...document.querySelectorAll('#search-results li a')].map(a => a.getAttribute('href'))")
+
+
+def test_browser_search_finds_gumbel_and_install(site):
+    base, browser = site
+    page = browser.new_page()
+    gumbel = _search(page, base, "gumbel")
+    assert any("methods/maddpg.html" in h for h in gumbel), gumbel
+    install = _search(page, base, "install")
+    assert any(h.split("#")[0].endswith("install.html") for h in install), install
+    assert page.console == [], page.console
+
+
+PAGES = ("index.html", "install.html", "getting_started.html", "environments.html", "tutorials/index.html",
+         "tutorials/method_plugin.html", "tutorials/compare_backends.html", "_generated/benchmarks.html",
+         "_generated/config.html", "_generated/methods/maddpg.html", "_generated/api/index.html",
+         "_generated/api/backends.policies.html", "_generated/changelog.html")
+
+
+def test_browser_pages_load_with_no_console_error_and_nothing_off_the_machine(site):
+    base, browser = site
+    for name in PAGES:
+        page = browser.open(f"{base}/{name}")
+        page.wait_for("document.readyState === 'complete' && [...document.images].every(i => i.complete)")
+        if page.evaluate("!!document.querySelector('.math')"):
+            page.wait_for(MATHJAX_DONE)
+        broken = page.evaluate("[...document.images].filter(i => i.naturalWidth === 0).map(i => i.src)")
+        assert not broken, (name, broken)
+        assert page.console == [], (name, page.console)
+        off_site = [u for u in page.requests if not u.startswith((base, "data:", "blob:", "about:"))]
+        assert not off_site, (name, off_site)
+
+
+def test_every_local_link_and_anchor_resolves(built):
+    html = built["real"][2]
+    texts = {p: p.read_text(encoding="utf-8") for p in html.rglob("*.html") if "_sources" not in p.parts}
+    ids = {p: set(re.findall(r'\bid="([^"]+)"', t)) for p, t in texts.items()}
+    broken, checked = [], 0
+    for page, text in sorted(texts.items()):
+        for url in re.findall(r'<(?:a|img|link|script)\b[^>]*?\b(?:href|src)="([^"]*)"', text):
+            url = url.replace("&amp;", "&")
+            if not url or re.match(r"^[a-z][a-z0-9+.-]*:", url):
+                continue  # external (page loads above show none is fetched) or mailto:
+            path_part, _, frag = url.partition("#")
+            target = (page.parent / path_part.split("?")[0]).resolve() if path_part else page
+            checked += 1
+            if not target.exists():
+                broken.append(f"{page.relative_to(html)}: {url}")
+            elif frag and target.suffix == ".html" and frag not in ids.get(target, set()):
+                broken.append(f"{page.relative_to(html)}: {url} (no such anchor)")
+    assert checked > 1000 and not broken, broken[:30]

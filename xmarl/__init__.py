@@ -10,7 +10,7 @@ from xmarl import (
     registry,
 )
 from xmarl import envs as _envs  # noqa: F401
-from xmarl.api import run
+from xmarl.api import load, run
 from xmarl.compare.parity import parity
 from xmarl.config import load_config
 
@@ -19,4 +19,4 @@ from xmarl.core import methods as _methods  # noqa: F401
 
 __version__ = "0.1.0"
 
-__all__ = ["registry", "run", "load_config", "compare", "parity", "__version__"]
+__all__ = ["registry", "run", "load", "load_config", "compare", "parity", "__version__"]

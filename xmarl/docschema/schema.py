@@ -80,7 +80,11 @@ class ClassEntry(_Strict):
         return self.module.startswith("xmarl.")
 
     def qualname(self, name: str, backend: str | None) -> str:
-        """Import path of the class named ``name`` in ``backend`` (None for a core class)."""
+        """Import path of the class named ``name`` in ``backend`` (None for a core class). A
+        plugin's entry names its full module with a ``{backend}`` field
+        (``"my_plugin.backends.{backend}"``)."""
+        if "{backend}" in self.module:
+            return f"{self.module.format(backend=backend)}.{name}"
         if self.core:
             return f"{self.module}.{name}"
         return f"xmarl.backends.{backend}.{self.module}.{name}"
@@ -100,12 +104,21 @@ class Schema(_Strict):
     algorithms: dict[str, Algorithm]
 
 
+def _parse(path: str | Path) -> dict[str, Any]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=loader) or {}
+
+
 @cache
 def load(path: str | None = None) -> Schema:
-    """The parsed schema (``schema.yaml`` unless ``path``), validated; cached."""
-    text = Path(path or SCHEMA_PATH).read_text(encoding="utf-8")
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return Schema.model_validate(yaml.load(text, Loader=loader))
+    """The parsed schema, validated; cached. Without ``path``, xmarl's own ``schema.yaml``;
+    with one, a plugin's schema file laid over xmarl's (its entries may inherit xmarl's, e.g.
+    ``inherits: LearnerBase``, and its own entries win)."""
+    if path is None or Path(path).resolve() == SCHEMA_PATH.resolve():
+        return Schema.model_validate(_parse(SCHEMA_PATH))
+    base, own = _parse(SCHEMA_PATH), _parse(path)
+    return Schema.model_validate({part: {**base.get(part, {}), **(own.get(part) or {})}
+                                  for part in ("classes", "algorithms")})
 
 
 def classes() -> dict[str, ClassEntry]:
@@ -148,27 +161,37 @@ def schema_key(cls: type) -> str | None:
 @overload
 def documented(target: C) -> C: ...
 @overload
-def documented(target: str | None = None) -> Callable[[C], C]: ...
+def documented(target: str | None = None, *, schema: str | None = None) -> Callable[[C], C]: ...
 
 
-def documented(target: Any = None) -> Any:
+def documented(target: Any = None, *, schema: str | None = None) -> Any:
     """Class decorator: render the schema entry into ``cls.__doc__``.
 
     ``@documented`` uses the class name as the key; ``@documented("Key")`` names another.
-    A class with no entry keeps its docstring; ``xmarl docs-schema --check`` reports it.
+    ``schema`` is the path of a plugin's own schema file (see :func:`load`); the class then
+    remembers it (``__xmarl_schema__``) for :func:`schema_of`. A class with no entry keeps its
+    docstring; ``xmarl docs-schema --check`` reports it.
     """
 
     def apply(cls: C, key: str | None) -> C:
-        from xmarl.docschema.rendering import render
+        from xmarl.docschema.rendering import render, render_entry
 
         key = key or cls.__name__
         cls.__xmarl_doc__ = key  # type: ignore[attr-defined]
-        if key in classes():
+        if schema is not None:
+            cls.__xmarl_schema__ = str(schema)  # type: ignore[attr-defined]
+        entries = load(schema).classes if schema is not None else classes()
+        if key in entries:
             if cls.__dict__.get("__doc__"):  # text the schema would silently replace: the check reports it
                 cls.__xmarl_inline_doc__ = cls.__doc__  # type: ignore[attr-defined]
-            cls.__doc__ = render(key)
+            cls.__doc__ = render(key) if schema is None else render_entry(key, load(schema))
         return cls
 
     if isinstance(target, type):
         return apply(target, None)
     return lambda cls: apply(cls, target)
+
+
+def schema_of(cls: type) -> Schema:
+    """The schema a class was documented from: a plugin's (``@documented(schema=...)``) or xmarl's."""
+    return load(cls.__dict__.get("__xmarl_schema__"))
