@@ -28,8 +28,9 @@ class AdamConfig(Section):
     eps: PositiveFloat = Field(description="Added to sqrt(v_hat), after bias correction.")
 
 
-class MADDPGConfig(Section):
-    """MADDPG (Lowe et al. 2017) hyper-parameters."""
+class OffPolicySection(Section):
+    """What every off-policy method's section has (the replay loop reads these): discounting,
+    target networks, optimisers, replay and update schedule. A batch must fit in the replay."""
 
     gamma: float = Field(ge=0.0, le=1.0, description="Discount factor.")
     tau: float = Field(gt=0.0, le=1.0, description="Soft target update rate.")
@@ -42,6 +43,18 @@ class MADDPGConfig(Section):
     warmup_steps: int = Field(ge=0, description="Env steps of uniform-random actions before learning.")
     update_every: PositiveInt = Field(description="Env steps between update rounds.")
     updates_per_round: PositiveInt = Field(description="Gradient updates per round.")
+
+    def contradictions(self, name: str, run: Any) -> list[tuple[str, str, str]]:
+        if self.batch_size > self.buffer_size:
+            return [(f"{name}.batch_size", f"{name}.buffer_size",
+                     f"a batch of {self.batch_size} cannot be drawn from a replay of {self.buffer_size}; "
+                     "lower the batch or raise the buffer")]
+        return []
+
+
+class MADDPGConfig(OffPolicySection):
+    """MADDPG (Lowe et al. 2017) hyper-parameters."""
+
     hidden_sizes: list[PositiveInt] = Field(description="Hidden layer widths of actor and critic MLPs.")
     share_parameters: bool = Field(
         description="One actor and one critic for all agents, with an agent-id one-hot input; "
@@ -52,13 +65,6 @@ class MADDPGConfig(Section):
     exploration_noise: float = Field(
         ge=0.0, description="Gaussian action noise, as a fraction of the action range (continuous)."
     )
-
-    def contradictions(self, name: str, run: Any) -> list[tuple[str, str, str]]:
-        if self.batch_size > self.buffer_size:
-            return [(f"{name}.batch_size", f"{name}.buffer_size",
-                     f"a batch of {self.batch_size} cannot be drawn from a replay of {self.buffer_size}; "
-                     "lower the batch or raise the buffer")]
-        return []
 
 
 class COMAConfig(Section):
@@ -163,3 +169,24 @@ class CommNetConfig(Section):
             out.append((f"{name}.comm_range", f"{name}.position_dims",
                         "hearing by distance needs the observation entries of each agent's position"))
         return out
+
+
+class BiCNetConfig(OffPolicySection):
+    """BiCNet (Peng et al. 2017) hyper-parameters."""
+
+    grad_clip: PositiveFloat | None = Field(
+        description="Max global gradient norm of each network, actor and critic (one norm over all its weights: "
+        "the agents are coupled through the recurrence; None: off)."
+    )
+    hidden_size: PositiveInt = Field(
+        description="Width H of each agent's encoder and of both GRUs over the agent axis (the heads read 2H)."
+    )
+    share_parameters: bool = Field(
+        description="One encoder and one head for all agents (the paper's choice); otherwise per-agent encoders "
+        "and heads held as one batched tensor. The two GRUs across the agent axis are one cell each either way."
+    )
+    policy_reg: float = Field(ge=0.0, description="Weight of the mean squared pre-activation penalty on the actor.")
+    gumbel_temperature: PositiveFloat = Field(description="Gumbel-softmax temperature (discrete actions).")
+    exploration_noise: float = Field(
+        ge=0.0, description="Gaussian action noise, as a fraction of the action range (continuous)."
+    )

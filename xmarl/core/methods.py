@@ -5,9 +5,10 @@ are registered per backend."""
 from __future__ import annotations
 
 from xmarl import registry
+from xmarl.core.bicnet import BICNET
 from xmarl.core.coma import COMA
 from xmarl.core.commnet import COMMNET
-from xmarl.core.config import COMAConfig, CommNetConfig, MADDPGConfig
+from xmarl.core.config import BiCNetConfig, COMAConfig, CommNetConfig, MADDPGConfig
 from xmarl.core.maddpg import MADDPG
 from xmarl.core.method import MethodSpec
 
@@ -29,3 +30,9 @@ registry.add("method", "coma", MethodSpec(
 registry.add("method", "commnet", MethodSpec(
     name="commnet", config_model=CommNetConfig, trainer="on_policy", action_kinds=("discrete",),
     paper="Sukhbaatar et al., Learning Multiagent Communication with Backpropagation, NeurIPS 2016", core=COMMNET))
+
+registry.add("method", "bicnet", MethodSpec(
+    name="bicnet", config_model=BiCNetConfig, trainer="off_policy", action_kinds=("discrete", "continuous", "hybrid"),
+    paper="Peng et al., Multiagent Bidirectionally-Coordinated Nets: Emergence of Human-level Coordination in "
+          "Learning to Play StarCraft Combat Games, arXiv:1703.10069, 2017",
+    core=BICNET))

@@ -67,4 +67,4 @@ registry.add("runtime", "configure", configure, backend="mindspore")
 registry.add("runtime", "devices", devices, backend="mindspore")
 registry.add("runtime", "use_device", use_device, backend="mindspore")
 
-from xmarl.backends.mindspore.learners import coma, commnet, maddpg  # noqa: E402,F401
+from xmarl.backends.mindspore.learners import bicnet, coma, commnet, maddpg  # noqa: E402,F401

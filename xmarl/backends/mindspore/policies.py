@@ -10,10 +10,10 @@ from mindspore import Parameter, Tensor, jit, nn, ops
 
 from xmarl import registry
 from xmarl.backends.mindspore import ops as ms_ops
-from xmarl.backends.mindspore.representations import GRU, MLP, CommNet, _group_dense, _linear
-from xmarl.core import commnet
+from xmarl.backends.mindspore.representations import GRU, MLP, BiCNet, CommNet, _group_dense, _linear
+from xmarl.core import bicnet, commnet
 from xmarl.core.coma import COMA, COMAPolicy
-from xmarl.core.config import COMAConfig, CommNetConfig, MADDPGConfig
+from xmarl.core.config import BiCNetConfig, COMAConfig, CommNetConfig, MADDPGConfig
 from xmarl.core.interfaces import Policy
 from xmarl.core.layout import Layout, mlp_sizes
 from xmarl.core.maddpg import MADDPG
@@ -256,3 +256,59 @@ class CommNetPolicy(nn.Cell, commnet.CommNetPolicyBase):
         hiddens = np.stack([h.asnumpy() for h in hiddens]).swapaxes(1, 2)
         return {"hiddens": hiddens, "logits": logits.asnumpy().swapaxes(0, 1), "values": values.asnumpy().T,
                 "state": hiddens[-1] if self.recurrent else None}
+
+
+class _BiCNetNet(nn.Cell):
+    """A :class:`BiCNet` representation and a linear head on ``[f_i, g_i]``, allocated from the
+    core's layout of network ``net``."""
+
+    def __init__(self, spec: AgentSpec, config: BiCNetConfig, net: str) -> None:
+        super().__init__()
+        layout = bicnet.BICNET.layout(spec, config, net)
+        G, in_dim, _ = layout["torso/dense_0/kernel"]
+        self.rep = BiCNet(in_dim, config.hidden_size, G)
+        self.head_kernel = ms_ops.parameter(layout["head/kernel"], name="head_kernel")
+        self.head_bias = ms_ops.parameter((G, 1, layout["head/bias"][1]), name="head_bias")
+
+    def canonical(self) -> dict[str, Parameter]:
+        return {**self.rep.canonical(), "head/kernel": self.head_kernel, "head/bias": self.head_bias}
+
+    def features_and_outputs(self, x: Tensor, alive: Tensor) -> tuple[Tensor, Tensor]:
+        """``([f_i, g_i] [A, B, 2H], head outputs [A, B, out])``."""
+        h = self.rep(x, alive)
+        return h, _linear(h, self.head_kernel, self.head_bias)
+
+
+@registry.register("policy", "bicnet_actor", backend="mindspore")
+@documented
+class BiCNetActor(_BiCNetNet, bicnet.BiCNetPolicyBase):
+    def __init__(self, spec: AgentSpec, config: BiCNetConfig) -> None:
+        super().__init__(spec, config, "actor")
+        self.spec = spec
+
+    def construct(self, obs: Tensor, alive: Tensor) -> Tensor:
+        return self.features_and_outputs(obs, alive)[1]
+
+    @jit
+    def _forward(self, obs: Tensor, alive: Tensor) -> Tensor:
+        """The compiled forward pass (a jit method skips ``Cell.__call__``'s per-call checks)."""
+        return self.construct(obs, alive)
+
+    def forward_numpy(self, obs: np.ndarray, state: Any = None,
+                      agent_mask: np.ndarray | None = None) -> tuple[np.ndarray, Any]:
+        """Raw outputs ``[E, A, act_dim]`` for observations ``[E, A, obs_dim]`` (one compiled graph per E)."""
+        alive = bicnet.alive_or_ones(obs, agent_mask).T[:, :, None]
+        out = self._forward(Tensor.from_numpy(np.ascontiguousarray(obs.swapaxes(0, 1), np.float32)),
+                            Tensor.from_numpy(np.ascontiguousarray(alive)))
+        ms_ops._sigint_to_python()
+        return out.asnumpy().swapaxes(0, 1), None
+
+
+@registry.register("policy", "bicnet_critic", backend="mindspore")
+@documented
+class BiCNetCritic(_BiCNetNet):
+    def __init__(self, spec: AgentSpec, config: BiCNetConfig) -> None:
+        super().__init__(spec, config, "critic")
+
+    def construct(self, obs: Tensor, act: Tensor, alive: Tensor) -> Tensor:
+        return self.features_and_outputs(ops.cat((obs, act), -1), alive)[1].squeeze(-1)

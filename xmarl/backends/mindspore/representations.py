@@ -9,6 +9,7 @@ from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 
 from xmarl import registry
 from xmarl.backends.mindspore import ops as ms_ops
+from xmarl.core import bicnet
 from xmarl.core.commnet import representation_shapes
 from xmarl.core.interfaces import Representation
 from xmarl.core.layout import Layout, gru_shapes, mlp_shapes
@@ -236,3 +237,44 @@ def _masked_mean(h: Tensor, agent_mask: Tensor, comm_mask: Tensor | None) -> Ten
         total = ops.bmm(comm_mask, hm.swapaxes(0, 1)).swapaxes(0, 1)
         count = ops.bmm(comm_mask, agent_mask.swapaxes(0, 1)).swapaxes(0, 1)
     return total / ops.maximum(count, 1.0)
+
+
+@registry.register("representation", "bicnet", backend="mindspore")
+@documented
+class BiCNet(nn.Cell, Representation):
+    # In a graph each recurrence is unrolled over the agents (A is fixed per learner); with one
+    # group the encoder and every input projection are one 2-D matmul over every agent's rows.
+
+    def __init__(self, in_dim: int, hidden_size: int, groups: int = 1) -> None:
+        super().__init__()
+        self.torso = MLP(in_dim, [hidden_size], groups)
+        self.forward_gru, self.backward_gru = GRU(hidden_size, hidden_size), GRU(hidden_size, hidden_size)
+        self.hidden_size, self.output_dim = hidden_size, 2 * hidden_size
+
+    def canonical(self) -> dict[str, Parameter]:
+        return bicnet.canonical(self.forward_gru.canonical(), self.backward_gru.canonical(), self.torso.canonical())
+
+    @staticmethod
+    def sweep(gru: GRU, e: Tensor, alive: Tensor, reverse: bool = False) -> Tensor:
+        """One direction of the recurrence over the agent axis: ``e [A, B, H]`` encodings, ``alive
+        [A, B, 1]``; a dead agent's position carries the state through and outputs zeros."""
+        return _sweep(gru, e, alive, reverse)
+
+    def construct(self, x: Tensor, alive: Tensor) -> Tensor:
+        """Features ``[f_i, g_i]`` ``[A, B, 2H]`` for inputs ``x [A, B, in]`` in the env's agent order."""
+        e = self.torso(x)
+        return ops.cat((_sweep(self.forward_gru, e, alive, False), _sweep(self.backward_gru, e, alive, True)), -1)
+
+
+def _sweep(gru: GRU, e: Tensor, alive: Tensor, reverse: bool) -> Tensor:
+    """:meth:`BiCNet.sweep` (graph code calls module functions)."""
+    A, B, _ = e.shape
+    gx = _linear(e, gru.kernel, gru.bias)  # every position's input projection at once
+    h = ops.zeros((1, B, gru.output_dim), e.dtype)
+    out = ()
+    for k in range(A):  # the recurrence, unrolled; the batch is batched
+        i = A - 1 - k if reverse else k
+        m = alive[i:i + 1]
+        h = m * gru.cell(gx[i:i + 1], h) + (1.0 - m) * h
+        out = (m * h,) + out if reverse else out + (m * h,)
+    return ops.cat(out, 0)

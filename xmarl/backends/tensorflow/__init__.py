@@ -47,4 +47,4 @@ registry.add("runtime", "configure", configure, backend="tensorflow")
 registry.add("runtime", "devices", devices, backend="tensorflow")
 registry.add("runtime", "use_device", use_device, backend="tensorflow")
 
-from xmarl.backends.tensorflow.learners import coma, commnet, maddpg  # noqa: E402,F401
+from xmarl.backends.tensorflow.learners import bicnet, coma, commnet, maddpg  # noqa: E402,F401

@@ -11,10 +11,10 @@ import tensorflow as tf
 
 from xmarl import registry
 from xmarl.backends.tensorflow import ops
-from xmarl.backends.tensorflow.representations import GRU, MLP, CommNet
-from xmarl.core import commnet
+from xmarl.backends.tensorflow.representations import GRU, MLP, BiCNet, CommNet
+from xmarl.core import bicnet, commnet
 from xmarl.core.coma import COMA, COMAPolicy
-from xmarl.core.config import COMAConfig, CommNetConfig, MADDPGConfig
+from xmarl.core.config import BiCNetConfig, COMAConfig, CommNetConfig, MADDPGConfig
 from xmarl.core.interfaces import Policy
 from xmarl.core.layout import Layout, mlp_sizes
 from xmarl.core.maddpg import MADDPG
@@ -251,3 +251,61 @@ class CommNetPolicy(tf.Module, commnet.CommNetPolicyBase):
         ``values [E, A]`` and ``state`` (``h^K`` when recurrent)."""
         out = {k: v.numpy() for k, v in self._probe_fn(self._inputs(obs, state, agent_mask, comm_mask)).items()}
         return {**out, "state": out["hiddens"][-1] if self.cfg.recurrent else None}
+
+
+class _BiCNetNet(tf.Module):
+    """A :class:`BiCNet` representation and a linear head on ``[f_i, g_i]``, allocated from the
+    core's layout of network ``net``."""
+
+    def __init__(self, spec: AgentSpec, config: BiCNetConfig, net: str) -> None:
+        super().__init__()
+        layout = bicnet.BICNET.layout(spec, config, net)
+        G, in_dim, _ = layout["torso/dense_0/kernel"]
+        self.rep = BiCNet(in_dim, config.hidden_size, G)
+        self.head_kernel = ops.parameter(layout["head/kernel"], name="head_kernel")
+        self.head_bias = ops.parameter(layout["head/bias"], name="head_bias")
+
+    def canonical(self) -> dict[str, tf.Variable]:
+        return {**self.rep.canonical(), "head/kernel": self.head_kernel, "head/bias": self.head_bias}
+
+    def features_and_outputs(self, x: tf.Tensor, alive: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``([f_i, g_i] [A, B, 2H], head outputs [A, B, out])``."""
+        h = self.rep(x, alive)
+        return h, tf.matmul(h, self.head_kernel) + self.head_bias[:, None, :]
+
+
+@registry.register("policy", "bicnet_actor", backend="tensorflow")
+@documented
+class BiCNetActor(_BiCNetNet, bicnet.BiCNetPolicyBase):
+    def __init__(self, spec: AgentSpec, config: BiCNetConfig) -> None:
+        super().__init__(spec, config, "actor")
+        self.spec = spec
+
+    def __call__(self, obs: tf.Tensor, alive: tf.Tensor) -> tf.Tensor:
+        return self.features_and_outputs(obs, alive)[1]
+
+    @cached_property
+    def _forward_fn(self) -> tf.types.experimental.ConcreteFunction:
+        """The env-major forward pass as a graph, traced once on first use for any number of envs."""
+        A, od = self.spec.n_agents, self.spec.obs_dim
+
+        def fn(obs: tf.Tensor, alive: tf.Tensor) -> tf.Tensor:
+            return tf.transpose(self(tf.transpose(obs, [1, 0, 2]), tf.transpose(alive)[:, :, None]), [1, 0, 2])
+
+        return tf.function(fn).get_concrete_function(tf.TensorSpec([None, A, od], tf.float32),
+                                                     tf.TensorSpec([None, A], tf.float32))
+
+    def forward_numpy(self, obs: np.ndarray, state: Any = None,
+                      agent_mask: np.ndarray | None = None) -> tuple[np.ndarray, Any]:
+        alive = tf.convert_to_tensor(bicnet.alive_or_ones(obs, agent_mask))
+        return self._forward_fn(tf.convert_to_tensor(np.asarray(obs, np.float32)), alive).numpy(), None
+
+
+@registry.register("policy", "bicnet_critic", backend="tensorflow")
+@documented
+class BiCNetCritic(_BiCNetNet):
+    def __init__(self, spec: AgentSpec, config: BiCNetConfig) -> None:
+        super().__init__(spec, config, "critic")
+
+    def __call__(self, obs: tf.Tensor, act: tf.Tensor, alive: tf.Tensor) -> tf.Tensor:
+        return tf.squeeze(self.features_and_outputs(tf.concat([obs, act], -1), alive)[1], -1)

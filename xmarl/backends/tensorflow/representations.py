@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from xmarl import registry
 from xmarl.backends.tensorflow import ops
+from xmarl.core import bicnet
 from xmarl.core.commnet import representation_shapes
 from xmarl.core.interfaces import Representation
 from xmarl.core.layout import Layout, gru_shapes, mlp_shapes
@@ -155,3 +156,35 @@ class CommNet(tf.Module, Representation):
             if self.communicate and i + 1 < self.comm_steps:
                 c = self.comm(h, agent_mask, comm_mask)
         return hiddens
+
+
+@registry.register("representation", "bicnet", backend="tensorflow")
+@documented
+class BiCNet(tf.Module, Representation):
+    def __init__(self, in_dim: int, hidden_size: int, groups: int = 1) -> None:
+        super().__init__()
+        self.torso = MLP(in_dim, [hidden_size], groups)
+        self.forward_gru, self.backward_gru = GRU(hidden_size, hidden_size), GRU(hidden_size, hidden_size)
+        self.hidden_size, self.output_dim = hidden_size, 2 * hidden_size
+
+    def canonical(self) -> dict[str, tf.Variable]:
+        return bicnet.canonical(self.forward_gru.canonical(), self.backward_gru.canonical(), self.torso.canonical())
+
+    @staticmethod
+    def sweep(gru: GRU, e: tf.Tensor, alive: tf.Tensor, reverse: bool = False) -> tf.Tensor:
+        """One direction of the recurrence over the agent axis: ``e [A, B, H]`` encodings, ``alive
+        [A, B, 1]``; a dead agent's position carries the state through and outputs zeros."""
+        gx = tf.matmul(e, gru.kernel) + gru.bias[:, None, :]  # every position's input projection at once
+
+        def step(h: tf.Tensor, inputs: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+            g, m = inputs
+            return m * gru.cell(g[None], h[None])[0] + (1.0 - m) * h
+
+        # the recurrence over the agent axis (the batch is batched); reverse=True runs agents N..1
+        hs = tf.scan(step, (gx, alive), initializer=tf.zeros_like(e[0]), reverse=reverse)
+        return hs * alive
+
+    def __call__(self, x: tf.Tensor, alive: tf.Tensor) -> tf.Tensor:
+        """Features ``[f_i, g_i]`` ``[A, B, 2H]`` for inputs ``x [A, B, in]`` in the env's agent order."""
+        e = self.torso(x)
+        return tf.concat([self.sweep(self.forward_gru, e, alive), self.sweep(self.backward_gru, e, alive, True)], -1)

@@ -19,4 +19,4 @@ from xmarl.backends.torch import ops  # noqa: E402
 registry.add("runtime", "devices", ops.devices, backend="torch")
 registry.add("runtime", "use_device", ops.use_device, backend="torch")
 
-from xmarl.backends.torch.learners import coma, commnet, maddpg  # noqa: E402,F401
+from xmarl.backends.torch.learners import bicnet, coma, commnet, maddpg  # noqa: E402,F401

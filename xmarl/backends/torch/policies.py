@@ -11,10 +11,10 @@ from torch import nn
 
 from xmarl import registry
 from xmarl.backends.torch import ops
-from xmarl.backends.torch.representations import GRU, MLP, CommNet
-from xmarl.core import commnet
+from xmarl.backends.torch.representations import GRU, MLP, BiCNet, CommNet
+from xmarl.core import bicnet, commnet
 from xmarl.core.coma import COMA, COMAPolicy
-from xmarl.core.config import COMAConfig, CommNetConfig, MADDPGConfig
+from xmarl.core.config import BiCNetConfig, COMAConfig, CommNetConfig, MADDPGConfig
 from xmarl.core.interfaces import Policy
 from xmarl.core.layout import Layout, mlp_sizes
 from xmarl.core.maddpg import MADDPG
@@ -192,3 +192,51 @@ class CommNetPolicy(nn.Module, commnet.CommNetPolicyBase):
         return {"hiddens": ops.numpy(torch.stack(hiddens).transpose(1, 2)), "logits": ops.numpy(logits.transpose(0, 1)),
                 "values": ops.numpy(values.T),
                 "state": ops.numpy(hiddens[-1].transpose(0, 1)) if self.cfg.recurrent else None}
+
+
+class _BiCNetNet(nn.Module):
+    """A :class:`BiCNet` representation and a linear head on ``[f_i, g_i]``, allocated from the
+    core's layout of network ``net``."""
+
+    def __init__(self, spec: AgentSpec, config: BiCNetConfig, net: str) -> None:
+        super().__init__()
+        layout = bicnet.BICNET.layout(spec, config, net)
+        G, in_dim, _ = layout["torso/dense_0/kernel"]
+        self.rep = BiCNet(in_dim, config.hidden_size, G)
+        self.head_kernel = ops.parameter(layout["head/kernel"])
+        self.head_bias = ops.parameter((G, 1, layout["head/bias"][1]))
+
+    def canonical(self) -> dict[str, nn.Parameter]:
+        return {**self.rep.canonical(), "head/kernel": self.head_kernel, "head/bias": self.head_bias}
+
+    def features_and_outputs(self, x: torch.Tensor, alive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``([f_i, g_i] [A, B, 2H], head outputs [A, B, out])``."""
+        h = self.rep(x, alive)
+        return h, torch.matmul(h, self.head_kernel) + self.head_bias
+
+
+@registry.register("policy", "bicnet_actor", backend="torch")
+@documented
+class BiCNetActor(_BiCNetNet, bicnet.BiCNetPolicyBase):
+    def __init__(self, spec: AgentSpec, config: BiCNetConfig) -> None:
+        super().__init__(spec, config, "actor")
+        self.spec = spec
+
+    def forward(self, obs: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+        return self.features_and_outputs(obs, alive)[1]
+
+    @torch.no_grad()
+    def forward_numpy(self, obs: np.ndarray, state: Any = None,
+                      agent_mask: np.ndarray | None = None) -> tuple[np.ndarray, Any]:
+        alive = ops.tensor(bicnet.alive_or_ones(obs, agent_mask)).T.unsqueeze(-1)
+        return ops.numpy(self(ops.tensor(obs).transpose(0, 1), alive).transpose(0, 1)), None
+
+
+@registry.register("policy", "bicnet_critic", backend="torch")
+@documented
+class BiCNetCritic(_BiCNetNet):
+    def __init__(self, spec: AgentSpec, config: BiCNetConfig) -> None:
+        super().__init__(spec, config, "critic")
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+        return self.features_and_outputs(torch.cat([obs, act], -1), alive)[1].squeeze(-1)

@@ -9,6 +9,7 @@ from torch import nn
 
 from xmarl import registry
 from xmarl.backends.torch import ops
+from xmarl.core import bicnet
 from xmarl.core.commnet import representation_shapes
 from xmarl.core.interfaces import Representation
 from xmarl.core.layout import Layout, gru_shapes, mlp_shapes
@@ -161,3 +162,35 @@ class CommNet(nn.Module, Representation):
             if self.communicate and i + 1 < self.comm_steps:
                 c = self.comm(h, agent_mask, comm_mask)
         return hiddens
+
+
+@registry.register("representation", "bicnet", backend="torch")
+@documented
+class BiCNet(nn.Module, Representation):
+    def __init__(self, in_dim: int, hidden_size: int, groups: int = 1) -> None:
+        super().__init__()
+        self.torso = MLP(in_dim, [hidden_size], groups)
+        self.forward_gru, self.backward_gru = GRU(hidden_size, hidden_size), GRU(hidden_size, hidden_size)
+        self.hidden_size, self.output_dim = hidden_size, 2 * hidden_size
+
+    def canonical(self) -> dict[str, nn.Parameter]:
+        return bicnet.canonical(self.forward_gru.canonical(), self.backward_gru.canonical(), self.torso.canonical())
+
+    @staticmethod
+    def sweep(gru: GRU, e: torch.Tensor, alive: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+        """One direction of the recurrence over the agent axis: ``e [A, B, H]`` encodings, ``alive
+        [A, B, 1]``; a dead agent's position carries the state through and outputs zeros."""
+        A, B, _ = e.shape
+        gx = torch.matmul(e, gru.kernel) + gru.bias  # every position's input projection at once
+        h = e.new_zeros(1, B, gru.output_dim)
+        out: list[torch.Tensor] = [h] * A
+        for i in (reversed(range(A)) if reverse else range(A)):  # the recurrence; the batch is batched
+            m = alive[i:i + 1]
+            h = m * gru.cell(gx[i:i + 1], h) + (1.0 - m) * h
+            out[i] = m * h
+        return torch.cat(out, 0)
+
+    def forward(self, x: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+        """Features ``[f_i, g_i]`` ``[A, B, 2H]`` for inputs ``x [A, B, in]`` in the env's agent order."""
+        e = self.torso(x)
+        return torch.cat([self.sweep(self.forward_gru, e, alive), self.sweep(self.backward_gru, e, alive, True)], -1)

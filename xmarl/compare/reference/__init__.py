@@ -3,4 +3,4 @@ quantities, the numpy optimiser, synthetic inputs, and the parity cases every ba
 (registered as ``("parity", <method>)``, see :mod:`xmarl.compare.parity`). Importing this
 package registers the built-in methods' cases."""
 
-from xmarl.compare.reference import coma, commnet, maddpg  # noqa: F401
+from xmarl.compare.reference import bicnet, coma, commnet, maddpg  # noqa: F401
