@@ -11,13 +11,64 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import mindspore as ms
 import numpy as np
 from mindspore import Parameter, Tensor, nn
+from mindspore import ops as ms_ops
+
+from xmarl.errors import ConfigError
 
 Shapes = dict[str, tuple[int | None, ...]]
 
 #: what a compiled step is given for a batch entry this config does not use
 PLACEHOLDER = np.zeros(1, np.float32)
+
+#: the device MindSpore runs on (canonical name; :func:`use_device`)
+_DEVICE = "cpu"
+
+#: MindSpore's device targets of xmarl's canonical device kinds
+_TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
+
+
+def devices() -> list[str]:
+    """The devices this MindSpore build sees, in xmarl's canonical names (``cpu``, ``gpu:0``,
+    ``ascend:0``, ...); a CPU build sees the CPU only."""
+    out = ["cpu"]
+    for kind, target in (("gpu", "GPU"), ("ascend", "Ascend")):
+        if ms.hal.is_available(target):
+            out += [f"{kind}:{i}" for i in range(ms.hal.device_count(target))]
+    return out
+
+
+def use_device(name: str) -> None:
+    """Set MindSpore's device target to ``name`` (canonical). MindSpore fixes it when its runtime
+    starts, so a process trains on one device; asking for another one later is a one-line error."""
+    kind, _, index = name.partition(":")
+    target = _TARGETS[kind]
+    try:
+        if kind == "cpu":
+            ms.set_device(target)
+        else:
+            ms.set_device(target, int(index))
+    except RuntimeError:
+        have = ms.get_context("device_target")
+        if have != target or kind != "cpu" and ms.get_context("device_id") != int(index):
+            raise ConfigError(f"MindSpore already runs on {have} in this process, so it cannot move to {name}; "
+                              f"train on {name} in a new process") from None
+    global _DEVICE
+    _DEVICE = name
+
+
+def device() -> str:
+    """The device MindSpore runs on (canonical name)."""
+    return _DEVICE
+
+
+def tensor(x: np.ndarray) -> Tensor:
+    """A numpy array as a tensor."""
+    return Tensor.from_numpy(np.ascontiguousarray(x))
+
+
 
 
 def parameter(shape: Sequence[int], name: str | None = None) -> Parameter:
@@ -30,7 +81,9 @@ def read(param: Parameter) -> np.ndarray:
 
 
 def write(param: Parameter, value: np.ndarray) -> None:
-    param.set_data(Tensor(value))
+    """Assign a numpy array already in the parameter's shape, in place: a compiled graph that has
+    run keeps reading the parameter's memory, which ``set_data`` would replace unseen by it."""
+    ms_ops.assign(param, Tensor(value))
 
 
 def tensors(batch: dict[str, np.ndarray], shapes: Shapes, order: Sequence[str]) -> tuple[Tensor, ...]:

@@ -9,7 +9,46 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from xmarl.errors import ConfigError
+
 Shapes = dict[str, tuple[int | None, ...]]
+
+#: the device TensorFlow places on (canonical name; :func:`use_device`)
+_DEVICE = "cpu"
+
+
+def devices() -> list[str]:
+    """The devices TensorFlow sees, in xmarl's canonical names (``cpu``, ``gpu:0``, ...)."""
+    return ["cpu"] + [f"gpu:{i}" for i in range(len(tf.config.list_physical_devices("GPU")))]
+
+
+def use_device(name: str) -> None:
+    """Make ``name`` (canonical) the only device TensorFlow places on: the GPU asked for (with TF32
+    off), or none for the CPU. TensorFlow fixes its visible devices when its runtime starts, so a
+    process trains on one device; asking for another one later is a one-line error."""
+    gpus = tf.config.list_physical_devices("GPU")
+    want = [] if name == "cpu" else [gpus[int(name.split(":")[1])]]
+    if want:  # float32 matrix products, not TF32: results match the CPU's to parity tolerance
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+    try:
+        tf.config.set_visible_devices(want, "GPU")
+    except RuntimeError:  # the runtime started: its visible devices are fixed
+        if tf.config.get_visible_devices("GPU") != want:
+            have = [f"gpu:{gpus.index(d)}" for d in tf.config.get_visible_devices("GPU")] or ["cpu"]
+            raise ConfigError(f"TensorFlow already runs on {', '.join(have)} in this process, so it cannot move to "
+                              f"{name}; train on {name} in a new process") from None
+    global _DEVICE
+    _DEVICE = name
+
+
+def device() -> str:
+    """The device TensorFlow places on (canonical name)."""
+    return _DEVICE
+
+
+def tensor(x: np.ndarray) -> tf.Tensor:
+    """A numpy array as a tensor (placed on the visible device)."""
+    return tf.convert_to_tensor(np.asarray(x))
 
 
 def parameter(shape: Sequence[int], name: str | None = None) -> tf.Variable:
