@@ -41,7 +41,7 @@ from xmarl.core.interfaces import Learner, Policy, mask_actions
 from xmarl.core.method import MethodSpec
 from xmarl.envs import VectorEnvBase, make_env
 from xmarl.envs.snapshot import restore, snapshot
-from xmarl.envs.workers import EnvWorkerError
+from xmarl.envs.workers import EnvWorkerError, WorkerVectorEnv
 from xmarl.errors import ConfigError, EnvError, TrainingError, XmarlError
 from xmarl.training.checkpoint import (
     CHECKPOINTS,
@@ -523,7 +523,8 @@ class Trainer:
         for part in self.parts:
             part.load_buffer(folder, self.run_dir)
         if snap is not None:
-            self.env.close()  # (a fresh one, built before the checkpoint was read)
+            if isinstance(self.env, WorkerVectorEnv):  # the fresh one's worker processes (closing an
+                self.env.close()  # in-process env could shut down what the restored one shares, e.g. pygame)
             self.env, self.obs, self.carry = snap
             self._fixed = self._fixed_groups(self.env)
         else:  # the env could not be snapshotted: start fresh episodes, deterministically
