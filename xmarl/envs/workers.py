@@ -208,18 +208,29 @@ class WorkerVectorEnv(VectorEnvBase):
                                      f"{TIMEOUT:.0f}s")
             status, value = conn.recv()
         except (EOFError, OSError):
-            try:
-                code = proc.wait(1.0)
-            except subprocess.TimeoutExpired:
-                code = None
-            raise EnvWorkerError(f"{self.name}: env worker {k} (pid {proc.pid}) died (exit code {code})") from None
+            raise self._died(k) from None
         if status == "error":
             raise EnvWorkerError(f"{self.name}: env worker {k} failed: {value}")
         return value
 
+    def _died(self, k: int) -> EnvWorkerError:
+        proc = self._procs[k]
+        try:
+            code = proc.wait(1.0)
+        except subprocess.TimeoutExpired:
+            code = None
+        return EnvWorkerError(f"{self.name}: env worker {k} (pid {proc.pid}) died (exit code {code})")
+
+    def _send(self, k: int, message: Any) -> None:
+        """Send to worker ``k``; a worker that has died (broken pipe) is one line, like a silent one."""
+        try:
+            self._conns[k].send(message)
+        except OSError:
+            raise self._died(k) from None
+
     def _all(self, cmd: str, args: list[Any] | None = None) -> list[Any]:
-        for k, conn in enumerate(self._conns):
-            conn.send((cmd, None if args is None else args[k]))
+        for k in range(self.workers):
+            self._send(k, (cmd, None if args is None else args[k]))
         return [self._answer(k) for k in range(self.workers)]
 
     # -- the interface ------------------------------------------------------------------------
@@ -270,7 +281,7 @@ class WorkerVectorEnv(VectorEnvBase):
 
     def render(self, index: int = 0) -> Any:
         k = next(k for k, (start, stop) in enumerate(self._slices) if start <= index < stop)
-        self._conns[k].send(("call", ("render", (index - self._slices[k][0],))))
+        self._send(k, ("call", ("render", (index - self._slices[k][0],))))
         return self._answer(k)
 
     def close(self) -> None:
