@@ -267,9 +267,11 @@ def _ray(tasks: list[RunTask], workers: int | None, address: str | None) -> Iter
         for ref in pending:
             ray.cancel(ref)  # KeyboardInterrupt in the task: the trainer's first-Ctrl-C path
         if pending:
-            ray.wait(pending, num_returns=len(pending), timeout=STOP_TIMEOUT)
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=STOP_TIMEOUT)
         raise
     finally:
+        # only the runs still going past STOP_TIMEOUT: cancelling a task that has just finished races
+        # with Ray's own completion of it, which can crash the driver (a failed internal check)
         for ref in pending:
             ray.cancel(ref, force=True)
         if started:
@@ -627,7 +629,13 @@ def _sigterm_raises() -> Iterator[None]:
 
 def _keep_record(plan: ComparePlan, rec: dict[str, Any]) -> None:
     """Store a worker's record of a finished run (its files and how it ran); an error for a run
-    that failed or was interrupted."""
+    that failed or was interrupted. A run that a signal interrupted (Ctrl-C reaches the workers of
+    the compare's process group as it reaches the compare, which may read the worker's record before
+    its own KeyboardInterrupt arrives) stops the compare as that signal does: exit 130 or 143."""
+    if rec["status"] == "interrupted" and rec.get("signum") is not None:
+        from xmarl.training.trainer import Preempted
+
+        raise Preempted(int(rec["signum"]))
     if rec["status"] != "done":
         what = rec.get("error", "interrupted")
         raise XmarlError(f"run {rec['name']} {rec['status']}: {what}; finished runs are kept in "
