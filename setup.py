@@ -27,9 +27,10 @@ SUITES = LBF + RWARE + VMAS + MAGENT
 # exact versions CI installs (the library itself accepts the ranges in install_requires)
 PINNED = ["numpy==2.4.6", "pyyaml==6.0.3", "pydantic==2.14.3", "gymnasium==1.4.0", "pettingzoo==1.27.0",
           "tqdm==4.70.1", "scipy==1.17.1", "matplotlib==3.11.2", "markdown-it-py==4.3.0"]
-# tests build the docs, run Ray, fuzz the CLI (hypothesis) and step the benchmark suites
-TEST = (["pytest==9.2.0", "ruff==0.17.5", "hypothesis==6.170.17"] + PINNED + MPE + LOGGING + DOCS + RAY + SUITES
-        + WANDB + MLFLOW)
+# tests run in two processes (pytest-xdist), build the docs, run Ray, fuzz the CLI (hypothesis) and
+# step the benchmark suites
+TEST = (["pytest==9.2.0", "pytest-xdist==3.8.0", "ruff==0.17.5", "hypothesis==6.170.17"] + PINNED + MPE + LOGGING
+        + DOCS + RAY + SUITES + WANDB + MLFLOW)
 
 setup(
     name="xmarl",

@@ -39,6 +39,20 @@ def require_module(name: str, install: str) -> ModuleType:
         pytest.skip(f"{name} not installed: {install}", allow_module_level=True)  # also at a module's top
 
 
+# CI runs the tests in two processes (pytest-xdist, ``-n 2 --dist loadgroup``): each test file stays
+# in one process, so a module's expensive fixture (the parity reports, a trained compare) is built
+# once, and the files that start local Ray clusters run one after another in the same process.
+RAY_FILES = {"test_compare.py", "test_preemption.py", "test_ray_cluster.py", "test_tune.py"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            name = item.path.name
+            item.add_marker(pytest.mark.xdist_group("ray" if name in RAY_FILES else name))
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     require(request.param)
