@@ -20,9 +20,11 @@ and the env's success measures (e.g. predator-prey touches) in each of those set
     python benchmarks/learning.py coma/mpe/simple_spread_v3 --on mpe-fast/simple_spread_v3
     python benchmarks/learning.py --stale --jobs 2       # every config whose record is missing or stale
 
-``--on`` trains on a transition-identical twin of the config's env (``mpe-fast/<task>`` for
-``mpe/<task>``, tested step by step in tests/test_mpe_fast.py) when it reads the same config;
-the record says so. Each run is a separate process with one framework thread.
+A run steps what a user's run of the config steps: the config's env, or by default its
+transition-identical twin where xmarl ships one (``mpe-fast/<task>`` for ``mpe/<task>``, tested
+step by step in tests/test_mpe_fast.py; ``env_impl: auto``); ``--reference`` trains on the env's
+own package instead, ``--on`` on a named twin when it reads the same config. The record says
+which env stepped. Each run is a separate process with one framework thread.
 """
 
 from __future__ import annotations
@@ -94,10 +96,11 @@ def measures(stats, slots):
             **{f"eval_{k}": float(v.mean()) for k, v in meas.items()}}
 
 
-method, backend, env_name, seed, out = sys.argv[1:6]
+method, backend, env_name, seed, out, env_impl = sys.argv[1:7]
 seed = int(seed)
 r = xmarl.run(method, backend, env_name, seed=seed, out_dir=out, progress=False,
-              overrides={"train.tensorboard": False})
+              overrides={"train.tensorboard": False, "env_impl": env_impl})
+assert r.run_env == env_name, (r.run_env, env_name)  # the record says which env stepped
 cfg = xmarl.load_config(method, env_name)
 env = make_env(env_name, cfg.train.eval_episodes, **cfg.env_kwargs)
 rec = {"final": r.final_metrics, "curve": r.curve, "agents": env.agents}
@@ -182,7 +185,8 @@ def one(method: str, backend: str, run_env: str, seed: int, out: str, config: st
             return kept["run"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-c", ONE_RUN, method, backend, run_env, str(seed), out],
+    impl = "reference" if run_env == config.split("/", 1)[1] else "auto"  # the named env itself, or its twin
+    p = subprocess.run([sys.executable, "-c", ONE_RUN, method, backend, run_env, str(seed), out, impl],
                        capture_output=True, text=True, env=env)
     if p.returncode != 0:
         raise RuntimeError(f"{method} {backend} {run_env} seed {seed} failed:\n{p.stderr[-3000:]}")
@@ -195,11 +199,12 @@ def one(method: str, backend: str, run_env: str, seed: int, out: str, config: st
 
 
 def run_config(config: str, on: str | None, backends: list[str], seeds: list[int], jobs: int, merge: bool,
-               command: str) -> None:
-    from xmarl.envs import config_twin
+               command: str, reference: bool = False) -> None:
+    from xmarl.envs import config_twin, fast_twin
 
     method, env = config.split("/", 1)
-    run_env = on or env
+    # by default what a user's run of the config steps: the env's transition-identical twin when it has one
+    run_env = on or (env if reference else fast_twin(env, resolved(method, env)["env_kwargs"]) or env)
     if run_env != env and config_twin(run_env) != env:
         sys.exit(f"--on {run_env}: not a transition-identical twin of {env}")
     want = resolved(method, env)
@@ -368,6 +373,8 @@ def main() -> None:
     ap.add_argument("configs", nargs="*", help="<method>/<env> of shipped configs, e.g. commnet/mpe/simple_spread_v3")
     ap.add_argument("--stale", action="store_true", help="every shipped config whose record is missing or stale")
     ap.add_argument("--on", default=None, help="train on this transition-identical twin of the config's env")
+    ap.add_argument("--reference", action="store_true",
+                    help="train on the config's env itself (env_impl: reference), not its transition-identical twin")
     ap.add_argument("--backends", nargs="+", default=BACKENDS)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--jobs", type=int, default=1)
@@ -408,7 +415,7 @@ def main() -> None:
         sys.exit(f"not shipped configs: {unknown}; see --list")
     command = " ".join(["python benchmarks/learning.py", *sys.argv[1:]])
     for c in configs:
-        run_config(c, args.on, args.backends, args.seeds, args.jobs, args.merge, command)
+        run_config(c, args.on, args.backends, args.seeds, args.jobs, args.merge, command, args.reference)
 
 
 if __name__ == "__main__":

@@ -35,8 +35,8 @@ def _records(run_dir):
 @pytest.mark.parametrize("env", ["target", "mpe/simple_spread_v3"])
 def test_interrupted_then_resumed_equals_uninterrupted(backend, out_dir, env):
     ov = dict(OV)
-    if env != "target":
-        ov.update({"train.num_envs": 2, "train.eval_episodes": 2})
+    if env != "target":  # mpe2 itself (env_impl: reference), not its mpe-fast twin
+        ov.update({"train.num_envs": 2, "train.eval_episodes": 2, "env_impl": "reference"})
     full = xmarl.run("maddpg", backend, env, out_dir=out_dir / "full", overrides=ov)
 
     cfg = load_config("maddpg", env, backend, overrides={**ov, "out_dir": str(out_dir / "cut")})

@@ -116,3 +116,46 @@ def test_continuous_mpe_runs(out_dir):
     r = xmarl.run("maddpg", "torch", "mpe/simple_spread_v3", out_dir=out_dir, progress=False,
                   overrides={**TINY, "env_kwargs": {"continuous_actions": True}, "train.eval_episodes": 2})
     assert r.learner.spec.action_kind == "continuous" and np.isfinite(r.final_metrics["eval_return"])
+
+
+def test_an_mpe_run_steps_the_fast_twin_by_default_and_says_so(out_dir):
+    """``env_impl: auto`` (the default) runs mpe/<task> on its transition-identical mpe-fast twin:
+    the same run as naming the twin, written down in the summary, config.yaml and result.json,
+    and replayed there by a loaded policy; ``env_impl: reference`` runs mpe2 itself, as does an
+    env option only mpe2 has."""
+    from xmarl.envs import fast_twin, run_env
+    from xmarl.envs.mpe_fast import FastMPE
+    from xmarl.envs.pettingzoo import VectorEnv
+    from xmarl.training.trainer import Trainer, is_timing
+
+    ov = {"train.steps": 600, "train.eval_interval": 300, "train.log_interval": 300, "train.tensorboard": False,
+          "train.num_envs": 2, "train.eval_episodes": 3, "coma.batch_episodes": 2, "train.progress": False}
+
+    def record(r) -> list[dict]:
+        return [{k: v for k, v in json.loads(x).items() if not is_timing(k)}
+                for x in r.metrics_path.read_text().splitlines()]
+
+    spread, twin = "mpe/simple_spread_v3", "mpe-fast/simple_spread_v3"
+    auto = xmarl.run("coma", "torch", spread, out_dir=out_dir / "auto", overrides=ov)
+    assert auto.env == spread and auto.run_env == twin
+    assert json.loads((auto.run_dir / "result.json").read_text())["run_env"] == twin
+    assert auto.config_path.read_text().startswith(f"# env {spread} ran as its transition-identical twin {twin}")
+    assert f"env:         {spread}, run as its transition-identical twin {twin}" in auto.summary()
+    named = xmarl.run("coma", "torch", twin, out_dir=out_dir / "named", overrides=ov)
+    assert record(auto) == record(named) and auto.curve == named.curve
+    loaded = xmarl.load(auto.run_dir)
+    assert loaded.run_env == twin and loaded.evaluate()["return"] == pytest.approx(auto.final_metrics["eval_return"])
+
+    ref = xmarl.run("coma", "torch", spread, out_dir=out_dir / "ref", overrides={**ov, "env_impl": "reference"})
+    assert ref.run_env == spread and not ref.config_path.read_text().startswith("#") and "env: " not in ref.summary()
+    assert json.loads((ref.run_dir / "result.json").read_text())["run_env"] == spread
+    assert record(ref) != record(auto)  # the twin's resets draw from its own random stream
+    kinds = {impl: type(Trainer(xmarl.load_config("coma", spread, "torch", overrides={
+        **ov, "env_impl": impl, "out_dir": str(out_dir / impl)})).env) for impl in ("auto", "reference")}
+    assert issubclass(kinds["auto"], FastMPE) and kinds["reference"] is VectorEnv
+
+    assert run_env(spread, "auto", {"dynamic_rescaling": False}) == spread  # an option the twin lacks: mpe2
+    assert run_env(spread, "auto", {"N": 4, "continuous_actions": True}) == twin
+    assert fast_twin("mpe/simple_crypto_v3") is None and fast_twin("target") is None
+    with pytest.raises(xmarl.errors.ConfigError, match="env_impl.*'auto' or 'reference'"):
+        xmarl.load_config("coma", spread, "torch", overrides={"env_impl": "fast"})

@@ -64,16 +64,18 @@ class LoadedPolicy:
 
     Attributes: ``agents`` (agent names, in the order of the agent axis), ``spec`` (the
     :class:`~xmarl.core.spaces.AgentSpec`: observation and action sizes), ``backend``,
-    ``config`` (the run's resolved config), ``checkpoint`` (the folder the weights came from)
-    and ``policy`` (the underlying :class:`~xmarl.core.interfaces.Policy`).
+    ``config`` (the run's resolved config), ``checkpoint`` (the folder the weights came from),
+    ``run_env`` (the env the run stepped: its config's env or, with ``env_impl: auto``, that env's
+    transition-identical twin) and ``policy`` (the underlying :class:`~xmarl.core.interfaces.Policy`).
     """
 
     def __init__(self, config: Any, weights: dict[str, np.ndarray], checkpoint: Path) -> None:
-        from xmarl.envs import make_env
+        from xmarl.envs import make_env, run_env
 
         self.config, self.checkpoint, self._weights = config, checkpoint, weights
         self.backend: str = config.backend
-        self._env = make_env(config.env, 1, **config.env_kwargs)  # fixed groups may read its state
+        self.run_env: str = run_env(config.env, config.env_impl, config.env_kwargs)  # the env the run stepped
+        self._env = make_env(self.run_env, 1, **config.env_kwargs)  # fixed groups may read its state
         self.spec: AgentSpec = self._env.spec
         self.agents: list[str] = list(self._env.agents)
         self.policy = self._build(self._env)
@@ -118,7 +120,7 @@ class LoadedPolicy:
         from xmarl.training.trainer import EVAL_SEED_OFFSET, episode_stats
 
         n = self.config.train.eval_episodes if episodes is None else episodes
-        env = make_env(self.config.env, n, **self.config.env_kwargs)
+        env = make_env(self.run_env, n, **self.config.env_kwargs)
         try:
             seed = self.config.seed + EVAL_SEED_OFFSET if seed is None else seed
             returns, lengths, _ = episode_stats(self._build(env), env, seed)

@@ -367,9 +367,10 @@ def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def save_config(cfg: BaseModel, path: str | os.PathLike[str]) -> None:
-    """Write the resolved config as YAML (atomically)."""
-    atomic_write_text(path, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+def save_config(cfg: BaseModel, path: str | os.PathLike[str], note: str | None = None) -> None:
+    """Write the resolved config as YAML (atomically), ``note`` as a comment on its first line."""
+    head = f"# {note}\n" if note else ""
+    atomic_write_text(path, head + yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
 
 __all__ = ["load_config", "save_config", "parse_overrides", "configs_dir", "group_section", "separate_learners",

@@ -89,6 +89,10 @@ class RunBase(Section):
     backend: str = Field(description="Backend name.")
     env: str = Field(description="Environment name, e.g. 'mpe/simple_spread_v3'.")
     env_kwargs: dict[str, Any] = Field(description="Keyword arguments for the environment constructor.")
+    env_impl: Literal["auto", "reference"] = Field(
+        description="Which implementation of the env steps: auto (its transition-identical vectorised twin when "
+        "xmarl ships one, e.g. mpe-fast/<task> for mpe/<task>, else the env itself) or reference (always the "
+        "env's own package, e.g. mpe2). The run's summary, config.yaml and result.json say which ran.")
     device: str = Field(description="Where the networks, optimiser state and compiled steps live: auto (the "
                         "backend's accelerator when it sees one, else the CPU), cpu, cuda, cuda:N, gpu, gpu:N, "
                         "ascend or ascend:N.")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import inspect
 from typing import Any
 
 from xmarl import registry
@@ -134,6 +135,32 @@ def config_twin(name: str) -> str | None:
     return f"mpe/{name[len(prefix):]}" if name.startswith(prefix) else None
 
 
+def fast_twin(name: str, env_kwargs: dict[str, Any] | None = None) -> str | None:
+    """The transition-identical vectorised twin that a run of env ``name`` steps by default
+    (``env_impl: auto``): ``mpe-fast/<task>`` for ``mpe/<task>`` (mpe2's transitions bit for bit,
+    tens of times its env-steps/s), when xmarl ships that task and the twin takes every key of
+    ``env_kwargs`` (it does not take e.g. mpe2's ``render_mode`` or ``dynamic_rescaling``); else None."""
+    prefix = "mpe/"
+    if not name.startswith(prefix):
+        return None
+    fast = f"mpe-fast/{name[len(prefix):]}"
+    if fast not in registry.names("vector_env"):
+        return None
+    try:
+        inspect.signature(registry.get("vector_env", fast)).bind(1, **(env_kwargs or {}))
+    except TypeError:
+        return None
+    return fast
+
+
+def run_env(name: str, env_impl: str = "auto", env_kwargs: dict[str, Any] | None = None) -> str:
+    """The env a run of config env ``name`` steps: with ``env_impl`` ``"auto"`` its
+    :func:`fast_twin` when it has one, else (and with ``"reference"``) ``name`` itself."""
+    if env_impl not in ("auto", "reference"):
+        raise EnvError(f"env_impl '{env_impl}' is not one of auto, reference")
+    return (fast_twin(name, env_kwargs) if env_impl == "auto" else None) or name
+
+
 def make_env(name: str, num_envs: int = 1, workers: int = 1, **kwargs: Any) -> VectorEnvBase:
     """Build ``num_envs`` copies of env ``name`` as one vectorised env: its native one (kind
     ``"vector_env"``) when registered, else the PettingZoo adapter :class:`VectorEnv`. With
@@ -159,4 +186,4 @@ def make_env(name: str, num_envs: int = 1, workers: int = 1, **kwargs: Any) -> V
                        "fix env_kwargs") from exc
 
 
-__all__ = ["VectorEnvBase", "VectorEnv", "make_env", "config_twin", "MPE_TASKS"]
+__all__ = ["VectorEnvBase", "VectorEnv", "make_env", "config_twin", "fast_twin", "run_env", "MPE_TASKS"]

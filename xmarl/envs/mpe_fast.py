@@ -57,6 +57,7 @@ Task specifics are described on each class.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -1004,6 +1005,7 @@ def _factory(cls: Callable[..., FastMPE], name: str) -> Callable[..., FastMPE]:
             raise EnvError(f"env '{name}': bad env kwargs {sorted(kwargs)}: {exc}") from None
 
     make.__doc__ = f"Registry factory: ``{cls.__name__}(num_envs, **kwargs)``, a one-line error for unknown kwargs."
+    make.__signature__ = inspect.signature(cls)  # type: ignore[attr-defined]  # the kwargs it takes (fast_twin)
     return make
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from xmarl import registry
 from xmarl.core.interfaces import Policy
-from xmarl.envs import VectorEnvBase, make_env
+from xmarl.envs import VectorEnvBase, make_env, run_env
 from xmarl.errors import EnvError, XmarlError
 from xmarl.files import atomic_write_bytes
 from xmarl.training.checkpoint import latest_checkpoint, load_weights
@@ -80,7 +80,7 @@ def render_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLike
     if not str(out).lower().endswith(".gif"):
         raise XmarlError(f"--out '{out}' must end in .gif")
     cfg = load_config(config=config_path, backend=backend)
-    env = make_render_env(cfg.env, cfg.env_kwargs)
+    env = make_render_env(run_env(cfg.env, cfg.env_impl, cfg.env_kwargs), cfg.env_kwargs)  # the env that trained
     policy = build_policy(cfg, load_weights(folder), env)
     from xmarl.training.trainer import EVAL_SEED_OFFSET
 

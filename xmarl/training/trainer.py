@@ -39,7 +39,7 @@ from xmarl.config import save_config
 from xmarl.core.device import select_device
 from xmarl.core.interfaces import Learner, Policy, mask_actions
 from xmarl.core.method import MethodSpec
-from xmarl.envs import VectorEnvBase, make_env
+from xmarl.envs import VectorEnvBase, make_env, run_env
 from xmarl.envs.snapshot import restore, snapshot
 from xmarl.envs.workers import EnvWorkerError, WorkerVectorEnv
 from xmarl.errors import ConfigError, EnvError, TrainingError, XmarlError
@@ -90,6 +90,8 @@ class RunResult:
     learner: Learner | None = field(default=None, repr=False)  # the learner of every agent (None: one per group)
     learners: dict[str, Learner] = field(default_factory=dict, repr=False)  # {group: learner} with one per group
     device: str = "cpu"  # where the learners trained (canonical name, e.g. "gpu:0")
+    env: str = ""  # the config's env, e.g. mpe/simple_spread_v3
+    run_env: str = ""  # the env that stepped: env itself, or its transition-identical twin (env_impl: auto)
 
     def summary(self) -> str:
         m = self.final_metrics
@@ -97,6 +99,8 @@ class RunResult:
             f"xmarl run finished: {m.get('steps', 0):.0f} steps in {m.get('wall_time', 0):.0f}s "
             f"({m.get('steps_per_sec', 0):.0f} env-steps/s, on {self.device})",
             f"  final greedy eval return (per agent): {m.get('eval_return', float('nan')):.3f}",
+            *([f"  env:         {self.env}, run as its transition-identical twin {self.run_env} "
+               "(env_impl: reference runs the original)"] if self.run_env and self.run_env != self.env else []),
             *(f"    group {k.split('/', 1)[1]}: {v:.3f}" for k, v in m.items() if k.startswith("eval_return/")),
             f"  results:     {self.run_dir}",
             f"  config:      {self.config_path}",
@@ -278,8 +282,9 @@ class Trainer:
         self.core = registry.get("method", cfg.method).core  # and its core
         registry.get("runtime", "configure", cfg.backend)(cfg.train.threads)
         self.device = select_device(cfg.backend, cfg.device)  # before any learner: where their tensors live
-        self.env = make_env(cfg.env, cfg.train.num_envs, cfg.train.env_workers, **cfg.env_kwargs)
-        self.eval_env = make_env(cfg.env, cfg.train.eval_episodes, **cfg.env_kwargs)
+        self.run_env = run_env(cfg.env, cfg.env_impl, cfg.env_kwargs)  # e.g. mpe-fast/<task> for mpe/<task>
+        self.env = make_env(self.run_env, cfg.train.num_envs, cfg.train.env_workers, **cfg.env_kwargs)
+        self.eval_env = make_env(self.run_env, cfg.train.eval_episodes, **cfg.env_kwargs)
         aspec = self.env.spec
         check_loggers(list(cfg.train.loggers), cfg.train.tensorboard)  # an unknown or missing tracker: before any file
         self.groups = AgentGroups.resolve(cfg.groups, self.env.agents)
@@ -430,7 +435,7 @@ class Trainer:
             raise TrainingError(f"step {st.step}: weight '{bad}' is not finite; kept the last good checkpoint "
                                 f"in {self.run_dir / CHECKPOINTS}")
         trainer_state = {"step": st.step, "method": self.cfg.method, "backend": self.cfg.backend,
-                         "env": self.cfg.env, "seed": self.cfg.seed, "loop": asdict(st),
+                         "env": self.cfg.env, "run_env": self.run_env, "seed": self.cfg.seed, "loop": asdict(st),
                          "parts": {p.name: p.state() for p in self.parts}, "rng": self.rng.bit_generator.state}
         blobs = {}
         try:
@@ -551,7 +556,9 @@ class Trainer:
         config_path = self.run_dir / "config.yaml"
         if self.resume_from is not None:
             _truncate_log(self.run_dir / "metrics.jsonl", st.step)
-        save_config(cfg, config_path)
+        save_config(cfg, config_path, None if self.run_env == cfg.env else
+                    f"env {cfg.env} ran as its transition-identical twin {self.run_env} (env_impl: auto); "
+                    "env_impl: reference runs the env's own package")
         logger = MetricsLogger(self.run_dir, t.tensorboard, list(t.loggers), cfg.model_dump(mode="json"))
         try:
             return self._loop(logger, config_path)
@@ -617,18 +624,18 @@ class Trainer:
         recent = self.env.completed_returns[-100:]
         if recent:
             final["train_return"] = float(np.mean(recent))
-        result = {"final_metrics": final, "curve": st.curve}
+        result = {"final_metrics": final, "curve": st.curve, "env": self.cfg.env, "run_env": self.run_env}
         atomic_write_text(self.run_dir / "result.json", json.dumps(result, indent=1))
         logger.close()
         joint = self.parts[0].learner if not self.parts[0].name else None
         return RunResult(self.run_dir, config_path, logger.path, ckpt, logger.tb_dir, final, list(st.curve), joint,
-                         {} if joint is not None else self.learners, self.device)
+                         {} if joint is not None else self.learners, self.device, self.cfg.env, self.run_env)
 
     def _save_gif(self, step: int) -> Path:
         from xmarl.training.render import episode_frames, make_render_env, write_gif
 
         if self._render_env is None:
-            self._render_env = make_render_env(self.cfg.env, self.cfg.env_kwargs)
+            self._render_env = make_render_env(self.run_env, self.cfg.env_kwargs)
         seed = self.cfg.seed + EVAL_SEED_OFFSET
         frames = episode_frames(self.acting(self._render_env, seed), self._render_env, seed=seed)
         return write_gif(frames, self.run_dir / "gifs" / f"step_{step:012d}.gif")
