@@ -3,7 +3,8 @@ backend against them, agents that leave an episode (alive masks), the episode bu
 training of the recurrent actor, learning, resume and bad inputs. Parity across backends
 (feed-forward and recurrent, shared and per-agent, with and without agents that leave) runs
 through COMA's ``parity_cases`` hook in tests/test_parity.py; the cases with agents that leave
-also run here."""
+also run here. The optional extras (``entropy_coef``, ``advantage_norm``) are checked against numpy
+in every backend here and in one more parity case."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from xmarl.compare.reference.data import parity_spec, synthetic_episodes
 from xmarl.config import load_config
 from xmarl.core import coma
 from xmarl.core.coma import COMA
-from xmarl.errors import EnvError
+from xmarl.errors import ConfigError, EnvError
 from xmarl.training.checkpoint import latest_checkpoint
 from xmarl.training.trainer import Trainer, is_timing
 
@@ -223,13 +224,95 @@ def test_all_ones_agent_mask_changes_nothing(backend):
     assert float(learner.update(older)["critic_loss"]) == pytest.approx(float(g_plain["loss/critic"]), rel=1e-5)
 
 
+def _weighted_stats(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    mean = float((w * x).sum() / w.sum())
+    return mean, float(np.sqrt((w * (x - mean) ** 2).sum() / w.sum()))
+
+
+def test_coma_extras_are_off_by_default_and_validated():
+    cfg = load_config("coma").coma
+    assert cfg.entropy_coef == 0.0 and cfg.advantage_norm is False  # the paper's COMA: records stay valid
+    with pytest.raises(ConfigError, match="entropy_coef"):
+        load_config("coma", overrides={"coma.entropy_coef": -0.1})
+
+
+def test_entropy_bonus_and_advantage_norm_match_numpy(backend):
+    """``coma.entropy_coef`` and ``coma.advantage_norm`` on episodes in which agents leave, against
+    numpy computed here from the learner's own ``q`` and ``pi``: the advantages it uses have weighted
+    mean 0 and weighted std 1 over the real steps of agents in the episode, and are the raw
+    counterfactual advantages normalised with those weights (an agent-step that is dead does not
+    move them); the entropy bonus lowers the actor loss by exactly ``entropy_coef`` times the
+    weighted mean entropy, and changes the actor's gradients (not the critic's)."""
+    spec = parity_spec("discrete")
+    coef = 0.05
+    plain_cfg = coma_config(backend, False, False)
+    weights = COMA.init_weights(spec, plain_cfg, 0)
+    rng = np.random.default_rng(11)
+    ep = synthetic_episodes(spec, 4, 6, rng)
+    ep = cref.agents_leave(ep, cref.random_leaving(ep, rng))
+    batch = COMA.prepare_batch(spec, plain_cfg, ep, rng, step=50_000)
+    T = batch["mask"].shape[1]
+    w = batch["mask"][None] * batch["agent_mask"][:, :, :T]
+    dead = (batch["mask"][None] > 0) & (w == 0)
+    assert dead.any() and (w > 0).any()
+
+    def learner(**extra):
+        cfg = coma_config(backend, False, False, **{f"coma.{k}": v for k, v in extra.items()})
+        return registry.get("learner", "coma", backend)(spec, cfg, {k: v.copy() for k, v in weights.items()})
+
+    plain, entropy = learner(), learner(entropy_coef=coef)
+    normed = learner(advantage_norm=True)
+    both = learner(entropy_coef=coef, advantage_norm=True)
+    d = plain.diagnostics(batch)
+    pi, q = d["pi"].astype(np.float64), d["q"].astype(np.float64)
+    actions = batch["act_onehot"][:, :, :T].argmax(-1)
+    raw = cref.counterfactual_advantage(q, pi, actions)
+
+    # advantage normalisation: weighted statistics over the live agent-steps only
+    dn = normed.diagnostics(batch)
+    np.testing.assert_allclose(dn["pi"], d["pi"], rtol=1e-6, atol=1e-7)  # same weights, same policy
+    mean, std = _weighted_stats(dn["advantages"].astype(np.float64), w)
+    assert abs(mean) < 1e-5 and std == pytest.approx(1.0, abs=1e-5)
+    r_mean, r_std = _weighted_stats(raw, w)
+    assert abs(r_mean) > 1e-3 or abs(r_std - 1.0) > 1e-2  # the raw advantages were not normalised already
+    expected = (raw - r_mean) / (r_std + 1e-8)
+    np.testing.assert_allclose(dn["advantages"][w > 0], expected[w > 0], rtol=1e-4, atol=1e-5)
+    # unweighted statistics (or ones over padding and dead steps) would give other advantages
+    assert np.abs((raw - raw.mean()) / raw.std() - expected)[w > 0].max() > 1e-3
+    # a dead agent-step's critic input changes its own (unused) advantage, not the used ones
+    moved = dict(batch, critic_in=batch["critic_in"].copy())
+    moved["critic_in"][:, :, :T][dead] += 3.0
+    dm = normed.diagnostics(moved)
+    assert np.abs(dm["advantages"][dead] - dn["advantages"][dead]).max() > 1e-3
+    np.testing.assert_allclose(dm["advantages"][w > 0], dn["advantages"][w > 0], rtol=1e-5, atol=1e-6)
+
+    # the entropy bonus, computed from the returned pi without the learner's clamp
+    H = -np.where(pi > 0, pi * np.log(np.where(pi > 0, pi, 1.0)), 0.0).sum(-1)
+    assert np.all(H >= 0) and H[w > 0].max() > 0.5  # (0 where one action is available)
+    bonus = coef * (w * H).sum() / max(w.sum(), 1.0)
+    g_plain, g_entropy = plain.gradients(batch), entropy.gradients(batch)
+    assert float(g_entropy["loss/actor"]) == pytest.approx(float(g_plain["loss/actor"]) - bonus, rel=1e-5, abs=1e-6)
+    assert float(g_entropy["loss/critic"]) == float(g_plain["loss/critic"])
+    for name in g_plain:
+        if name.startswith("critic/"):
+            np.testing.assert_allclose(g_entropy[name], g_plain[name], rtol=1e-6, atol=1e-8)
+    assert max(np.abs(g_entropy[k] - g_plain[k]).max() for k in g_plain if k.startswith("actor/")) > 1e-5
+
+    # both switches at once: the numpy reference of the losses
+    g_both = both.gradients(batch)
+    ref = cref.losses(batch, q, pi, d["targets"], entropy_coef=coef, advantage_norm=True)
+    for k in ("critic", "actor"):
+        assert float(g_both[f"loss/{k}"]) == pytest.approx(ref[k], rel=1e-5, abs=1e-6), k
+    assert ref["actor"] != pytest.approx(cref.losses(batch, q, pi, d["targets"])["actor"], rel=1e-3)
+
+
 def test_dead_agent_parity_cases_have_agents_leaving():
     """COMA's parity cases with agents that leave mid-episode (``-dead``) really have them: zero
     observations on the real steps after an agent left, and no agent coming back. (Their parity at
     1e-5 in every backend, forward outputs, losses, gradients and weights after 3 updates, is
     checked with every other case's in tests/test_parity.py.)"""
-    dead = [c for c in cref.parity_cases("coma") if c.name.endswith("-dead")]
-    assert len(dead) == 2
+    dead = [c for c in cref.parity_cases("coma") if "-dead" in c.name]
+    assert len(dead) == 3
     for c in dead:
         for b in c.batches:
             am, T = b["agent_mask"], b["mask"].shape[1]
@@ -237,6 +320,10 @@ def test_dead_agent_parity_cases_have_agents_leaving():
             assert left.any() and np.all(b["obs"][:, :, :T][left] == 0)
             assert np.all(np.diff(am, axis=-1) <= 0)  # agents leave, and do not come back
     assert all((c.atol, c.rtol) == (1e-5, 1e-5) for c in dead)
+    extras = [c for c in dead if c.name.endswith("-entropy-advnorm")]
+    assert len(extras) == 1 and extras[0].config.entropy_coef > 0 and extras[0].config.advantage_norm
+    assert all(c.config.entropy_coef == 0 and not c.config.advantage_norm for c in cref.parity_cases("coma")
+               if c.name != extras[0].name)
 
 
 def test_acting_gives_the_agents_that_left_action_zero():

@@ -33,6 +33,24 @@ from xmarl.errors import RegistryError, XmarlError
 METHODS = parity_methods()
 
 
+class _Reports(dict):
+    """``{method: xmarl.parity(method, installed)}`` for the methods with a learner in every
+    installed backend, each built on first use (so that ``-k coma`` runs COMA's cases only)."""
+
+    def __init__(self, installed: list[str]) -> None:
+        super().__init__()
+        self.installed, self.methods = installed, parity_methods(installed)
+
+    def __contains__(self, method: object) -> bool:
+        return method in self.methods
+
+    def __missing__(self, method: str):
+        if method not in self.methods:
+            raise KeyError(method)
+        self[method] = report = xmarl.parity(method, self.installed)
+        return report
+
+
 @pytest.fixture(scope="module")
 def reports():
     if os.environ.get("XMARL_REQUIRE_BACKENDS") == "1":
@@ -41,7 +59,7 @@ def reports():
     installed = [b for b in BACKENDS if registry.backend_installed(b)]
     if len(installed) < 2:
         pytest.skip("parity needs two installed backends")
-    return {m: xmarl.parity(m, installed) for m in parity_methods(installed)}
+    return _Reports(installed)
 
 
 def test_maddpg_has_the_hook():
@@ -68,6 +86,22 @@ def test_parity_report_covers_every_case_backend_and_quantity(method, reports):
            for r in report.failures]
     assert report.ok, f"{len(bad)} parity failures: {bad[:5]}"
     assert "FAIL" not in report.table() and report.summary().startswith("parity PASS")
+
+
+def test_coma_extras_case_runs_both_switches_in_every_backend(reports):
+    """COMA's parity case with the entropy bonus and advantage normalisation on is in the report,
+    its advantages are normalised (weighted mean 0 over the real steps of agents in the episode)
+    and, like every case, it passed at its tolerance."""
+    report = reports["coma"]
+    name = "coma-per_agent-mlp-dead-entropy-advnorm"
+    case = next(c for c in cases("coma") if c.name == name)
+    assert case.config.entropy_coef > 0 and case.config.advantage_norm and (case.atol, case.rtol) == (ATOL, RTOL)
+    b = case.batches[0]
+    w = b["mask"][None] * b["agent_mask"][:, :, :b["mask"].shape[1]]
+    for backend, got in report.results["coma"][name].items():
+        adv = got["forward/advantages"].astype(np.float64)
+        assert abs((w * adv).sum() / w.sum()) < 1e-5, backend
+    assert not [r for r in report.failures if r["case"] == name]
 
 
 def test_maddpg_quantities_are_not_trivially_equal(reports):

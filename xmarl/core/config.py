@@ -94,6 +94,17 @@ class COMAConfig(Section):
                                  description="Exploration floor at the start: pi = (1-e) softmax + e/|avail|.")
     epsilon_finish: float = Field(ge=0.0, le=1.0, description="Exploration floor after annealing.")
     epsilon_anneal_steps: int = Field(ge=0, description="Env steps over which the floor decays linearly.")
+    entropy_coef: float = Field(
+        ge=0.0,
+        description="Weight of a policy-entropy bonus: the actor loss gets -entropy_coef H(pi_a(.|tau_a)) per "
+        "agent-step, weighted and normalised as the policy-gradient term (0: none, the paper's COMA; an entropy "
+        "bonus as in A3C, Mnih et al. 2016, used by XuanCe's COMA and EPyMARL's actor-critic methods)."
+    )
+    advantage_norm: bool = Field(
+        description="Normalise the counterfactual advantages to zero mean and unit std over the batch's weighted "
+        "agent-steps (real steps of agents in the episode) before they weigh log pi (off: the paper's COMA; as "
+        "in PPO implementations, e.g. CleanRL, and XuanCe's COMA)."
+    )
 
 
 class CommNetConfig(Section):

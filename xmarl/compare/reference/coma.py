@@ -1,5 +1,6 @@
 """COMA's numpy references (the recursive TD(lambda) targets, the counterfactual advantage, the
-losses, with the agents that leave an episode masked out) and its parity cases, some with agents
+losses with the optional entropy bonus and advantage normalisation, with the agents that leave an
+episode masked out) and its parity cases, some with agents
 that leave mid-episode. Every backend's targets, advantages, policy and losses are tested against
 these."""
 
@@ -43,20 +44,43 @@ def td_lambda_targets(rew: np.ndarray, q_next: np.ndarray, term: np.ndarray, mas
     return G
 
 
-def losses(batch: dict[str, np.ndarray], q: np.ndarray, pi: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+def normalised_advantages(advantages: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``(A - mean) / (std + 1e-8)`` with the mean and the (population) std weighted by the
+    agent-step weights ``w`` (normalised by ``max(sum w, 1)``, as the losses): the steps with
+    ``w = 0`` (padding, agents that have left) do not enter the statistics (``coma.advantage_norm``)."""
+    advantages, w = np.asarray(advantages, np.float64), np.asarray(w, np.float64)
+    norm = max(w.sum(), 1.0)
+    mean = (w * advantages).sum() / norm
+    std = np.sqrt((w * (advantages - mean) ** 2).sum() / norm)
+    return (advantages - mean) / (std + 1e-8)
+
+
+def policy_entropy(pi: np.ndarray) -> np.ndarray:
+    """``H(pi) = -sum_u pi(u) log pi(u)`` on the last axis; actions with ``pi = 0`` (unavailable)
+    add 0 (``coma.entropy_coef``)."""
+    pi = np.asarray(pi, np.float64)
+    return -(pi * np.log(np.maximum(pi, 1e-10))).sum(-1)
+
+
+def losses(batch: dict[str, np.ndarray], q: np.ndarray, pi: np.ndarray, targets: np.ndarray,
+           entropy_coef: float = 0.0, advantage_norm: bool = False) -> dict[str, float]:
     """The critic's and the actor's losses of a prepared batch from the critic's ``q``
     ``[A, B, T, n]``, the policy ``pi`` ``[A, B, T, n]`` and the ``targets`` ``[A, B, T]``: every
-    agent-step weighted by ``w = mask * agent_mask`` and normalised by ``max(sum w, 1)``."""
+    agent-step weighted by ``w = mask * agent_mask`` and normalised by ``max(sum w, 1)``. With
+    ``advantage_norm`` the advantages are :func:`normalised_advantages`; with ``entropy_coef`` the
+    actor's loss also gets ``- entropy_coef sum(w H(pi)) / max(sum w, 1)`` (:func:`policy_entropy`)."""
     T = batch["mask"].shape[1]
     w = batch["mask"][None] * batch["agent_mask"][:, :, :T].astype(np.float64)
     onehot = batch["act_onehot"][:, :, :T]
     q, pi = np.asarray(q, np.float64), np.asarray(pi, np.float64)
     q_taken = (q * onehot).sum(-1)
     advantages = counterfactual_advantage(q, pi, onehot.argmax(-1))
+    if advantage_norm:
+        advantages = normalised_advantages(advantages, w)
     log_pi = np.log(np.maximum((pi * onehot).sum(-1), 1e-10))
     norm = max(w.sum(), 1.0)
-    return {"critic": float((w * (q_taken - targets) ** 2).sum() / norm),
-            "actor": float(-(w * advantages * log_pi).sum() / norm)}
+    actor = -(w * advantages * log_pi).sum() / norm - entropy_coef * (w * policy_entropy(pi)).sum() / norm
+    return {"critic": float((w * (q_taken - targets) ** 2).sum() / norm), "actor": float(actor)}
 
 
 def agents_leave(episodes: dict[str, np.ndarray], leave: np.ndarray) -> dict[str, np.ndarray]:
@@ -86,23 +110,30 @@ def random_leaving(episodes: dict[str, np.ndarray], rng: np.random.Generator) ->
     return leave
 
 
+#: the config of the parity case with COMA's optional extras on: an entropy bonus and normalised advantages
+EXTRAS = {"entropy_coef": 0.01, "advantage_norm": True}
+
+
 def parity_cases(method: str = "coma", seed: int = 0, updates: int = 3) -> list[ParityCase]:
     """COMA's parity cases (see :mod:`xmarl.compare.parity`): shared and per-agent weights,
     feed-forward and recurrent actors, on heterogeneous agents with random action masks and
     padded episodes of mixed lengths; two more (``-dead``: per-agent feed-forward, shared
-    recurrent) on episodes in which agents leave mid-episode (:func:`random_leaving`). Probes:
+    recurrent) on episodes in which agents leave mid-episode (:func:`random_leaving`), and one
+    (``-dead-entropy-advnorm``, per-agent feed-forward) with agents leaving and both of the
+    optional extras on (:data:`EXTRAS`: the entropy bonus and advantage normalisation). Probes:
     the actor's logits (and GRU state) on the first steps, the critic's Q-values, the
     TD(lambda) targets, the policy and the counterfactual advantages. Each update is
     ``update``/``update_recurrent`` followed by the core's ``after_update`` with a target copy
     every 2 updates, so the copy is compared too."""
     spec = parity_spec("discrete")
-    variants = [(share, recurrent, False) for recurrent in (False, True) for share in (True, False)]
-    variants += [(False, False, True), (True, True, True)]
+    variants = [(share, recurrent, False, False) for recurrent in (False, True) for share in (True, False)]
+    variants += [(False, False, True, False), (True, True, True, False), (False, False, True, True)]
     out = []
-    for share, recurrent, dead in variants:
+    for share, recurrent, dead, extras in variants:
         cfg = method_config(method, {"share_parameters": share, "recurrent": recurrent, "hidden_sizes": [16, 16],
                                      "critic_hidden_sizes": [16, 16], "rnn_hidden_dim": 8, "lr_actor": 1e-3,
-                                     "lr_critic": 1e-3, "target_update_interval": 2})
+                                     "lr_critic": 1e-3, "target_update_interval": 2,
+                                     **(EXTRAS if extras else {})})
         batches = []
         for k in range(updates):
             rng = np.random.default_rng([seed, 100 + k])
@@ -124,7 +155,7 @@ def parity_cases(method: str = "coma", seed: int = 0, updates: int = 3) -> list[
 
         name = f"{method}-{'shared' if share else 'per_agent'}-{'gru' if recurrent else 'mlp'}"
         out.append(ParityCase(
-            name=name + ("-dead" if dead else ""),
+            name=name + ("-dead" if dead else "") + ("-entropy-advnorm" if extras else ""),
             spec=spec, config=cfg, weights=COMA.init_weights(spec, cfg, seed), batches=batches, obs=None,
             probes=probes, update=update))
     return out

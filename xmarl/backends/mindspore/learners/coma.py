@@ -3,7 +3,9 @@
 One update is Algorithm 1's learning step on a batch of episodes, for every agent at once:
 the centralised critic regresses ``Q_a(s_t, u_t)`` on TD(lambda) targets built from the target
 critic; each actor follows ``grad log pi_a(u_a | tau_a) A_a`` with the counterfactual advantage
-``A_a = Q_a(s, u) - sum_u' pi_a(u') Q_a(s, (u^-a, u'))`` taken from the critic before its step.
+``A_a = Q_a(s, u) - sum_u' pi_a(u') Q_a(s, (u^-a, u'))`` taken from the critic before its step
+(with ``advantage_norm``, normalised to zero mean and unit std over the weighted agent-steps; with
+``entropy_coef`` > 0, the actor loss also gets ``- entropy_coef H(pi_a)``, weighted alike).
 Agents that have left the episode (``agent_mask`` 0) weigh nothing in either loss, and an agent's
 TD(lambda) return ends when it leaves (see :mod:`xmarl.core.coma`).
 Batches come from :meth:`xmarl.core.coma.COMACore.prepare_batch` (agent-major, critic inputs built in
@@ -37,10 +39,11 @@ class _Forward(nn.Cell):
     """Every quantity of one update at the current weights (the losses and the diagnostics)."""
 
     def __init__(self, actor: COMAActor, critic: COMACritic, target_critic: COMACritic, gamma: float,
-                 td_lambda: float, recurrent: bool) -> None:
+                 td_lambda: float, recurrent: bool, entropy_coef: float = 0.0, advantage_norm: bool = False) -> None:
         super().__init__(auto_prefix=False)
         self.actor, self.critic, self.target_critic = actor, critic, target_critic
         self.gamma, self.td_lambda, self.recurrent = gamma, td_lambda, recurrent
+        self.entropy_coef, self.entropy, self.advantage_norm = entropy_coef, entropy_coef > 0, advantage_norm
         self.matmul_t = ops.MatMul(transpose_b=True)
 
     def construct(self, obs: Tensor, critic_in: Tensor, act_onehot: Tensor, avail: Tensor, rew: Tensor,
@@ -71,8 +74,15 @@ class _Forward(nn.Cell):
         advantages = ops.stop_gradient(q_taken - (pi * q).sum(-1))  # counterfactual baseline (eq. 4)
         log_pi = ops.log(ops.maximum((pi * onehot).sum(-1), 1e-10))
         norm = ops.maximum(w.sum(), 1.0)
+        if self.advantage_norm:  # zero mean, unit std over the weighted agent-steps (as in PPO implementations)
+            mean = (w * advantages).sum() / norm
+            std = ops.sqrt((w * ops.square(advantages - mean)).sum() / norm)
+            advantages = (advantages - mean) / (std + 1e-8)
         critic_loss = (w * ops.square(q_taken - targets)).sum() / norm
         actor_loss = -(w * advantages * log_pi).sum() / norm
+        if self.entropy:  # entropy bonus on the floored policy (as in A3C); unavailable actions add 0
+            entropy = -(pi * ops.log(ops.maximum(pi, 1e-10))).sum(-1)
+            actor_loss = actor_loss - self.entropy_coef * (w * entropy).sum() / norm
         q_mean = ops.stop_gradient((w * q_taken).sum()) / norm
         return critic_loss, actor_loss, q_mean, q, tq, targets, pi, advantages
 
@@ -137,7 +147,7 @@ class COMALearner(COMALearnerBase):
     def build(self) -> None:
         cfg = self.cfg
         self._forward = _Forward(self.actor, self.critic, self.target_critic, cfg.gamma, cfg.td_lambda,
-                                 cfg.recurrent)
+                                 cfg.recurrent, cfg.entropy_coef, cfg.advantage_norm)
         loss = _Loss(self._forward)
         self._update_step = _UpdateStep(loss, self.critic_opt, self.actor_opt, cfg.grad_clip)
         self._gradients = _Gradients(loss, ParameterTuple((*self.critic_opt.params, *self.actor_opt.params)))

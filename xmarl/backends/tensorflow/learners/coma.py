@@ -3,7 +3,9 @@
 One update is Algorithm 1's learning step on a batch of episodes, for every agent at once:
 the centralised critic regresses ``Q_a(s_t, u_t)`` on TD(lambda) targets built from the target
 critic; each actor follows ``grad log pi_a(u_a | tau_a) A_a`` with the counterfactual advantage
-``A_a = Q_a(s, u) - sum_u' pi_a(u') Q_a(s, (u^-a, u'))`` taken from the critic before its step.
+``A_a = Q_a(s, u) - sum_u' pi_a(u') Q_a(s, (u^-a, u'))`` taken from the critic before its step
+(with ``advantage_norm``, normalised to zero mean and unit std over the weighted agent-steps; with
+``entropy_coef`` > 0, the actor loss also gets ``- entropy_coef H(pi_a)``, weighted alike).
 Agents that have left the episode (``agent_mask`` 0) weigh nothing in either loss, and an agent's
 TD(lambda) return ends when it leaves (see :mod:`xmarl.core.coma`).
 Batches come from :meth:`xmarl.core.coma.COMACore.prepare_batch` (agent-major, critic inputs built in
@@ -64,9 +66,17 @@ class COMALearner(COMALearnerBase):
         advantages = tf.stop_gradient(q_taken - tf.reduce_sum(pi * q, -1))  # counterfactual baseline (eq. 4)
         log_pi = tf.math.log(tf.maximum(tf.reduce_sum(pi * onehot, -1), 1e-10))
         norm = tf.maximum(tf.reduce_sum(w), 1.0)
+        if cfg.advantage_norm:  # zero mean, unit std over the weighted agent-steps (as in PPO implementations)
+            mean = tf.reduce_sum(w * advantages) / norm
+            std = tf.sqrt(tf.reduce_sum(w * tf.square(advantages - mean)) / norm)
+            advantages = (advantages - mean) / (std + 1e-8)
+        actor_loss = -tf.reduce_sum(w * advantages * log_pi) / norm
+        if cfg.entropy_coef > 0:  # entropy bonus on the floored policy (as in A3C); unavailable actions add 0
+            entropy = -tf.reduce_sum(pi * tf.math.log(tf.maximum(pi, 1e-10)), -1)
+            actor_loss = actor_loss - cfg.entropy_coef * tf.reduce_sum(w * entropy) / norm
         return {"q": q, "target_q_next": tq, "targets": targets, "pi": pi, "advantages": advantages,
                 "critic_loss": tf.reduce_sum(w * tf.square(q_taken - targets)) / norm,
-                "actor_loss": -tf.reduce_sum(w * advantages * log_pi) / norm,
+                "actor_loss": actor_loss,
                 "q_taken": tf.stop_gradient(tf.reduce_sum(w * q_taken)) / norm}
 
     def _losses_and_grads(self, b: TensorBatch) -> tuple[dict[str, tf.Tensor], dict[str, list[tf.Tensor]]]:

@@ -3,7 +3,9 @@
 One update is Algorithm 1's learning step on a batch of episodes, for every agent at once:
 the centralised critic regresses ``Q_a(s_t, u_t)`` on TD(lambda) targets built from the target
 critic; each actor follows ``grad log pi_a(u_a | tau_a) A_a`` with the counterfactual advantage
-``A_a = Q_a(s, u) - sum_u' pi_a(u') Q_a(s, (u^-a, u'))`` taken from the critic before its step.
+``A_a = Q_a(s, u) - sum_u' pi_a(u') Q_a(s, (u^-a, u'))`` taken from the critic before its step
+(with ``advantage_norm``, normalised to zero mean and unit std over the weighted agent-steps; with
+``entropy_coef`` > 0, the actor loss also gets ``- entropy_coef H(pi_a)``, weighted alike).
 Agents that have left the episode (``agent_mask`` 0) weigh nothing in either loss, and an agent's
 TD(lambda) return ends when it leaves (see :mod:`xmarl.core.coma`).
 Batches come from :meth:`xmarl.core.coma.COMACore.prepare_batch` (agent-major, critic inputs built in
@@ -62,9 +64,17 @@ class COMALearner(COMALearnerBase):
         advantages = (q_taken - (pi * q).sum(-1)).detach()  # counterfactual baseline (eq. 4)
         log_pi = torch.log(torch.clamp((pi * onehot).sum(-1), min=1e-10))
         norm = torch.clamp(w.sum(), min=1.0)
+        if cfg.advantage_norm:  # zero mean, unit std over the weighted agent-steps (as in PPO implementations)
+            mean = (w * advantages).sum() / norm
+            std = torch.sqrt((w * (advantages - mean).pow(2)).sum() / norm)
+            advantages = (advantages - mean) / (std + 1e-8)
+        actor_loss = -(w * advantages * log_pi).sum() / norm
+        if cfg.entropy_coef > 0:  # entropy bonus on the floored policy (as in A3C); unavailable actions add 0
+            entropy = -(pi * torch.log(torch.clamp(pi, min=1e-10))).sum(-1)
+            actor_loss = actor_loss - cfg.entropy_coef * (w * entropy).sum() / norm
         return {"q": q, "target_q_next": tq, "targets": targets, "pi": pi, "advantages": advantages,
                 "critic_loss": (w * (q_taken - targets).pow(2)).sum() / norm,
-                "actor_loss": -(w * advantages * log_pi).sum() / norm,
+                "actor_loss": actor_loss,
                 "q_taken": (w * q_taken).sum().detach() / norm}
 
     # -- steps ------------------------------------------------------------------------------
