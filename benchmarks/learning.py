@@ -19,6 +19,7 @@ and the env's success measures (e.g. predator-prey touches) in each of those set
     python benchmarks/learning.py commnet/mpe/simple_spread_v3 --jobs 2
     python benchmarks/learning.py coma/mpe/simple_spread_v3 --on mpe-fast/simple_spread_v3
     python benchmarks/learning.py --stale --jobs 2       # every config whose record is missing or stale
+    python benchmarks/learning.py --budgets              # each config's "# Budget:" line from its record
 
 A run steps what a user's run of the config steps: the config's env, or by default its
 transition-identical twin where xmarl ships one (``mpe-fast/<task>`` for ``mpe/<task>``, tested
@@ -155,6 +156,41 @@ def comparable(cfg: dict[str, Any]) -> dict[str, Any]:
             if g.get("method") and g["method"] != cfg["method"]:
                 out[g["method"]] = cfg[g["method"]]
     return out
+
+
+BUDGET = "# Budget: "  # the line of each shipped config's comment that states its budget in minutes
+FRAMEWORKS = {"torch": "torch", "tensorflow": "TensorFlow", "mindspore": "MindSpore"}
+
+
+def budget_line(record: dict[str, Any]) -> str:
+    """The comment line stating a record's budget in minutes per run on this machine, per backend
+    (the range over its seeds), and the env that stepped."""
+    minutes: dict[str, list[float]] = {}
+    for run in record["runs"]:
+        minutes.setdefault(run["backend"], []).append(run["process_wall_s"] / 60)
+
+    def span(v: list[float]) -> str:
+        lo, hi = f"{min(v):.1f}", f"{max(v):.1f}"
+        return lo if lo == hi else f"{lo}-{hi}"
+
+    meta = record["meta"]
+    per = ", ".join(f"{FRAMEWORKS.get(b, b)} {span(v)}" for b, v in minutes.items())
+    return (f"{BUDGET}{meta['config']['train']['steps']:,} env steps, {per} minutes per run on {meta['run_env']} "
+            f"(learning record, {meta['jobs_in_parallel']} runs at a time on {meta['machine']}).")
+
+
+def write_budget(config: str) -> bool:
+    """Put the budget line of ``config``'s record at the end of its opening comment, in place of an
+    older one; True when the file changed."""
+    path = CONFIGS / f"{config}.yaml"
+    line = budget_line(json.loads(record_path(config).with_suffix(".json").read_text()))
+    lines = [x for x in path.read_text().splitlines() if not x.startswith(BUDGET)]
+    at = next((k for k, x in enumerate(lines) if not x.startswith("#")), len(lines))  # the comment's end
+    text = "\n".join([*lines[:at], line, *lines[at:]]) + "\n"
+    if text == path.read_text():
+        return False
+    atomic_write_text(path, text)
+    return True
 
 
 def record_path(config: str) -> Path:
@@ -381,6 +417,8 @@ def main() -> None:
     ap.add_argument("--merge", action="store_true", help="keep other backends' runs of the same config")
     ap.add_argument("--list", action="store_true", help="list shipped configs and whether their record is current")
     ap.add_argument("--render", action="store_true", help="rewrite every record's .md from its .json (no runs)")
+    ap.add_argument("--budgets", action="store_true",
+                    help="rewrite the '# Budget:' comment line of every shipped config from its record (no runs)")
     ap.add_argument("--summary", action="store_true",
                     help="one markdown row per record, printed and written into RESULTS.md between its markers")
     args = ap.parse_args()
@@ -392,6 +430,11 @@ def main() -> None:
             record = json.loads(path.read_text())
             path.with_suffix(".md").write_text(markdown(str(path.relative_to(RESULTS).with_suffix("")),
                                                         record["runs"], record["meta"]))
+        return
+    if args.budgets:
+        for c in shipped_configs():
+            if record_path(c).with_suffix(".json").is_file() and write_budget(c):
+                print(f"configs/{c}.yaml: budget line rewritten")
         return
     if args.summary:
         table = summary_table()

@@ -39,3 +39,16 @@ def test_every_shipped_config_has_a_current_learning_record(config):
     assert set(seeds) == {"torch", "tensorflow", "mindspore"} and all(len(s) >= 3 for s in seeds.values()), seeds
     text = learning.record_path(config).with_suffix(".md").read_text()
     assert f"configs/{config}.yaml" in text and "beats random" in text
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_every_shipped_config_states_its_budget_in_minutes_from_its_record(config):
+    """The opening comment of each shipped config says how long a run takes here, per backend, as
+    its learning record measured (rewritten by python benchmarks/learning.py --budgets)."""
+    record = json.loads(learning.record_path(config).with_suffix(".json").read_text())
+    lines = (ROOT / "configs" / f"{config}.yaml").read_text().splitlines()
+    head = lines[:next((k for k, x in enumerate(lines) if not x.startswith("#")), len(lines))]
+    line = learning.budget_line(record)
+    assert line in head, f"configs/{config}.yaml does not state its budget as its record measured it ({line!r}); " \
+                         "run: python benchmarks/learning.py --budgets"
+    assert "minutes per run" in line and all(name in line for name in ("torch", "TensorFlow", "MindSpore"))
