@@ -4,11 +4,14 @@ training of the recurrent actor, learning, resume and bad inputs. Parity across 
 (feed-forward and recurrent, shared and per-agent, with and without agents that leave) runs
 through COMA's ``parity_cases`` hook in tests/test_parity.py; the cases with agents that leave
 also run here. The optional extras (``entropy_coef``, ``advantage_norm``) are checked against numpy
-in every backend here and in one more parity case."""
+in every backend here and in one more parity case; ``actor_output_gain`` (the small-gain logits
+layer) against today's initialisation, bit for bit when it is off."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import types
 import warnings
 
 import numpy as np
@@ -19,9 +22,9 @@ from tests.conftest import require
 from xmarl import registry
 from xmarl.buffers import EpisodeBuffer
 from xmarl.compare.reference import coma as cref
-from xmarl.compare.reference.data import parity_spec, synthetic_episodes
+from xmarl.compare.reference.data import parity_spec, random_observations, synthetic_episodes
 from xmarl.config import load_config
-from xmarl.core import coma
+from xmarl.core import coma, layout
 from xmarl.core.coma import COMA
 from xmarl.errors import ConfigError, EnvError
 from xmarl.training.checkpoint import latest_checkpoint
@@ -234,6 +237,154 @@ def test_coma_extras_are_off_by_default_and_validated():
     assert cfg.entropy_coef == 0.0 and cfg.advantage_norm is False  # the paper's COMA: records stay valid
     with pytest.raises(ConfigError, match="entropy_coef"):
         load_config("coma", overrides={"coma.entropy_coef": -0.1})
+
+
+# -- actor_output_gain: the small-gain logits layer ----------------------------------------------------------
+def weights_digest(w: dict[str, np.ndarray]) -> str:
+    """sha256 over every array's name, dtype, shape and bytes (sorted by name)."""
+    h = hashlib.sha256()
+    for k in sorted(w):
+        h.update(k.encode() + str(w[k].dtype).encode() + str(w[k].shape).encode())
+        h.update(np.ascontiguousarray(w[k]).tobytes())
+    return h.hexdigest()
+
+
+#: ``COMA.init_weights(parity_spec("discrete"), coma_config(.., share, recurrent), seed=0)`` as computed
+#: by the code before ``actor_output_gain`` existed: a null gain must keep every run's start bit for bit
+INIT_DIGESTS = {
+    (True, False): "bf2b1dc7937cba17d24e185e4f9159c4ffe0709fe2aa7c70510675b58328d54d",
+    (False, False): "24bb371d7ed35ea40ab71c5d502456bea67a5f6b8c4bec4fc3d8ce45f2b91088",
+    (True, True): "4a652f5d927236921aa740ffc1d7ae8e7e02d86ffd17398294b6750f41f02cb6",
+    (False, True): "1227bf460217dafc3958359662cf13485ca1629c2a8615f98720dabb99418169",
+}
+GAIN_CASES = list(INIT_DIGESTS)
+
+
+def gain_id(case: tuple[bool, bool]) -> str:
+    return case_id((*case, False))
+
+
+def test_actor_output_gain_is_off_by_default_and_validated():
+    assert load_config("coma").coma.actor_output_gain is None  # today's init: the learning records stay valid
+    assert load_config("coma", overrides={"coma.actor_output_gain": 0.01}).coma.actor_output_gain == 0.01
+    for bad in (0.0, -0.01, float("inf"), float("nan"), "small"):
+        with pytest.raises(ConfigError, match="coma.actor_output_gain"):
+            load_config("coma", overrides={"coma.actor_output_gain": bad})
+
+
+@pytest.mark.parametrize("case", GAIN_CASES, ids=gain_id)
+def test_null_actor_output_gain_is_todays_init_bit_for_bit(case):
+    share, recurrent = case
+    spec, cfg = parity_spec("discrete"), coma_config("torch", share, recurrent)
+    assert cfg.actor_output_gain is None
+    w = COMA.init_weights(spec, cfg, 0)
+    assert weights_digest(w) == INIT_DIGESTS[case]
+    # a config object without the key at all (e.g. built by older code) gives the same weights
+    absent = types.SimpleNamespace(**{k: v for k, v in cfg if k != "actor_output_gain"})
+    assert weights_digest(COMA.init_weights(spec, absent, 0)) == INIT_DIGESTS[case]
+
+
+def numpy_actor_logits(spec, cfg, w: dict[str, np.ndarray], obs: np.ndarray) -> np.ndarray:
+    """The feed-forward actor in float64 numpy: ``obs`` ``[N, A, obs_dim]`` -> logits ``[N, A, n]``."""
+    x = obs.transpose(1, 0, 2).astype(np.float64)  # [A, N, od]
+    if cfg.share_parameters:
+        ids = np.broadcast_to(np.eye(spec.n_agents)[:, None], (spec.n_agents, x.shape[1], spec.n_agents))
+        x = np.concatenate([x, ids], -1)
+    k = 0
+    while f"actor/torso/dense_{k}/kernel" in w:
+        x = np.maximum(x @ w[f"actor/torso/dense_{k}/kernel"] + w[f"actor/torso/dense_{k}/bias"][:, None], 0.0)
+        k += 1
+    return (x @ w["actor/head/kernel"] + w["actor/head/bias"][:, None]).transpose(1, 0, 2)
+
+
+@pytest.mark.parametrize("case", GAIN_CASES, ids=gain_id)
+@pytest.mark.parametrize("gain", [0.01, 0.5])
+def test_actor_output_gain_redraws_only_the_logits_layer(case, gain):
+    share, recurrent = case
+    spec = parity_spec("discrete")
+    off = COMA.init_weights(spec, coma_config("torch", share, recurrent), 0)
+    cfg = coma_config("torch", share, recurrent, **{"coma.actor_output_gain": gain})
+    w = COMA.init_weights(spec, cfg, 0)
+    assert w.keys() == off.keys() and all(w[k].dtype == off[k].dtype and w[k].shape == off[k].shape for k in w)
+    changed = sorted(k for k in w if not np.array_equal(w[k], off[k]))
+    assert changed == ["actor/head/bias", "actor/head/kernel"]  # critic, target, torso and GRU: as today
+    kernel = w["actor/head/kernel"]  # [G, width, n]; width > n here: orthonormal columns times the gain
+    G, width, n = kernel.shape
+    assert G == (1 if share else spec.n_agents) and width > n
+    np.testing.assert_allclose(np.linalg.svd(kernel.astype(np.float64), compute_uv=False), gain, rtol=1e-5)
+    np.testing.assert_allclose(np.swapaxes(kernel, 1, 2) @ kernel, gain ** 2 * np.eye(n)[None].repeat(G, 0),
+                               atol=1e-6 * max(1.0, gain ** 2))
+    assert np.all(w["actor/head/bias"] == 0)
+    if G > 1:
+        assert not np.allclose(kernel[0], kernel[1])  # one draw per agent, not a copy
+    # a deterministic function of the seed, like the rest of the init
+    assert weights_digest(COMA.init_weights(spec, cfg, 0)) == weights_digest(w)
+    assert not np.array_equal(COMA.init_weights(spec, cfg, 1)["actor/head/kernel"], kernel)
+
+
+@pytest.mark.parametrize("shape", [(2, 7, 3), (3, 3, 7), (1, 5, 5)], ids=["tall", "wide", "square"])
+def test_orthogonal_kernels_have_every_singular_value_equal_to_the_gain(shape):
+    k = layout.orthogonal(np.random.default_rng(0), shape, 0.3)
+    assert k.shape == shape and k.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.svd(k.astype(np.float64), compute_uv=False), 0.3, rtol=1e-5)
+    small = min(shape[1:])
+    gram = k @ np.swapaxes(k, 1, 2) if shape[1] == small else np.swapaxes(k, 1, 2) @ k
+    np.testing.assert_allclose(gram, 0.09 * np.eye(small)[None].repeat(shape[0], 0), atol=1e-6)
+    assert np.array_equal(layout.orthogonal(np.random.default_rng(0), shape, 0.3), k)
+
+
+@pytest.mark.parametrize("share", [True, False], ids=["shared", "per_agent"])
+def test_small_actor_output_gain_starts_near_uniform_in_numpy(share):
+    spec = parity_spec("discrete")
+    obs = random_observations(spec, (256,), np.random.default_rng(3)).transpose(1, 0, 2)  # [N, A, od]
+    logits = {}
+    for gain in (None, 0.01):
+        cfg = coma_config("torch", share, False, **{"coma.actor_output_gain": gain})
+        logits[gain] = numpy_actor_logits(spec, cfg, COMA.init_weights(spec, cfg, 0), obs)
+    assert np.abs(logits[0.01]).max() < 0.05
+    assert np.abs(logits[None]).max() > 0.2  # the default init is far from uniform: the bound above means something
+    p = coma.policy_probs(logits[0.01], np.broadcast_to(spec.act_mask, logits[0.01].shape), 0.0)
+    uniform = spec.act_mask / spec.act_mask.sum(-1, keepdims=True)
+    assert np.abs(p - uniform).max() < 0.02
+
+
+@pytest.mark.parametrize("case", GAIN_CASES, ids=gain_id)
+def test_small_actor_output_gain_reaches_every_backend(backend, case):
+    """The gain lives in the numpy init only: each backend's actor (feed-forward and GRU) starts
+    from those weights and gives near-uniform logits (over two steps for the GRU)."""
+    share, recurrent = case
+    spec = parity_spec("discrete")
+    cfg = coma_config(backend, share, recurrent, **{"coma.actor_output_gain": 0.01})
+    init = COMA.init_weights(spec, cfg, 0)
+    learner = registry.get("learner", "coma", backend)(spec, cfg, init)
+    got = learner.get_weights()
+    assert np.array_equal(got["actor/head/kernel"], init["actor/head/kernel"])
+    assert np.all(got["actor/head/bias"] == 0)
+    obs = np.ascontiguousarray(random_observations(spec, (64,), np.random.default_rng(4)).transpose(1, 0, 2))
+    logits, state = learner.policy.forward_numpy(obs, None)
+    logits2, _ = learner.policy.forward_numpy(obs, state)
+    assert max(np.abs(logits).max(), np.abs(logits2).max()) < 0.05
+    if not recurrent:
+        np.testing.assert_allclose(logits, numpy_actor_logits(spec, cfg, init, obs), atol=1e-5)
+
+
+@pytest.mark.parametrize("recurrent", [False, True], ids=["mlp", "gru"])
+def test_coma_trains_from_a_small_gain_actor(recurrent, tmp_path):
+    require("torch")
+    ov = {"coma.actor_output_gain": 0.01, "coma.recurrent": recurrent, "train.steps": 2000,
+          "train.eval_interval": 1000, "train.log_interval": 400, "train.tensorboard": False,
+          "train.progress": False, "out_dir": str(tmp_path)}
+    trainer = Trainer(load_config("coma", "target", "torch", overrides=ov))
+    w0 = trainer.learner.get_weights()  # what the run starts from: the small-gain head
+    np.testing.assert_allclose(np.linalg.svd(w0["actor/head/kernel"].astype(np.float64), compute_uv=False), 0.01,
+                               rtol=1e-5)
+    assert np.all(w0["actor/head/bias"] == 0)
+    r = trainer.train()
+    assert r.final_metrics["updates"] > 0 and len(r.curve) == 2
+    assert all(np.isfinite(ret) for _, ret in r.curve), r.curve
+    trained = [json.loads(x)["train_return"] for x in r.metrics_path.read_text().splitlines() if "train_return" in x]
+    assert trained and np.all(np.isfinite(trained))
+    assert not np.array_equal(r.learner.get_weights()["actor/head/kernel"], w0["actor/head/kernel"])  # it learned
 
 
 def test_entropy_bonus_and_advantage_norm_match_numpy(backend):

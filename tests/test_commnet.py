@@ -1,11 +1,14 @@
 """CommNet: parity across backends (hidden states after each communication step, losses,
 gradients, weights after 3 updates; with and without masks and skip connections), every backend
 against the numpy reference, communication masks (range, adjacency, agent masks, switched off),
-500 agents in one batched computation, the levers env, learning and the trainer path."""
+500 agents in one batched computation, the levers env, learning and the trainer path, and the
+small-gain policy head (``policy_output_gain``; off, today's initialisation bit for bit)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import types
 
 import numpy as np
 import pytest
@@ -15,10 +18,10 @@ from tests.conftest import BACKENDS, require
 from xmarl import registry
 from xmarl.compare.parity import ATOL, RTOL
 from xmarl.compare.reference import commnet as cref
-from xmarl.compare.reference.data import method_config, parity_spec
+from xmarl.compare.reference.data import method_config, parity_spec, random_observations
 from xmarl.config import load_config
 from xmarl.core import commnet as core
-from xmarl.core.commnet import COMMNET
+from xmarl.core.commnet import COMMNET, NET
 from xmarl.core.spaces import AgentSpec
 from xmarl.envs import make_env
 from xmarl.envs.levers import Levers, random_reward
@@ -407,3 +410,120 @@ def test_mindspore_update_in_chunks_equals_one_update():
         wa, wb = whole.get_weights(), parts.get_weights()
         assert all(_close(wb[k], wa[k]) for k in wa)
         assert np.abs(wa["commnet/policy/kernel"] - case.weights["commnet/policy/kernel"]).max() > 1e-4
+
+
+# -- policy_output_gain: the small-gain policy head ------------------------------------------------------------
+def _digest(w: dict[str, np.ndarray]) -> str:
+    """sha256 over every array's name, dtype, shape and bytes (sorted by name)."""
+    h = hashlib.sha256()
+    for k in sorted(w):
+        h.update(k.encode() + str(w[k].dtype).encode() + str(w[k].shape).encode())
+        h.update(np.ascontiguousarray(w[k]).tobytes())
+    return h.hexdigest()
+
+
+def _gain_spec(name: str) -> AgentSpec:
+    spec = parity_spec("discrete", n_agents=4)
+    if name == "embedding":
+        return AgentSpec(spec.agents, (1,) * 4, "discrete", spec.act_dims, spec.low, spec.high)
+    return spec
+
+
+#: variants of the network (over ``cref.BASE_OPTIONS``) and ``COMMNET.init_weights(_gain_spec(name), cfg,
+#: seed=0)`` as computed by the code before ``policy_output_gain`` existed
+GAIN_VARIANTS = {
+    "plain": ({}, "5fe74375dd15aaeb24ff0bd2a28eb67ec36f047e9e4fea28a415f83b73182b70"),
+    "per_agent": ({"share_parameters": False}, "a83478ac44dc0b975356ec6c2b75f30907d6fe14bc9f54fbf8395bcba3f5ecf2"),
+    "embedding": ({"encoder": "embedding", "n_ids": 10},
+                  "081274a375852d11ae93a80e3d44e54dce4315e02b7aae13ac569fa132336e70"),
+    "recurrent": ({"recurrent": True, "actor_critic": True, "skip_connection": True},
+                  "840418e99231bef62b00458af3124420d2c320f0d003e284d039c9885a49b349"),
+}
+
+
+def _gain_obs(spec: AgentSpec, cfg, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if cfg.encoder == "embedding":
+        return rng.integers(0, cfg.n_ids, (n, spec.n_agents, 1)).astype(np.float32)
+    return random_observations(spec, (n,), rng).transpose(1, 0, 2)  # [N, A, od]
+
+
+def test_policy_output_gain_is_off_by_default_and_validated():
+    assert load_config("commnet").commnet.policy_output_gain is None  # today's init: the learning records stay valid
+    assert load_config("commnet", overrides={"commnet.policy_output_gain": 0.5}).commnet.policy_output_gain == 0.5
+    for bad in (0.0, -1.0, float("inf"), float("nan"), "small"):
+        with pytest.raises(ConfigError, match="commnet.policy_output_gain"):
+            load_config("commnet", overrides={"commnet.policy_output_gain": bad})
+
+
+@pytest.mark.parametrize("name", list(GAIN_VARIANTS))
+def test_null_policy_output_gain_is_todays_init_bit_for_bit(name):
+    over, digest = GAIN_VARIANTS[name]
+    spec, cfg = _gain_spec(name), _cfg(**over)
+    assert cfg.policy_output_gain is None
+    assert _digest(COMMNET.init_weights(spec, cfg, 0)) == digest
+    absent = types.SimpleNamespace(**{k: v for k, v in cfg if k != "policy_output_gain"})  # no key at all
+    assert _digest(COMMNET.init_weights(spec, absent, 0)) == digest
+
+
+@pytest.mark.parametrize("name", list(GAIN_VARIANTS))
+@pytest.mark.parametrize("gain", [0.01, 0.5])
+def test_policy_output_gain_redraws_only_the_policy_head(name, gain):
+    over, _ = GAIN_VARIANTS[name]
+    spec = _gain_spec(name)
+    off = COMMNET.init_weights(spec, _cfg(**over), 0)
+    cfg = _cfg(**over, policy_output_gain=gain)
+    w = COMMNET.init_weights(spec, cfg, 0)
+    assert w.keys() == off.keys() and all(w[k].dtype == off[k].dtype and w[k].shape == off[k].shape for k in w)
+    changed = sorted(k for k in w if not np.array_equal(w[k], off[k]))
+    assert changed == [f"{NET}/policy/bias", f"{NET}/policy/kernel"]  # the value head and the modules: as today
+    kernel = w[f"{NET}/policy/kernel"]  # [G, H, n]
+    G, H, n = kernel.shape
+    assert G == (1 if cfg.share_parameters else spec.n_agents) and H > n
+    np.testing.assert_allclose(np.linalg.svd(kernel.astype(np.float64), compute_uv=False), gain, rtol=1e-5)
+    assert np.all(w[f"{NET}/policy/bias"] == 0)
+    if G > 1:
+        assert not np.allclose(kernel[0], kernel[1])
+    assert _digest(COMMNET.init_weights(spec, cfg, 0)) == _digest(w)  # a function of the seed
+    assert not np.array_equal(COMMNET.init_weights(spec, cfg, 1)[f"{NET}/policy/kernel"], kernel)
+
+
+@pytest.mark.parametrize("name", list(GAIN_VARIANTS))
+def test_small_policy_output_gain_starts_near_uniform_in_numpy(name):
+    over, _ = GAIN_VARIANTS[name]
+    spec = _gain_spec(name)
+    logits = {}
+    for gain in (None, 0.01):
+        cfg = _cfg(**over, policy_output_gain=gain)
+        out = cref.reference_forward(spec, cfg, COMMNET.init_weights(spec, cfg, 0), _gain_obs(spec, cfg, 256, 3))
+        logits[gain] = out["logits"]
+    assert np.abs(logits[0.01]).max() < 0.05
+    assert np.abs(logits[None]).max() > 0.2  # the default init is far from uniform: the bound above means something
+    z = logits[0.01] - logits[0.01].max(-1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    assert np.abs(p - 1.0 / p.shape[-1]).max() < 0.02
+
+
+def test_small_policy_output_gain_reaches_every_backend(backend):
+    spec, cfg = _gain_spec("plain"), _cfg(policy_output_gain=0.01)
+    init = COMMNET.init_weights(spec, cfg, 0)
+    learner = registry.get("learner", "commnet", backend)(spec, cfg, init)
+    got = learner.get_weights()
+    assert np.array_equal(got[f"{NET}/policy/kernel"], init[f"{NET}/policy/kernel"])
+    assert np.all(got[f"{NET}/policy/bias"] == 0)
+    obs = np.ascontiguousarray(_gain_obs(spec, cfg, 64, 4))
+    logits, _ = learner.policy.forward_numpy(obs)
+    assert np.abs(logits).max() < 0.05
+    assert _close(logits, cref.reference_forward(spec, cfg, init, obs)["logits"])
+
+
+def test_trainer_runs_commnet_from_a_small_gain_head(out_dir):
+    require("torch")
+    r = xmarl.run("commnet", "torch", "levers", out_dir=out_dir, progress=False,
+                  overrides={"commnet.policy_output_gain": 0.01, "env_kwargs.n_pool": 20, "train.num_envs": 32,
+                             "commnet.batch_episodes": 32, "commnet.n_ids": 20, "commnet.hidden_size": 16,
+                             "train.steps": 320, "train.eval_interval": 320, "train.eval_episodes": 50,
+                             "train.tensorboard": False})
+    assert r.final_metrics["updates"] == 10 and np.isfinite(r.final_metrics["eval_return"])
+    assert 0.0 <= r.final_metrics["eval_return"] <= 1.0
+    assert load_config(config=r.config_path).commnet.policy_output_gain == 0.01  # the run used it

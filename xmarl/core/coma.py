@@ -45,7 +45,7 @@ import numpy as np
 from xmarl.core.actions import NEG_INF
 from xmarl.core.config import COMAConfig
 from xmarl.core.interfaces import Batch, Policy, Weights, mask_actions
-from xmarl.core.layout import Layout, groups, gru_shapes, init_mlp, mlp_shapes
+from xmarl.core.layout import Layout, groups, gru_shapes, init_mlp, init_output_layer, mlp_shapes
 from xmarl.core.learner import LearnerBase
 from xmarl.core.method import MethodCore
 from xmarl.core.spaces import AgentSpec
@@ -117,7 +117,10 @@ class COMACore(MethodCore):
 
     def init_weights(self, spec: AgentSpec, cfg: COMAConfig, seed: int) -> Weights:
         """Uniform fan-in weights from the seed (the GRU uses ``1/sqrt(hidden)`` for every
-        entry); the target critic starts as a copy."""
+        entry); the target critic starts as a copy. With ``actor_output_gain`` the actor's
+        logits layer (``actor/head``) is then re-drawn from the same generator, after every
+        other weight: orthogonal kernel times the gain, zero bias; the other weights are
+        unchanged."""
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0x434F]))
         G, (actor_in, critic_in) = groups(spec, cfg.share_parameters), input_dims(spec, cfg.share_parameters)
         w: Weights = {}
@@ -130,6 +133,7 @@ class COMACore(MethodCore):
         else:
             w.update(init_mlp(rng, "actor", G, actor_in, cfg.hidden_sizes, spec.act_dim))
         w.update(init_mlp(rng, "critic", G, critic_in, cfg.critic_hidden_sizes, spec.act_dim))
+        init_output_layer(rng, w, "actor/head", getattr(cfg, "actor_output_gain", None))
         w.update({"target_" + k: v.copy() for k, v in w.items() if k.startswith("critic/")})
         return {k: w[k] for k in self.param_shapes(spec, cfg)}
 

@@ -59,7 +59,7 @@ from xmarl.core.actions import NEG_INF, gumbel
 from xmarl.core.coma import td_matrix
 from xmarl.core.config import CommNetConfig
 from xmarl.core.interfaces import Batch, Policy, Weights, mask_actions
-from xmarl.core.layout import Layout, groups
+from xmarl.core.layout import Layout, groups, init_output_layer
 from xmarl.core.learner import LearnerBase
 from xmarl.core.method import MethodCore
 from xmarl.core.spaces import AgentSpec
@@ -200,7 +200,9 @@ class CommNetCore(MethodCore):
     def init_weights(self, spec: AgentSpec, cfg: CommNetConfig, seed: int) -> Weights:
         """Uniform fan-in ``U(-1/sqrt(in), 1/sqrt(in))`` for dense kernels and biases from the
         seed; the embedding table uses ``1/sqrt(H)`` (a looked-up row is one input, not
-        ``n_ids`` of them)."""
+        ``n_ids`` of them). With ``policy_output_gain`` the policy head is then re-drawn from
+        the same generator, after every other weight: orthogonal kernel times the gain, zero
+        bias; the other weights are unchanged."""
         check_config(spec, cfg)
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0x434E]))
         H = cfg.hidden_size
@@ -213,6 +215,7 @@ class CommNetCore(MethodCore):
                 fan_in = H if (name == f"{NET}/encoder/bias" and cfg.encoder == "embedding") else kernel.shape[1]
             bound = 1.0 / np.sqrt(fan_in)
             w[name] = rng.uniform(-bound, bound, shape).astype(np.float32)
+        init_output_layer(rng, w, f"{NET}/policy", getattr(cfg, "policy_output_gain", None))
         return w
 
     def learning_rates(self, cfg: CommNetConfig) -> dict[str, float]:

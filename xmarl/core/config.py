@@ -5,9 +5,11 @@ must provide it."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+_FiniteGain = Annotated[PositiveFloat, AllowInfNan(False)]  # an init gain: finite and > 0
 
 
 class Section(BaseModel):
@@ -105,6 +107,14 @@ class COMAConfig(Section):
         "agent-steps (real steps of agents in the episode) before they weigh log pi (off: the paper's COMA; as "
         "in PPO implementations, e.g. CleanRL, and XuanCe's COMA)."
     )
+    actor_output_gain: _FiniteGain | None = Field(
+        description="Initialise the actor's logits layer (feed-forward and recurrent) with an orthogonal kernel "
+        "scaled by this gain and a zero bias, so the initial policy is near uniform (None: the uniform fan-in "
+        "rule of every other layer, the paper's setting). A small last-layer gain such as 0.01 helps "
+        "on-policy learning (Andrychowicz et al. 2021, What matters in on-policy RL); CleanRL's PPO initialises "
+        "its policy's last layer so (orthogonal, gain 0.01) and XuanCe's COMA configs use orthogonal init with "
+        "gain 0.01."
+    )
 
 
 class CommNetConfig(Section):
@@ -126,6 +136,13 @@ class CommNetConfig(Section):
     )
     value_coef: float = Field(ge=0.0, description="alpha: weight of the baseline's squared error (paper: 0.03).")
     entropy_coef: float = Field(ge=0.0, description="Weight of the policy-entropy bonus (0: none, as in the paper).")
+    policy_output_gain: _FiniteGain | None = Field(
+        description="Initialise the policy head with an orthogonal kernel scaled by this gain and a zero bias, "
+        "so the initial policy is near uniform (None: the uniform fan-in rule of every other layer). A small "
+        "last-layer gain such as 0.01 helps on-policy learning (Andrychowicz et al. 2021, What matters in "
+        "on-policy RL); CleanRL's PPO initialises its policy's last layer so (orthogonal, gain 0.01) and "
+        "XuanCe's COMA configs use orthogonal init with gain 0.01."
+    )
     value_norm: bool = Field(
         description="Normalise the baseline's targets by running statistics of the returns (the value head "
         "predicts (R - mu) / sigma). Without it, returns far from 0 saturate the network the baseline shares "

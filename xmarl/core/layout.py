@@ -5,7 +5,8 @@ biases ``[groups, out]``; ``groups`` is 1 with parameter sharing, else one slice
 method's core builds its layout from the helpers here, backends allocate their parameters from
 it (:meth:`xmarl.core.learner.LearnerBase.layout`), and weights are initialised in numpy from
 the seed, so every backend starts from the same numbers: dense layers use the uniform fan-in
-rule ``U(-1/sqrt(in), 1/sqrt(in))`` for kernel and bias.
+rule ``U(-1/sqrt(in), 1/sqrt(in))`` for kernel and bias. A policy's output layer can instead be
+re-drawn with :func:`init_output_layer` (orthogonal kernel scaled by a small gain, zero bias).
 """
 
 from __future__ import annotations
@@ -70,3 +71,31 @@ def init_mlp(rng: np.random.Generator, prefix: str, groups: int, in_dim: int, hi
         bound = 1.0 / np.sqrt(fan_in)
         w[name] = rng.uniform(-bound, bound, shape).astype(np.float32)
     return w
+
+
+def orthogonal(rng: np.random.Generator, shape: tuple[int, ...], gain: float) -> np.ndarray:
+    """Kernels ``[groups, in, out]``, each slice a (semi-)orthogonal matrix times ``gain`` (Saxe et
+    al. 2014): the Q factor of a standard-normal matrix's QR, its columns' signs fixed by R's
+    diagonal, so every singular value of a slice is ``gain``. float32."""
+    G, n_in, n_out = shape
+    a = rng.standard_normal((G, max(n_in, n_out), min(n_in, n_out)))
+    q, r = np.linalg.qr(a)
+    d = np.sign(np.diagonal(r, axis1=-2, axis2=-1))
+    q = q * np.where(d == 0, 1.0, d)[:, None, :]
+    if n_in < n_out:
+        q = np.swapaxes(q, -1, -2)
+    return (gain * q).astype(np.float32)
+
+
+def init_output_layer(rng: np.random.Generator, weights: dict[str, np.ndarray], prefix: str,
+                      gain: float | None) -> None:
+    """Re-draw the dense layer ``<prefix>/kernel``, ``<prefix>/bias`` of ``weights`` in place: an
+    :func:`orthogonal` kernel scaled by ``gain`` and a zero bias, the small-gain policy output
+    layer of PPO implementations (Andrychowicz et al. 2021). Call it after every other draw, so
+    the other weights stay those of the default rule; ``gain`` None changes nothing and draws
+    nothing."""
+    if gain is None:
+        return
+    kernel = weights[f"{prefix}/kernel"]
+    weights[f"{prefix}/kernel"] = orthogonal(rng, kernel.shape, float(gain))
+    weights[f"{prefix}/bias"] = np.zeros_like(weights[f"{prefix}/bias"])
