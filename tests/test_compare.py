@@ -5,6 +5,7 @@ interrupted compare."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -30,6 +31,8 @@ STEPS = 1500
 TINY = {"train.tensorboard": False, "train.eval_interval": 500, "train.log_interval": 500,
         "train.checkpoint_interval": 500}
 RUNS = [f"maddpg-target-{b}-s{s}" for s in (0, 1) for b in BACKENDS]
+MARL_EVAL = "pip install --no-deps id-marl-eval==0.0.4 rliable==1.2.0"
+RECORDED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "compare" / "spread_maddpg_coma"
 
 
 def learning_record(run_dir: Path) -> dict:
@@ -106,6 +109,42 @@ def check_report(result: xmarl.compare.CompareResult) -> None:
     assert not list(out.rglob("*.tmp"))  # every file was written whole
 
 
+def check_marl_eval_reads_it(out: Path) -> int:
+    """marl-eval itself reads the compare's ``marl_eval.json``: per algorithm (``<method>_<backend>``)
+    rliable's mean and IQM of the matrices marl-eval builds equal the report's, and rliable's
+    probability of improvement between two backends equals the report's. Returns the number of
+    algorithms checked."""
+    processing = require_module("marl_eval.utils.data_processing_utils", MARL_EVAL)
+    metrics = require_module("rliable.metrics", MARL_EVAL)
+    summary = strict_json(out / "summary.json")
+    processed = processing.data_process_pipeline(raw_data=strict_json(out / "marl_eval.json"),
+                                                 metrics_to_normalize=[])
+    report, checked = (out / "report.md").read_text(), 0
+    for family in sorted({t["env"].partition("/")[0] for t in summary["tasks"]}):
+        tasks = list(processed[family])  # the column order of marl-eval's (runs x tasks) matrices
+        matrices, _ = processing.create_matrices_for_rliable(data_dictionary=copy.deepcopy(processed),
+                                                             environment_name=family, metrics_to_normalize=[])
+        for task in (t for t in summary["tasks"] if t["env"].partition("/")[0] == family):
+            column = tasks.index(task["env"].partition("/")[2] or family)
+
+            def scores(backend: str, task=task, column=column, matrices=matrices) -> np.ndarray:
+                return matrices["mean_return"][f"{task['method']}_{backend}"][:, column:column + 1]
+
+            for b, d in task["final_return"].items():
+                x = scores(b)
+                assert x.shape == (d["n"], 1)
+                assert metrics.aggregate_mean(x) == pytest.approx(d["mean"], abs=1e-9)
+                assert metrics.aggregate_iqm(x) == pytest.approx(d["iqm"], abs=1e-9)
+                # the report's table shows the same numbers, rounded
+                assert f"| {b} | {d['n']} | {metrics.aggregate_mean(x):.3f} |" in report
+                assert f"| {metrics.aggregate_iqm(x):.3f} |" in report
+                checked += 1
+            for q in task["improvement"]:
+                p = metrics.probability_of_improvement(scores(q["a"]), scores(q["b"]))
+                assert p == pytest.approx(q["p"], abs=1e-9)
+    return checked
+
+
 @pytest.fixture(scope="module")
 def pool_compare(tmp_path_factory):
     for b in BACKENDS:
@@ -159,6 +198,7 @@ def test_parity_cli_fails_with_exit_1_on_a_backend_that_computes_differently(cap
 
 def test_compare_on_the_local_pool_writes_the_report(pool_compare):
     check_report(pool_compare)
+    assert check_marl_eval_reads_it(pool_compare.out_dir) == len(BACKENDS)
     assert sorted(pool_compare.ran) == sorted(RUNS) and not pool_compare.skipped and not pool_compare.resumed
     spec = json.loads((pool_compare.out_dir / "compare.json").read_text())
     assert spec["executor"] == "local" and spec["workers"] == 2 and spec["overrides"]["train.threads"] == 1
@@ -230,6 +270,16 @@ def test_compare_again_skips_finished_runs(pool_compare, tmp_path):
     # a finished run made with another config is never reused
     with pytest.raises(XmarlError, match=r"made with another config \(train.steps=1500 there, 3000 asked\)"):
         xmarl.compare("maddpg", BACKENDS, "target", seeds=2, steps=3000, overrides=TINY, out_dir=out, progress=False)
+    # runs made before xmarl had a key (here env_impl) are reused when it is asked at its default, not otherwise
+    for n in RUNS:
+        path = out / "runs" / n / "config.yaml"
+        path.write_text("".join(x for x in path.read_text().splitlines(True) if not x.startswith("env_impl:")))
+    again = xmarl.compare("maddpg", BACKENDS, "target", seeds=2, steps=STEPS, overrides=TINY, out_dir=out,
+                          progress=False)
+    assert sorted(again.skipped) == sorted(RUNS) and not again.ran
+    with pytest.raises(XmarlError, match=r"made with another config \(env_impl='<unset>' there, 'reference' asked\)"):
+        xmarl.compare("maddpg", BACKENDS, "target", seeds=2, steps=STEPS, overrides={**TINY, "env_impl": "reference"},
+                      out_dir=out, progress=False)
 
 
 def test_interrupted_compare_resumes_without_rerunning_finished_runs(pool_compare, tmp_path):
@@ -363,6 +413,20 @@ def test_intervals_from_scipy_agree_with_the_recorded_compare_and_improvement_is
     x = np.random.default_rng(0).normal(size=40)
     lo, hi = stats.bootstrap_ci(x, stats.mean)
     assert lo < x.mean() < hi and hi - lo == pytest.approx(2 * 1.96 * x.std() / np.sqrt(40), rel=0.15)
+
+
+def test_the_recorded_spread_compare_loads_in_marl_eval_with_the_reports_scores():
+    """The recorded compare of MADDPG and COMA on simple_spread (5 seeds x 3 backends,
+    benchmarks/results/compare/spread_maddpg_coma) read by marl-eval: its aggregate scores are the
+    report's."""
+    summary = strict_json(RECORDED / "summary.json")
+    assert sorted(summary["methods"]) == ["coma", "maddpg"] and len(summary["seeds"]) == 5
+    assert check_marl_eval_reads_it(RECORDED) == 2 * len(summary["backends"]) == 6
+    # each method trained its own config's budget (300k, 4M), so the command that reproduces it names none
+    # (it read "--steps 0", which trains nothing)
+    (reproduce,) = [x for x in (RECORDED / "report.md").read_text().splitlines() if x.startswith("- Reproduce:")]
+    assert "--steps" not in reproduce and "--seeds 100,101,102,103,104" in reproduce
+    assert summary["command"] == reproduce.split("`")[1]
 
 
 def test_backends_differ_verdicts():

@@ -280,15 +280,34 @@ def _ray(tasks: list[RunTask], workers: int | None, address: str | None) -> Iter
 
 # -- planning ---------------------------------------------------------------------------------
 
+def _defaults() -> dict[str, Any]:
+    """Every config key's default, flattened: configs/defaults.yaml and the methods' own sections."""
+    from xmarl.config.loader import configs_dir
+    from xmarl.core.methods import method_specs
+
+    data = yaml.safe_load((configs_dir() / "defaults.yaml").read_text()) or {}
+    for name, spec in method_specs().items():
+        if name not in data and spec.defaults:
+            data[name] = spec.defaults
+    return flatten(data)
+
+
 def _config_difference(expected: dict[str, Any], saved_path: Path) -> str | None:
-    """The first key where a saved run's config differs from the expected one, as text."""
+    """The first key where a saved run's config differs from the expected one, as text. A key the
+    saved config lacks and that is asked at its default is one xmarl gained after the run was
+    made (its default keeps the behaviour the run had), not a difference."""
     if not saved_path.is_file():
         return None
     saved = flatten(yaml.safe_load(saved_path.read_text()) or {})
     want = flatten(expected)
+    defaults: dict[str, Any] | None = None
     for key in sorted(set(saved) | set(want)):
         if key in IGNORED_KEYS:
             continue
+        if key not in saved:
+            defaults = _defaults() if defaults is None else defaults
+            if key in defaults and defaults[key] == want[key]:
+                continue
         if saved.get(key, "<unset>") != want.get(key, "<unset>"):
             return f"{key}={saved.get(key, '<unset>')!r} there, {want.get(key, '<unset>')!r} asked"
     return None
@@ -323,7 +342,7 @@ def _version(dist: str) -> str:
         return "?"
 
 
-def _command(methods: list[str], envs: list[str], backends: list[str], seeds: list[int], steps: int,
+def _command(methods: list[str], envs: list[str], backends: list[str], seeds: list[int], steps: int | None,
              overrides: dict[str, Any], config: str | None, out_dir: Path, executor: str, workers: int | None,
              threads: int) -> str:
     parts = ["xmarl", "compare"]
@@ -333,7 +352,8 @@ def _command(methods: list[str], envs: list[str], backends: list[str], seeds: li
         parts += ["-e", e]
     parts += ["-b", ",".join(backends)]
     parts += ["--seeds", str(len(seeds)) if seeds == list(range(len(seeds))) else ",".join(map(str, seeds))]
-    parts += ["--steps", str(steps)]
+    if steps is not None:  # None: the runs' budgets differ, each its shipped config's
+        parts += ["--steps", str(steps)]
     if config:
         parts += ["-c", config]
     for k, v in overrides.items():
@@ -657,7 +677,7 @@ def write_report(plan: ComparePlan, ran: list[str]) -> CompareResult:
     PNGs, ``report.md``, ``summary.json`` and ``runs.csv`` in ``plan.root``; returns the
     :class:`CompareResult` (``ran``: what :func:`execute` trained from scratch)."""
     a = plan.args
-    command = _command(a.methods, a.envs, a.backends, a.seeds, plan.steps[0] if len(plan.steps) == 1 else 0,
+    command = _command(a.methods, a.envs, a.backends, a.seeds, plan.steps[0] if len(plan.steps) == 1 else None,
                        a.given_overrides, a.config, plan.root, a.executor, a.workers, a.threads)
     summary, figures = _report(plan.root, plan.runs_dir, plan.tasks, plan.pairs, a.backends, a.seeds, plan.spec,
                                command)
@@ -776,7 +796,7 @@ def rewrite_report(root: str | os.PathLike[str]) -> CompareResult:
     if missing:
         raise XmarlError(f"run {missing[0]} of the compare in '{root}' is not finished ({len(missing)} in all); "
                          "run the same compare again to finish them")
-    steps = spec["steps"][0] if len(spec.get("steps", [])) == 1 else 0
+    steps = spec["steps"][0] if len(spec.get("steps", [])) == 1 else None
     given = {k: v for k, v in spec.get("overrides", {}).items() if k not in ("train.threads", "train.steps")}
     command = _command(methods, list(dict.fromkeys(envs)), backends, seeds, steps, given, spec.get("config"), root,
                        spec.get("executor", "local"), spec.get("workers"), spec.get("threads", 1))
