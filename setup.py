@@ -28,9 +28,10 @@ SUITES = LBF + RWARE + VMAS + MAGENT
 PINNED = ["numpy==2.4.6", "pyyaml==6.0.3", "pydantic==2.14.3", "gymnasium==1.4.0", "pettingzoo==1.27.0",
           "tqdm==4.70.1", "scipy==1.17.1", "matplotlib==3.11.2", "markdown-it-py==4.3.0"]
 # tests run in two processes (pytest-xdist), build the docs, run Ray, fuzz the CLI (hypothesis) and
-# step the benchmark suites
-TEST = (["pytest==9.2.0", "pytest-xdist==3.8.0", "ruff==0.17.5", "hypothesis==6.170.17"] + PINNED + MPE + LOGGING
-        + DOCS + RAY + SUITES + WANDB + MLFLOW)
+# step the benchmark suites; colorama is what marl-eval's data processing imports (marl-eval itself
+# and rliable install with --no-deps: their pins, e.g. pandas==1.4.4, do not install beside ray[tune])
+TEST = (["pytest==9.2.0", "pytest-xdist==3.8.0", "ruff==0.17.5", "hypothesis==6.170.17", "colorama==0.4.6"]
+        + PINNED + MPE + LOGGING + DOCS + RAY + SUITES + WANDB + MLFLOW)
 
 setup(
     name="xmarl",
