@@ -4,15 +4,26 @@ XMARL_REQUIRE_BACKENDS=1 (set by CI), which turns a missing one into a failure."
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 from xmarl import registry
 
 BACKENDS = ["torch", "tensorflow", "mindspore"]
+
+
+def weights_digest(w: dict[str, np.ndarray]) -> str:
+    """sha256 over every array's name, dtype, shape and bytes (sorted by name)."""
+    h = hashlib.sha256()
+    for k in sorted(w):
+        h.update(k.encode() + str(w[k].dtype).encode() + str(w[k].shape).encode())
+        h.update(np.ascontiguousarray(w[k]).tobytes())
+    return h.hexdigest()
 
 
 def require(backend: str) -> None:

@@ -9,7 +9,6 @@ layer) against today's initialisation, bit for bit when it is off."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import types
 import warnings
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 
 import xmarl
-from tests.conftest import require
+from tests.conftest import require, weights_digest
 from xmarl import registry
 from xmarl.buffers import EpisodeBuffer
 from xmarl.compare.reference import coma as cref
@@ -240,15 +239,6 @@ def test_coma_extras_are_off_by_default_and_validated():
 
 
 # -- actor_output_gain: the small-gain logits layer ----------------------------------------------------------
-def weights_digest(w: dict[str, np.ndarray]) -> str:
-    """sha256 over every array's name, dtype, shape and bytes (sorted by name)."""
-    h = hashlib.sha256()
-    for k in sorted(w):
-        h.update(k.encode() + str(w[k].dtype).encode() + str(w[k].shape).encode())
-        h.update(np.ascontiguousarray(w[k]).tobytes())
-    return h.hexdigest()
-
-
 #: ``COMA.init_weights(parity_spec("discrete"), coma_config(.., share, recurrent), seed=0)`` as computed
 #: by the code before ``actor_output_gain`` existed: a null gain must keep every run's start bit for bit
 INIT_DIGESTS = {

@@ -6,7 +6,6 @@ small-gain policy head (``policy_output_gain``; off, today's initialisation bit 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import types
 
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 
 import xmarl
-from tests.conftest import BACKENDS, require
+from tests.conftest import BACKENDS, require, weights_digest
 from xmarl import registry
 from xmarl.compare.parity import ATOL, RTOL
 from xmarl.compare.reference import commnet as cref
@@ -413,15 +412,6 @@ def test_mindspore_update_in_chunks_equals_one_update():
 
 
 # -- policy_output_gain: the small-gain policy head ------------------------------------------------------------
-def _digest(w: dict[str, np.ndarray]) -> str:
-    """sha256 over every array's name, dtype, shape and bytes (sorted by name)."""
-    h = hashlib.sha256()
-    for k in sorted(w):
-        h.update(k.encode() + str(w[k].dtype).encode() + str(w[k].shape).encode())
-        h.update(np.ascontiguousarray(w[k]).tobytes())
-    return h.hexdigest()
-
-
 def _gain_spec(name: str) -> AgentSpec:
     spec = parity_spec("discrete", n_agents=4)
     if name == "embedding":
@@ -461,9 +451,9 @@ def test_null_policy_output_gain_is_todays_init_bit_for_bit(name):
     over, digest = GAIN_VARIANTS[name]
     spec, cfg = _gain_spec(name), _cfg(**over)
     assert cfg.policy_output_gain is None
-    assert _digest(COMMNET.init_weights(spec, cfg, 0)) == digest
+    assert weights_digest(COMMNET.init_weights(spec, cfg, 0)) == digest
     absent = types.SimpleNamespace(**{k: v for k, v in cfg if k != "policy_output_gain"})  # no key at all
-    assert _digest(COMMNET.init_weights(spec, absent, 0)) == digest
+    assert weights_digest(COMMNET.init_weights(spec, absent, 0)) == digest
 
 
 @pytest.mark.parametrize("name", list(GAIN_VARIANTS))
@@ -484,7 +474,7 @@ def test_policy_output_gain_redraws_only_the_policy_head(name, gain):
     assert np.all(w[f"{NET}/policy/bias"] == 0)
     if G > 1:
         assert not np.allclose(kernel[0], kernel[1])
-    assert _digest(COMMNET.init_weights(spec, cfg, 0)) == _digest(w)  # a function of the seed
+    assert weights_digest(COMMNET.init_weights(spec, cfg, 0)) == weights_digest(w)  # a function of the seed
     assert not np.array_equal(COMMNET.init_weights(spec, cfg, 1)[f"{NET}/policy/kernel"], kernel)
 
 
