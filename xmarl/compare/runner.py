@@ -67,6 +67,7 @@ import yaml
 from xmarl import registry
 from xmarl.compare.parity import check_backends, installed_backends
 from xmarl.config import flatten, load_config
+from xmarl.config.loader import default_config
 from xmarl.core.device import parse_device
 from xmarl.errors import ConfigError, XmarlError, did_you_mean
 from xmarl.files import atomic_write_text
@@ -280,18 +281,6 @@ def _ray(tasks: list[RunTask], workers: int | None, address: str | None) -> Iter
 
 # -- planning ---------------------------------------------------------------------------------
 
-def _defaults() -> dict[str, Any]:
-    """Every config key's default, flattened: configs/defaults.yaml and the methods' own sections."""
-    from xmarl.config.loader import configs_dir
-    from xmarl.core.methods import method_specs
-
-    data = yaml.safe_load((configs_dir() / "defaults.yaml").read_text()) or {}
-    for name, spec in method_specs().items():
-        if name not in data and spec.defaults:
-            data[name] = spec.defaults
-    return flatten(data)
-
-
 def _config_difference(expected: dict[str, Any], saved_path: Path) -> str | None:
     """The first key where a saved run's config differs from the expected one, as text. A key the
     saved config lacks and that is asked at its default is one xmarl gained after the run was
@@ -305,7 +294,7 @@ def _config_difference(expected: dict[str, Any], saved_path: Path) -> str | None
         if key in IGNORED_KEYS:
             continue
         if key not in saved:
-            defaults = _defaults() if defaults is None else defaults
+            defaults = flatten(default_config()[0]) if defaults is None else defaults
             if key in defaults and defaults[key] == want[key]:
                 continue
         if saved.get(key, "<unset>") != want.get(key, "<unset>"):

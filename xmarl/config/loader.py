@@ -178,6 +178,19 @@ def env_config_path(method: str, env: str) -> Path:
     return path
 
 
+def default_config() -> tuple[dict[str, Any], dict[Path_, str]]:
+    """Every key's default: configs/defaults.yaml, and the own section of each registered method
+    it lacks (a plugin's), with where each value comes from."""
+    from xmarl.core.methods import method_specs
+
+    merged, where = _load_file(configs_dir() / "defaults.yaml")
+    for name, spec in method_specs().items():
+        if name not in merged and spec.defaults:
+            merged[name] = copy.deepcopy(spec.defaults)
+            _mark(merged[name], (name,), where, f"plugin '{name}' defaults")
+    return merged, where
+
+
 def load_config(
     method: str | None = None,
     env: str | None = None,
@@ -188,7 +201,7 @@ def load_config(
     """Merge and validate a run's config; see the module docstring for the order."""
     from xmarl.core.methods import method_specs
 
-    merged, where = _load_file(configs_dir() / "defaults.yaml")
+    merged, where = default_config()
     user: dict[str, Any] = {}
     user_where: dict[Path_, str] = {}
     if config is not None:
@@ -201,10 +214,6 @@ def load_config(
     if method not in specs:
         valid = sorted(specs)
         raise ConfigError(f"unknown method '{method}'{did_you_mean(method, valid)}{choices(str(method), valid)}")
-    for name, spec in specs.items():
-        if name not in merged and spec.defaults:
-            merged[name] = copy.deepcopy(spec.defaults)
-            _mark(merged[name], (name,), where, f"plugin '{name}' defaults")
     if env is not None:
         registry.get("env", str(env))  # unknown env -> list of valid ones
         pair = env_config_path(str(method), str(env))
@@ -373,5 +382,5 @@ def save_config(cfg: BaseModel, path: str | os.PathLike[str], note: str | None =
     atomic_write_text(path, head + yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
 
-__all__ = ["load_config", "save_config", "parse_overrides", "configs_dir", "group_section", "separate_learners",
-           "flatten", "RunBase"]
+__all__ = ["load_config", "default_config", "save_config", "parse_overrides", "configs_dir", "group_section",
+           "separate_learners", "flatten", "RunBase"]

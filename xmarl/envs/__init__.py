@@ -128,11 +128,14 @@ for _env in _magent.MAGENT_ENVS:  # magent/<env>: the PettingZoo env, and the ve
     registry.add("env", f"magent/{_env}", _magent.make_magent_factory(_env))
 
 
+#: (the fast twin's prefix, its reference's): ``mpe-fast/<task>`` steps mpe2's ``mpe/<task>`` bit for bit
+_TWIN, _REFERENCE = "mpe-fast/", "mpe/"
+
+
 def config_twin(name: str) -> str | None:
     """The env whose shipped configs ``name`` shares when it has none of its own: the mpe2 task
     of an ``mpe-fast/<task>`` (the same transitions, bit for bit), else None."""
-    prefix = "mpe-fast/"
-    return f"mpe/{name[len(prefix):]}" if name.startswith(prefix) else None
+    return f"{_REFERENCE}{name[len(_TWIN):]}" if name.startswith(_TWIN) else None
 
 
 def fast_twin(name: str, env_kwargs: dict[str, Any] | None = None) -> str | None:
@@ -140,10 +143,9 @@ def fast_twin(name: str, env_kwargs: dict[str, Any] | None = None) -> str | None
     (``env_impl: auto``): ``mpe-fast/<task>`` for ``mpe/<task>`` (mpe2's transitions bit for bit,
     tens of times its env-steps/s), when xmarl ships that task and the twin takes every key of
     ``env_kwargs`` (it does not take e.g. mpe2's ``render_mode`` or ``dynamic_rescaling``); else None."""
-    prefix = "mpe/"
-    if not name.startswith(prefix):
+    if not name.startswith(_REFERENCE):
         return None
-    fast = f"mpe-fast/{name[len(prefix):]}"
+    fast = f"{_TWIN}{name[len(_REFERENCE):]}"
     if fast not in registry.names("vector_env"):
         return None
     try:

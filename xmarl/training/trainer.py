@@ -435,7 +435,7 @@ class Trainer:
             raise TrainingError(f"step {st.step}: weight '{bad}' is not finite; kept the last good checkpoint "
                                 f"in {self.run_dir / CHECKPOINTS}")
         trainer_state = {"step": st.step, "method": self.cfg.method, "backend": self.cfg.backend,
-                         "env": self.cfg.env, "run_env": self.run_env, "seed": self.cfg.seed, "loop": asdict(st),
+                         "env": self.cfg.env, "seed": self.cfg.seed, "loop": asdict(st),
                          "parts": {p.name: p.state() for p in self.parts}, "rng": self.rng.bit_generator.state}
         blobs = {}
         try:
