@@ -239,11 +239,11 @@ def run_config(config: str, on: str | None, backends: list[str], seeds: list[int
     from xmarl.envs import config_twin, fast_twin
 
     method, env = config.split("/", 1)
+    want = resolved(method, env)
     # by default what a user's run of the config steps: the env's transition-identical twin when it has one
-    run_env = on or (env if reference else fast_twin(env, resolved(method, env)["env_kwargs"]) or env)
+    run_env = on or (env if reference else fast_twin(env, want["env_kwargs"]) or env)
     if run_env != env and config_twin(run_env) != env:
         sys.exit(f"--on {run_env}: not a transition-identical twin of {env}")
-    want = resolved(method, env)
     if run_env != env and resolved(method, run_env) != want:
         sys.exit(f"--on {run_env}: {method} on {run_env} reads another config than {config}; run it on {env}")
     import tempfile
