@@ -12,6 +12,21 @@ from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, PositiveFloat, P
 _FiniteGain = Annotated[PositiveFloat, AllowInfNan(False)]  # an init gain: finite and > 0
 
 
+def _lr_decay_steps() -> Any:
+    return Field(
+        description="Decay every learning rate of the section linearly over this many env steps, from its value "
+        "to lr_final_fraction times it, and hold it there (None: constant, the paper's setting). Linear decay "
+        "over the run is CleanRL's anneal_lr and one of the on-policy choices studied by Andrychowicz et al. "
+        "2021 (What matters in on-policy RL); the rate is set from the env step before each batch's updates, "
+        "so a resumed run continues it exactly."
+    )
+
+
+def _lr_final_fraction() -> Any:
+    return Field(ge=0.0, le=1.0, description="The learning rates at and after lr_decay_steps, as a fraction of "
+                 "their initial values (0: decay to zero, as CleanRL does; used only with lr_decay_steps).")
+
+
 class Section(BaseModel):
     """Base of every config section: unknown keys are errors, assignments are validated."""
 
@@ -115,6 +130,8 @@ class COMAConfig(Section):
         "its policy's last layer so (orthogonal, gain 0.01) and XuanCe's COMA configs use orthogonal init with "
         "gain 0.01."
     )
+    lr_decay_steps: PositiveInt | None = _lr_decay_steps()
+    lr_final_fraction: float = _lr_final_fraction()
 
 
 class CommNetConfig(Section):
@@ -143,6 +160,8 @@ class CommNetConfig(Section):
         "on-policy RL); CleanRL's PPO initialises its policy's last layer so (orthogonal, gain 0.01) and "
         "XuanCe's COMA configs use orthogonal init with gain 0.01."
     )
+    lr_decay_steps: PositiveInt | None = _lr_decay_steps()
+    lr_final_fraction: float = _lr_final_fraction()
     value_norm: bool = Field(
         description="Normalise the baseline's targets by running statistics of the returns (the value head "
         "predicts (R - mu) / sigma). Without it, returns far from 0 saturate the network the baseline shares "

@@ -58,9 +58,10 @@ class LearnerBase(Learner):
         self.policy = self.nets[self.method.policy_network]
         self.ops.name_parameters(self.nets)
         betas, eps = config.adam.betas, config.adam.eps
+        self.learning_rates = dict(self.method.learning_rates(config))  # the configured (initial) rates
         self.optimizers = {net: self.Optimizer(list(self.nets[net].canonical().values()), lr, betas, eps,
                                                name=f"{net}_opt")
-                           for net, lr in self.method.learning_rates(config).items()}
+                           for net, lr in self.learning_rates.items()}
         for name, opt in self.optimizers.items():
             setattr(self, f"{name}_opt", opt)
         self.batch_shapes = self.method.batch_shapes(spec, config)
@@ -139,6 +140,12 @@ class LearnerBase(Learner):
     def _opt_names(self, net: str) -> tuple[list[str], list[tuple[int, ...]]]:
         names = [f"{net}/{k}" for k in self.nets[net].canonical()]
         return names, [self.shapes[n] for n in names]
+
+    def set_lr_scale(self, scale: float) -> None:
+        """Set every optimiser's learning rate to ``scale`` times its configured rate (an lr
+        schedule; the compiled steps read the rate, so nothing is recompiled)."""
+        for net, opt in self.optimizers.items():
+            opt.set_lr(self.learning_rates[net] * float(scale))
 
     def get_optimizer_state(self) -> Weights:
         out: Weights = {}

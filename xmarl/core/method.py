@@ -100,6 +100,16 @@ class MethodCore:
         """Updates on each on-policy batch."""
         return 1
 
+    def lr_scale(self, cfg: Any, step: int) -> float | None:
+        """The learning rates' factor after ``step`` env steps: linear from 1 to
+        ``cfg.lr_final_fraction`` over ``cfg.lr_decay_steps`` steps, then constant; None (leave the
+        rates alone) for a section without ``lr_decay_steps`` or with it None."""
+        steps = getattr(cfg, "lr_decay_steps", None)
+        if steps is None:
+            return None
+        frac = min(1.0, step / steps)
+        return 1.0 + frac * (cfg.lr_final_fraction - 1.0)
+
     def after_update(self, learner: LearnerBase, cfg: Any, updates: int) -> None:
         """Called after every update with the number of updates so far (e.g. target copies)."""
 

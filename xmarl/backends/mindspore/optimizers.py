@@ -38,7 +38,9 @@ class Adam(nn.Cell):
         self.v = Parameter(Tensor(np.zeros(n, np.float32)), name=f"{name}.v", requires_grad=False)
         self.step = Parameter(Tensor(0.0, ms.float32), name=f"{name}.step", requires_grad=False)
         b1, b2 = float(betas[0]), float(betas[1])
-        self.lr, self.eps, self.beta1, self.beta2 = float(lr), float(eps), b1, b2
+        self.eps, self.beta1, self.beta2 = float(eps), b1, b2
+        # a parameter, so that a schedule changes the rate without recompiling the graph
+        self.lr = Parameter(Tensor(float(lr), ms.float32), name=f"{name}.lr", requires_grad=False)
         # A graph folds arithmetic on Python floats in float32 (1 - 0.999 would be off by 1e-5
         # relative), so the constants are formed here in double precision, as PyTorch forms them.
         self.one_minus_beta1, self.one_minus_beta2 = 1.0 - b1, 1.0 - b2
@@ -59,6 +61,10 @@ class Adam(nn.Cell):
         for w, d in zip(self.params, ops.split(delta, self.sizes)):
             ops.assign_sub(w, d.reshape(w.shape))
         return step
+
+    def set_lr(self, lr: float) -> None:
+        """The learning rate of the next steps (a schedule sets it between steps)."""
+        self.lr.set_data(Tensor(float(lr), ms.float32))
 
     def _moments(self, moment: Parameter) -> list[np.ndarray]:
         flat = moment.asnumpy()

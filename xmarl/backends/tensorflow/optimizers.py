@@ -24,7 +24,9 @@ class Adam(tf.Module):
                  name: str | None = None) -> None:
         super().__init__(name=name)
         self.params = list(params)
-        self.lr, self.b1, self.b2, self.eps = float(lr), float(betas[0]), float(betas[1]), float(eps)
+        self.b1, self.b2, self.eps = float(betas[0]), float(betas[1]), float(eps)
+        # a variable, so that a schedule changes the rate without retracing the compiled steps
+        self.lr = tf.Variable(float(lr), dtype=tf.float32, trainable=False, name="lr")
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.m = [tf.Variable(tf.zeros_like(p), trainable=False, name="m") for p in self.params]
         self.v = [tf.Variable(tf.zeros_like(p), trainable=False, name="v") for p in self.params]
@@ -39,6 +41,10 @@ class Adam(tf.Module):
             m.assign(self.b1 * m + (1.0 - self.b1) * g)
             v.assign(self.b2 * v + (1.0 - self.b2) * tf.square(g))
             p.assign_sub(self.lr * (m / bc1) / (tf.sqrt(v / bc2) + self.eps))
+
+    def set_lr(self, lr: float) -> None:
+        """The learning rate of the next steps (a schedule sets it between steps)."""
+        self.lr.assign(float(lr))
 
     def get_state(self, names: Sequence[str], shapes: Sequence[tuple[int, ...]]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}

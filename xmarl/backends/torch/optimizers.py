@@ -24,6 +24,11 @@ class Adam(torch.optim.Adam):
         self.name = name  # for messages; every backend's Adam takes the same arguments
         super().__init__(list(params), lr=lr, betas=(float(betas[0]), float(betas[1])), eps=eps, foreach=False)
 
+    def set_lr(self, lr: float) -> None:
+        """The learning rate of the next steps (a schedule sets it between steps)."""
+        for group in self.param_groups:
+            group["lr"] = float(lr)
+
     def get_state(self, names: Sequence[str], shapes: Sequence[tuple[int, ...]]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         params = self.param_groups[0]["params"]

@@ -110,8 +110,9 @@ def random_leaving(episodes: dict[str, np.ndarray], rng: np.random.Generator) ->
     return leave
 
 
-#: the config of the parity case with COMA's optional extras on: an entropy bonus and normalised advantages
-EXTRAS = {"entropy_coef": 0.01, "advantage_norm": True}
+#: the config of the parity case with COMA's optional extras on: an entropy bonus, normalised advantages
+#: and a learning-rate decay (batch ``k`` is prepared at env step 30000 k: rates x1, x0.55, x0.1)
+EXTRAS = {"entropy_coef": 0.01, "advantage_norm": True, "lr_decay_steps": 60_000, "lr_final_fraction": 0.1}
 
 
 def parity_cases(method: str = "coma", seed: int = 0, updates: int = 3) -> list[ParityCase]:
@@ -120,7 +121,8 @@ def parity_cases(method: str = "coma", seed: int = 0, updates: int = 3) -> list[
     padded episodes of mixed lengths; two more (``-dead``: per-agent feed-forward, shared
     recurrent) on episodes in which agents leave mid-episode (:func:`random_leaving`), and one
     (``-dead-entropy-advnorm``, per-agent feed-forward) with agents leaving and both of the
-    optional extras on (:data:`EXTRAS`: the entropy bonus and advantage normalisation). Probes:
+    optional extras on (:data:`EXTRAS`: the entropy bonus, advantage normalisation and a
+    learning-rate decay). Probes:
     the actor's logits (and GRU state) on the first steps, the critic's Q-values, the
     TD(lambda) targets, the policy and the counterfactual advantages. Each update is
     ``update``/``update_recurrent`` followed by the core's ``after_update`` with a target copy
@@ -149,6 +151,9 @@ def parity_cases(method: str = "coma", seed: int = 0, updates: int = 3) -> list[
             return {"policy_logits": logits, **extra, **learner.diagnostics(b)}
 
         def update(learner: Any, batch: dict, k: int, c: COMAConfig = cfg) -> dict[str, float]:
+            scale = COMA.lr_scale(c, 30_000 * k)  # as the trainer sets it before a batch's updates
+            if scale is not None:
+                learner.set_lr_scale(scale)
             metrics = learner.update_recurrent(batch) if c.recurrent else learner.update(batch)
             COMA.after_update(learner, c, k + 1)
             return metrics
