@@ -92,4 +92,4 @@ def test_the_parity_case_decays_the_rates():
     extras = [c for c in cref.parity_cases("coma") if c.name.endswith("-entropy-advnorm")]
     assert len(extras) == 1
     cfg = extras[0].config
-    assert [COMA.lr_scale(cfg, 30_000 * k) for k in range(3)] == pytest.approx([1.0, 0.55, 0.1])
+    assert [COMA.lr_scale(cfg, cref.BATCH_STEPS * k) for k in range(3)] == pytest.approx([1.0, 0.55, 0.1])

@@ -58,10 +58,9 @@ class LearnerBase(Learner):
         self.policy = self.nets[self.method.policy_network]
         self.ops.name_parameters(self.nets)
         betas, eps = config.adam.betas, config.adam.eps
-        self.learning_rates = dict(self.method.learning_rates(config))  # the configured (initial) rates
         self.optimizers = {net: self.Optimizer(list(self.nets[net].canonical().values()), lr, betas, eps,
                                                name=f"{net}_opt")
-                           for net, lr in self.learning_rates.items()}
+                           for net, lr in self.method.learning_rates(config).items()}
         for name, opt in self.optimizers.items():
             setattr(self, f"{name}_opt", opt)
         self.batch_shapes = self.method.batch_shapes(spec, config)
@@ -144,8 +143,8 @@ class LearnerBase(Learner):
     def set_lr_scale(self, scale: float) -> None:
         """Set every optimiser's learning rate to ``scale`` times its configured rate (an lr
         schedule; the compiled steps read the rate, so nothing is recompiled)."""
-        for net, opt in self.optimizers.items():
-            opt.set_lr(self.learning_rates[net] * float(scale))
+        for net, lr in self.method.learning_rates(self.cfg).items():
+            self.optimizers[net].set_lr(lr * float(scale))
 
     def get_optimizer_state(self) -> Weights:
         out: Weights = {}

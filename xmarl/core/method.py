@@ -110,6 +110,13 @@ class MethodCore:
         frac = min(1.0, step / steps)
         return 1.0 + frac * (cfg.lr_final_fraction - 1.0)
 
+    def before_batch(self, learner: LearnerBase, cfg: Any, step: int) -> None:
+        """Called before the updates on each on-policy batch with the env step: sets the learning
+        rates of the schedule (:meth:`lr_scale`), when the config has one."""
+        scale = self.lr_scale(cfg, step)
+        if scale is not None:
+            learner.set_lr_scale(scale)
+
     def after_update(self, learner: LearnerBase, cfg: Any, updates: int) -> None:
         """Called after every update with the number of updates so far (e.g. target copies)."""
 

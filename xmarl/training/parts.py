@@ -283,9 +283,7 @@ class OnPolicyPart(Part):
         if len(self.buffer) < m.batch_episodes:
             return
         batch = self.core.prepare_batch(self.spec, m, self.buffer.take(), rng, step)
-        scale = self.core.lr_scale(m, step)
-        if scale is not None:
-            self.learner.set_lr_scale(scale)
+        self.core.before_batch(self.learner, m, step)
         for _ in range(self.core.update_epochs(m)):
             with clock("update"):
                 metrics = self.learner.update(batch)

@@ -111,8 +111,10 @@ def random_leaving(episodes: dict[str, np.ndarray], rng: np.random.Generator) ->
 
 
 #: the config of the parity case with COMA's optional extras on: an entropy bonus, normalised advantages
-#: and a learning-rate decay (batch ``k`` is prepared at env step 30000 k: rates x1, x0.55, x0.1)
+#: and a learning-rate decay (batch ``k`` comes at env step ``BATCH_STEPS * k``: rates x1, x0.55, x0.1)
 EXTRAS = {"entropy_coef": 0.01, "advantage_norm": True, "lr_decay_steps": 60_000, "lr_final_fraction": 0.1}
+#: env steps between the parity cases' batches (the exploration floor and the lr schedule read them)
+BATCH_STEPS = 30_000
 
 
 def parity_cases(method: str = "coma", seed: int = 0, updates: int = 3) -> list[ParityCase]:
@@ -120,7 +122,7 @@ def parity_cases(method: str = "coma", seed: int = 0, updates: int = 3) -> list[
     feed-forward and recurrent actors, on heterogeneous agents with random action masks and
     padded episodes of mixed lengths; two more (``-dead``: per-agent feed-forward, shared
     recurrent) on episodes in which agents leave mid-episode (:func:`random_leaving`), and one
-    (``-dead-entropy-advnorm``, per-agent feed-forward) with agents leaving and both of the
+    (``-dead-entropy-advnorm``, per-agent feed-forward) with agents leaving and the
     optional extras on (:data:`EXTRAS`: the entropy bonus, advantage normalisation and a
     learning-rate decay). Probes:
     the actor's logits (and GRU state) on the first steps, the critic's Q-values, the
@@ -142,7 +144,7 @@ def parity_cases(method: str = "coma", seed: int = 0, updates: int = 3) -> list[
             ep = synthetic_episodes(spec, 4, 6, rng)
             if dead:
                 ep = agents_leave(ep, random_leaving(ep, rng))
-            batches.append(COMA.prepare_batch(spec, cfg, ep, rng, 30_000 * k))
+            batches.append(COMA.prepare_batch(spec, cfg, ep, rng, BATCH_STEPS * k))
         obs = np.ascontiguousarray(batches[0]["obs"][:, :, 0].transpose(1, 0, 2))  # first steps, [B, A, od]
 
         def probes(learner: Any, b: dict = batches[0], o: np.ndarray = obs) -> dict[str, np.ndarray]:
@@ -151,9 +153,7 @@ def parity_cases(method: str = "coma", seed: int = 0, updates: int = 3) -> list[
             return {"policy_logits": logits, **extra, **learner.diagnostics(b)}
 
         def update(learner: Any, batch: dict, k: int, c: COMAConfig = cfg) -> dict[str, float]:
-            scale = COMA.lr_scale(c, 30_000 * k)  # as the trainer sets it before a batch's updates
-            if scale is not None:
-                learner.set_lr_scale(scale)
+            COMA.before_batch(learner, c, BATCH_STEPS * k)  # as the trainer does before a batch's updates
             metrics = learner.update_recurrent(batch) if c.recurrent else learner.update(batch)
             COMA.after_update(learner, c, k + 1)
             return metrics
